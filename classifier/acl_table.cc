@@ -1,0 +1,234 @@
+#include "classifier/acl_table.h"
+
+#include <rte_acl.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_malloc.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+
+#include "identity/strutil.h"
+
+namespace meshgate::classifier {
+namespace {
+
+enum { kFieldProto, kFieldSubject, kFieldPeer, kFieldPort, kFieldDir, kNumFields };
+
+RTE_ACL_RULE_DEF(AclRule, kNumFields);
+
+// Field layout over AclKey. rte_acl requires the first field to be one byte;
+// every input_index covers 4 consecutive bytes of the key.
+const rte_acl_field_def kFieldDefs[kNumFields] = {
+    {RTE_ACL_FIELD_TYPE_BITMASK, sizeof(uint8_t), kFieldProto, 0, offsetof(AclKey, proto)},
+    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint32_t), kFieldSubject, 1,
+     offsetof(AclKey, subject_class)},
+    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint32_t), kFieldPeer, 2, offsetof(AclKey, peer_class)},
+    {RTE_ACL_FIELD_TYPE_RANGE, sizeof(uint16_t), kFieldPort, 3, offsetof(AclKey, dport)},
+    {RTE_ACL_FIELD_TYPE_BITMASK, sizeof(uint16_t), kFieldDir, 3, offsetof(AclKey, dir)},
+};
+
+constexpr uint32_t kCategories = RTE_ACL_RESULTS_MULTIPLIER;  // 4: deny, allow, 2 unused
+static_assert(AclRuleSpec::kDeny < kCategories && AclRuleSpec::kAllow < kCategories);
+
+std::atomic<uint64_t> g_table_seq{0};  // unique rte_acl / rte_hash names
+
+size_t HeapAllocated() {
+  size_t total = 0;
+  for (unsigned s = 0; s < rte_socket_count(); ++s) {
+    rte_malloc_socket_stats st;
+    if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(s), &st) == 0) {
+      total += st.heap_allocsz_bytes;
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& cp,
+                                                          int socket_id) {
+  std::unique_ptr<AclTable> t(new AclTable());
+  t->enforced_ = cp.enforced;
+  t->audit_ = cp.options.audit;
+  t->num_rules_ = uint32_t(cp.rules.size());
+  if (cp.rules.empty()) return t;
+  for (const auto& r : cp.rules) {
+    if (r.rule_id == 0 || r.rule_id >= RTE_ACL_MAX_PRIORITY) {
+      return absl::InternalError(meshgate::StrCat("rule id out of range: ", r.ToString()));
+    }
+  }
+  size_t before = HeapAllocated();
+  std::string name = meshgate::StrCat("mgacl", g_table_seq.fetch_add(1));
+  rte_acl_param prm{};
+  prm.name = name.c_str();
+  prm.socket_id = socket_id;
+  prm.rule_size = RTE_ACL_RULE_SZ(kNumFields);
+  prm.max_rule_num = uint32_t(cp.rules.size());
+  t->ctx_ = rte_acl_create(&prm);
+  if (t->ctx_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat("rte_acl_create: ", rte_strerror(rte_errno)));
+  }
+  std::vector<AclRule> rules(cp.rules.size());
+  for (size_t i = 0; i < cp.rules.size(); ++i) {
+    const AclRuleSpec& s = cp.rules[i];
+    AclRule& r = rules[i];
+    std::memset(&r, 0, sizeof(r));
+    r.data.category_mask = 1u << s.category;
+    r.data.priority = int32_t(RTE_ACL_MAX_PRIORITY - s.rule_id);
+    r.data.userdata = s.rule_id;
+    r.field[kFieldProto].value.u8 = s.proto;
+    r.field[kFieldProto].mask_range.u8 = s.proto == 0 ? 0 : 0xff;
+    r.field[kFieldSubject].value.u32 = s.subject_lo;
+    r.field[kFieldSubject].mask_range.u32 = s.subject_hi;
+    r.field[kFieldPeer].value.u32 = s.peer_lo;
+    r.field[kFieldPeer].mask_range.u32 = s.peer_hi;
+    r.field[kFieldPort].value.u16 = s.port_lo;
+    r.field[kFieldPort].mask_range.u16 = s.port_hi;
+    r.field[kFieldDir].value.u16 = uint16_t(s.dir);
+    r.field[kFieldDir].mask_range.u16 = 0xffff;
+  }
+  int rc = rte_acl_add_rules(t->ctx_, reinterpret_cast<const rte_acl_rule*>(rules.data()),
+                             uint32_t(rules.size()));
+  if (rc != 0) {
+    return absl::InternalError(meshgate::StrCat("rte_acl_add_rules: ", rte_strerror(-rc)));
+  }
+  rte_acl_config cfg{};
+  cfg.num_categories = kCategories;
+  cfg.num_fields = kNumFields;
+  std::memcpy(cfg.defs, kFieldDefs, sizeof(kFieldDefs));
+  cfg.max_size = 0;  // no limit: an unreachable limit makes the build spin
+  rc = rte_acl_build(t->ctx_, &cfg);
+  if (rc != 0) {
+    return absl::ResourceExhaustedError(meshgate::StrCat("rte_acl_build: ", rte_strerror(-rc)));
+  }
+  size_t after = HeapAllocated();
+  t->memory_bytes_ = after > before ? after - before : 0;
+  return t;
+}
+
+AclTable::~AclTable() {
+  if (ctx_ != nullptr) rte_acl_free(ctx_);
+}
+
+const char* AclTable::algorithm() const {
+  // The context keeps its algorithm private; report what the build picked by
+  // the same rule DPDK uses (best the CPU and max SIMD bitwidth allow).
+  if (ctx_ == nullptr) return "none";
+  if (rte_vect_get_max_simd_bitwidth() >= RTE_VECT_SIMD_512 &&
+      rte_cpu_get_flag_enabled(RTE_CPUFLAG_AVX512BW))
+    return "avx512x32";
+  if (rte_vect_get_max_simd_bitwidth() >= RTE_VECT_SIMD_256 &&
+      rte_cpu_get_flag_enabled(RTE_CPUFLAG_AVX2))
+    return "avx2";
+  if (rte_cpu_get_flag_enabled(RTE_CPUFLAG_SSE4_1)) return "sse";
+  return "scalar";
+}
+
+void AclTable::Classify(const AclKey* const* keys, uint32_t n,
+                        PolicyResult* out) const noexcept {
+  uint32_t res[kChunk * kCategories];
+  const uint32_t nclasses = uint32_t(enforced_.size());
+  const uint8_t* enforced = enforced_.data();
+  for (uint32_t base = 0; base < n; base += kChunk) {
+    uint32_t m = n - base < kChunk ? n - base : kChunk;
+    if (ctx_ != nullptr) {
+      rte_acl_classify(ctx_, const_cast<const uint8_t**>(reinterpret_cast<const uint8_t* const*>(keys + base)), res, m,
+                       kCategories);
+    } else {
+      std::memset(res, 0, sizeof(uint32_t) * m * kCategories);
+    }
+    for (uint32_t i = 0; i < m; ++i) {
+      const AclKey* k = keys[base + i];
+      uint32_t deny = res[i * kCategories + AclRuleSpec::kDeny];
+      uint32_t allow = res[i * kCategories + AclRuleSpec::kAllow];
+      PolicyResult& r = out[base + i];
+      r.reserved = 0;
+      if (deny != 0) {
+        r.verdict = audit_ ? Verdict::kAudit : Verdict::kDropped;
+        r.reason = PolicyReason::kPolicyDeny;
+        r.rule_id = deny;
+        continue;
+      }
+      r.rule_id = allow;
+      uint32_t subject = rte_be_to_cpu_32(k->subject_class);
+      uint32_t dir = rte_be_to_cpu_16(k->dir) & 1;
+      bool dd = subject < nclasses ? (enforced[subject] >> dir) & 1 : 0;
+      if (allow != 0 || !dd) {
+        r.verdict = Verdict::kForwarded;
+        r.reason = PolicyReason::kNone;
+      } else {
+        r.verdict = audit_ ? Verdict::kAudit : Verdict::kDropped;
+        r.reason = PolicyReason::kPolicyDenied;
+      }
+    }
+  }
+}
+
+absl::StatusOr<std::unique_ptr<IdentityClassTable>> IdentityClassTable::Build(
+    const CompiledPolicy& cp, uint32_t capacity, int socket_id) {
+  std::unique_ptr<IdentityClassTable> t(new IdentityClassTable());
+  if (capacity < cp.peer_class_of.size() + 1) capacity = uint32_t(cp.peer_class_of.size() + 1);
+  std::string name = meshgate::StrCat("mgidc", g_table_seq.fetch_add(1));
+  size_t before = HeapAllocated();
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = capacity < 8 ? 8 : capacity;
+  p.key_len = sizeof(uint32_t);
+  p.hash_func = rte_hash_crc;
+  p.socket_id = socket_id;
+  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF;
+  t->h_ = rte_hash_create(&p);
+  if (t->h_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat("rte_hash_create(", capacity, "): ", rte_strerror(rte_errno)));
+  }
+  for (const auto& [id, cls] : cp.peer_class_of) {
+    auto st = t->Set(id, cls);
+    if (!st.ok()) return st;
+  }
+  size_t after = HeapAllocated();
+  t->memory_bytes_ = after > before ? after - before : 0;
+  return t;
+}
+
+IdentityClassTable::~IdentityClassTable() {
+  if (h_ != nullptr) rte_hash_free(h_);
+}
+
+absl::Status IdentityClassTable::Set(uint32_t id, uint32_t cls) {
+  int rc = rte_hash_add_key_data(h_, &id, reinterpret_cast<void*>(uintptr_t(cls)));
+  if (rc != 0) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat("identity class table full adding identity ", id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IdentityClassTable::Erase(uint32_t id) {
+  if (rte_hash_del_key(h_, &id) < 0) return absl::NotFoundError(meshgate::StrCat("identity ", id));
+  return absl::OkStatus();
+}
+
+void IdentityClassTable::LookupBulk(const uint32_t* ids, uint32_t n,
+                                    uint32_t* classes) const noexcept {
+  const void* keys[RTE_HASH_LOOKUP_BULK_MAX];
+  void* data[RTE_HASH_LOOKUP_BULK_MAX];
+  uint64_t hits = 0;
+  if (n > RTE_HASH_LOOKUP_BULK_MAX) n = RTE_HASH_LOOKUP_BULK_MAX;
+  for (uint32_t i = 0; i < n; ++i) keys[i] = &ids[i];
+  rte_hash_lookup_bulk_data(h_, keys, n, &hits, data);
+  for (uint32_t i = 0; i < n; ++i) {
+    classes[i] = (hits >> i) & 1 ? uint32_t(uintptr_t(data[i])) : 0;
+  }
+}
+
+uint32_t IdentityClassTable::Lookup(uint32_t id) const noexcept {
+  void* d = nullptr;
+  return rte_hash_lookup_data(h_, &id, &d) >= 0 ? uint32_t(uintptr_t(d)) : 0;
+}
+
+}  // namespace meshgate::classifier

@@ -1,0 +1,340 @@
+#include "classifier/compile.h"
+
+#include <algorithm>
+#include <functional>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "absl/container/flat_hash_set.h"
+#include "identity/strutil.h"
+#include "classifier/selector_index.h"
+
+namespace meshgate::classifier {
+namespace {
+
+using Ranges = std::vector<std::pair<uint32_t, uint32_t>>;
+
+// Sorted unique ids -> inclusive ranges of consecutive ids.
+Ranges ToRanges(const std::vector<uint32_t>& ids) {
+  Ranges out;
+  for (uint32_t id : ids) {
+    if (!out.empty() && out.back().second + 1 == id) {
+      out.back().second = id;
+    } else {
+      out.emplace_back(id, id);
+    }
+  }
+  return out;
+}
+
+// Renumbers classes so that signatures sort lexicographically: classes that
+// share their lowest selectors get neighbouring ids, which lets the ACL use
+// fewer, wider class ranges. Class 0 (empty signature) stays 0.
+template <typename Sig>
+std::vector<uint32_t> SortedRenumbering(const std::vector<Sig>& sigs) {
+  std::vector<uint32_t> order(sigs.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin() + 1, order.end(),
+            [&](uint32_t a, uint32_t b) { return sigs[a] < sigs[b]; });
+  std::vector<uint32_t> renum(sigs.size());
+  for (uint32_t i = 0; i < order.size(); ++i) renum[order[i]] = i;
+  return renum;
+}
+
+std::string_view SectionName(Direction d, bool deny) {
+  if (d == Direction::kIngress) return deny ? "ingressDeny" : "ingress";
+  return deny ? "egressDeny" : "egress";
+}
+
+}  // namespace
+
+std::string RuleOrigin::ToString() const {
+  if (file.empty() && line == 0) return policy;
+  return meshgate::StrCat(policy, " rule ", rule_index, " ", section, "[", entry_index,
+                      "] (", file, ":", line, ")");
+}
+
+std::string AclRuleSpec::ToString() const {
+  auto range = [](uint32_t lo, uint32_t hi) {
+    if (lo == 0 && hi == std::numeric_limits<uint32_t>::max()) return std::string("*");
+    if (lo == hi) return meshgate::StrCat(lo);
+    return meshgate::StrCat(lo, "-", hi);
+  };
+  return meshgate::StrCat(category == kDeny ? "deny " : "allow ", DirectionName(dir),
+                      " subj=", range(subject_lo, subject_hi),
+                      " peer=", range(peer_lo, peer_hi),
+                      " proto=", proto == 0 ? std::string("*") : meshgate::StrCat(proto),
+                      " port=", port_lo == 0 && port_hi == 65535
+                                    ? std::string("*")
+                                    : range(port_lo, port_hi),
+                      " rule=", rule_id);
+}
+
+void ForEachEntry(const std::vector<Policy>& policies,
+                  const std::function<void(RuleOrigin, const Rule&, const PeerRule&)>& fn) {
+  for (const auto& p : policies) {
+    for (size_t ri = 0; ri < p.rules.size(); ++ri) {
+      const Rule& r = p.rules[ri];
+      for (auto dir : {Direction::kIngress, Direction::kEgress}) {
+        for (bool deny : {true, false}) {
+          const auto& sec = deny ? r.Deny(dir) : r.Allow(dir);
+          for (size_t ei = 0; ei < sec.size(); ++ei) {
+            RuleOrigin o;
+            o.policy = p.Id();
+            o.file = p.file;
+            o.rule_index = int(ri);
+            o.section = std::string(SectionName(dir, deny));
+            o.entry_index = int(ei);
+            o.line = sec[ei].line;
+            o.dir = dir;
+            o.deny = deny;
+            fn(std::move(o), r, sec[ei]);
+          }
+        }
+      }
+    }
+  }
+}
+
+std::vector<PortMatch> ResolvePorts(const PeerRule& pr, Direction dir,
+                                    const std::vector<identity::NamedPort>& subject_ports,
+                                    const std::vector<identity::NamedPort>& mesh_ports) {
+  std::vector<PortMatch> out;
+  if (pr.AllPorts()) {
+    out.push_back({0, 0, 65535});
+    return out;
+  }
+  for (const auto& p : pr.ports) {
+    if (p.named.empty()) {
+      out.push_back({p.proto, p.port, p.end_port});
+      continue;
+    }
+    // Ingress: the local endpoint's own named ports; egress: every mesh
+    // endpoint's (cilium-semantics.md §1.4). Unresolved names match nothing.
+    const auto& table = dir == Direction::kIngress ? subject_ports : mesh_ports;
+    for (const auto& np : table) {
+      if (np.name == p.named && np.proto == p.proto) out.push_back({p.proto, np.port, np.port});
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+std::optional<uint32_t> CompiledPolicy::ClassifyIdentity(const identity::Labels& l) const {
+  std::vector<uint32_t> sig;
+  if (peer_index) peer_index->Match(l, sig);
+  if (sig.empty()) return 0;
+  auto it = peer_class_by_signature.find(sig);
+  if (it == peer_class_by_signature.end()) return std::nullopt;
+  return it->second;
+}
+
+absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
+  if (in.policies == nullptr || in.identities == nullptr) {
+    return absl::InvalidArgumentError("Compile: policies and identities are required");
+  }
+  CompiledPolicy out;
+  out.options = in.options;
+
+  // 1. Entries, origins, distinct subject and peer selectors.
+  struct Entry {
+    uint32_t rule_id;
+    uint32_t subject_sel;
+    Direction dir;
+    bool deny;
+    const PeerRule* pr;
+  };
+  std::vector<Entry> entries;
+  std::vector<Selector> subject_sels;
+  absl::flat_hash_map<std::string, uint32_t> subject_sel_idx, peer_sel_idx;
+  auto intern = [](std::vector<Selector>& v, absl::flat_hash_map<std::string, uint32_t>& idx,
+                   const Selector& s) {
+    auto [it, inserted] = idx.try_emplace(s.ToString(), uint32_t(v.size()));
+    if (inserted) v.push_back(s);
+    return it->second;
+  };
+  // Which subject selectors switch a direction to default deny.
+  std::vector<uint8_t> subject_dd;
+  std::set<std::string> ingress_port_names;
+  for (const auto& p : *in.policies) {
+    for (const auto& r : p.rules) {
+      uint32_t s = intern(subject_sels, subject_sel_idx, r.subject);
+      subject_dd.resize(subject_sels.size());
+      subject_dd[s] |= (r.DefaultDeny(Direction::kIngress) ? 1 : 0) |
+                       (r.DefaultDeny(Direction::kEgress) ? 2 : 0);
+    }
+  }
+  ForEachEntry(*in.policies, [&](RuleOrigin o, const Rule& r, const PeerRule& pr) {
+    out.origins.push_back(o);
+    entries.push_back({uint32_t(out.origins.size()), subject_sel_idx.at(r.subject.ToString()),
+                       o.dir, o.deny, &pr});
+    for (const auto& s : pr.peers) intern(out.peer_selectors, peer_sel_idx, s);
+    if (o.dir == Direction::kIngress) {
+      for (const auto& pp : pr.ports) {
+        if (!pp.named.empty()) ingress_port_names.insert(pp.named);
+      }
+    }
+  });
+  uint32_t host_sel = 0;
+  uint32_t localhost_rule = 0;
+  if (in.options.allow_localhost) {
+    host_sel = intern(out.peer_selectors, peer_sel_idx, Selector::HasLabel("reserved:host"));
+    RuleOrigin o;
+    o.policy = "allow-localhost (the local host may always reach local endpoints)";
+    o.dir = Direction::kIngress;
+    out.origins.push_back(o);
+    localhost_rule = uint32_t(out.origins.size());
+  }
+
+  // 2. Peer classes over every known identity.
+  out.peer_index = std::make_shared<SelectorIndex>(out.peer_selectors);
+  const SelectorIndex& peer_index = *out.peer_index;
+  std::vector<std::vector<uint32_t>> peer_sigs = {{}};
+  {
+    absl::flat_hash_map<std::vector<uint32_t>, uint32_t> by_sig;
+    by_sig[{}] = 0;
+    std::vector<uint32_t> sig;
+    for (const auto& [id, labels] : in.identities->all()) {
+      peer_index.Match(labels, sig);
+      auto [it, inserted] = by_sig.try_emplace(sig, uint32_t(peer_sigs.size()));
+      if (inserted) peer_sigs.push_back(sig);
+      if (it->second != 0) out.peer_class_of[id] = it->second;
+    }
+    auto renum = SortedRenumbering(peer_sigs);
+    for (auto& [id, c] : out.peer_class_of) c = renum[c];
+    for (uint32_t c = 1; c < peer_sigs.size(); ++c) {
+      out.peer_class_by_signature[peer_sigs[c]] = renum[c];
+    }
+    std::vector<std::vector<uint32_t>> sorted(peer_sigs.size());
+    for (uint32_t c = 0; c < peer_sigs.size(); ++c) sorted[renum[c]] = std::move(peer_sigs[c]);
+    peer_sigs = std::move(sorted);
+    out.num_peer_classes = uint32_t(peer_sigs.size());
+  }
+  std::vector<std::vector<uint32_t>> classes_of_peer_sel(out.peer_selectors.size());
+  for (uint32_t c = 1; c < peer_sigs.size(); ++c) {
+    for (uint32_t s : peer_sigs[c]) classes_of_peer_sel[s].push_back(c);
+  }
+
+  // 3. Subject classes over the local endpoints: same selecting subjects and
+  // same (policy-relevant) named ports.
+  using SubjectSig = std::pair<std::vector<uint32_t>, std::vector<identity::NamedPort>>;
+  std::vector<SubjectSig> subject_sigs = {{}};
+  {
+    SelectorIndex subject_index(subject_sels);
+    std::map<SubjectSig, uint32_t> by_sig;
+    by_sig[{}] = 0;
+    const identity::Labels empty;
+    for (const auto& ep : in.endpoints) {
+      const identity::Labels* l = in.identities->Find(ep.identity);
+      SubjectSig sig;
+      subject_index.Match(l ? *l : empty, sig.first);
+      for (const auto& np : ep.named_ports) {
+        if (ingress_port_names.contains(np.name)) sig.second.push_back(np);
+      }
+      std::sort(sig.second.begin(), sig.second.end());
+      auto [it, inserted] = by_sig.try_emplace(sig, uint32_t(subject_sigs.size()));
+      if (inserted) subject_sigs.push_back(sig);
+      out.subject_class_of_endpoint.push_back(it->second);
+    }
+    auto renum = SortedRenumbering(subject_sigs);
+    for (auto& c : out.subject_class_of_endpoint) c = renum[c];
+    std::vector<SubjectSig> sorted(subject_sigs.size());
+    for (uint32_t c = 0; c < subject_sigs.size(); ++c) sorted[renum[c]] = std::move(subject_sigs[c]);
+    subject_sigs = std::move(sorted);
+    out.num_subject_classes = uint32_t(subject_sigs.size());
+  }
+  std::vector<std::vector<uint32_t>> classes_of_subject_sel(subject_sels.size());
+  out.enforced.assign(out.num_subject_classes, 0);
+  for (uint32_t c = 0; c < subject_sigs.size(); ++c) {
+    for (uint32_t s : subject_sigs[c].first) {
+      classes_of_subject_sel[s].push_back(c);
+      out.enforced[c] |= subject_dd[s];
+    }
+  }
+  if (in.options.enforcement == EnforcementMode::kAlways) {
+    std::fill(out.enforced.begin(), out.enforced.end(), 3);
+  }
+  if (in.options.enforcement == EnforcementMode::kNever) {
+    std::fill(out.enforced.begin(), out.enforced.end(), 0);
+    return out;  // nothing is enforced: no ACL rules at all
+  }
+
+  // 4. ACL rules. Deduplicated; the first (lowest rule id) occurrence wins.
+  std::set<std::tuple<uint8_t, uint8_t, uint32_t, uint32_t, uint32_t, uint32_t, uint8_t,
+                      uint16_t, uint16_t>>
+      seen;
+  auto emit = [&](AclRuleSpec r) {
+    auto key = std::make_tuple(uint8_t(r.category), uint8_t(r.dir), r.subject_lo,
+                               r.subject_hi, r.peer_lo, r.peer_hi, r.proto, r.port_lo,
+                               r.port_hi);
+    if (seen.insert(key).second) out.rules.push_back(r);
+  };
+  constexpr uint32_t kAny = std::numeric_limits<uint32_t>::max();
+  for (const Entry& e : entries) {
+    const PeerRule& pr = *e.pr;
+    if (!pr.l3_present && !pr.l4_present) continue;  // `ingress: [{}]`: selects nothing
+    Ranges peers;
+    if (pr.AllPeers()) {
+      peers.emplace_back(0, kAny);
+    } else {
+      std::vector<uint32_t> cls;
+      for (const auto& s : pr.peers) {
+        const auto& v = classes_of_peer_sel[peer_sel_idx.at(s.ToString())];
+        cls.insert(cls.end(), v.begin(), v.end());
+      }
+      std::sort(cls.begin(), cls.end());
+      cls.erase(std::unique(cls.begin(), cls.end()), cls.end());
+      peers = ToRanges(cls);
+    }
+    if (peers.empty()) continue;
+    const auto& subjects = classes_of_subject_sel[e.subject_sel];
+    // Named ports resolve per subject class at ingress; group classes whose
+    // resolved port lists are equal so they still form ranges.
+    std::map<std::vector<PortMatch>, std::vector<uint32_t>> by_ports;
+    for (uint32_t c : subjects) {
+      by_ports[ResolvePorts(pr, e.dir, subject_sigs[c].second, in.mesh_named_ports)]
+          .push_back(c);
+    }
+    for (const auto& [ports, cls] : by_ports) {
+      for (const auto& [slo, shi] : ToRanges(cls)) {
+        for (const auto& [plo, phi] : peers) {
+          for (const auto& pm : ports) {
+            AclRuleSpec r;
+            r.category = e.deny ? AclRuleSpec::kDeny : AclRuleSpec::kAllow;
+            r.dir = e.dir;
+            r.subject_lo = slo;
+            r.subject_hi = shi;
+            r.peer_lo = plo;
+            r.peer_hi = phi;
+            r.proto = pm.proto;
+            r.port_lo = pm.lo;
+            r.port_hi = pm.hi;
+            r.rule_id = e.rule_id;
+            emit(r);
+          }
+        }
+      }
+    }
+  }
+  if (localhost_rule != 0) {
+    for (const auto& [plo, phi] : ToRanges(classes_of_peer_sel[host_sel])) {
+      AclRuleSpec r;
+      r.category = AclRuleSpec::kAllow;
+      r.dir = Direction::kIngress;
+      r.subject_lo = 0;
+      r.subject_hi = kAny;
+      r.peer_lo = plo;
+      r.peer_hi = phi;
+      r.proto = 0;
+      r.port_lo = 0;
+      r.port_hi = 65535;
+      r.rule_id = localhost_rule;
+      emit(r);
+    }
+  }
+  return out;
+}
+
+}  // namespace meshgate::classifier

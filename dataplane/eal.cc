@@ -1,0 +1,57 @@
+#include "dataplane/eal.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "identity/strutil.h"
+
+namespace meshgate::dataplane {
+namespace {
+bool g_initialized = false;  // process-wide by nature: EAL is per process
+}
+
+bool HugepagesAvailable() {
+  std::ifstream nr("/proc/sys/vm/nr_hugepages");
+  long pages = 0;
+  if (!(nr >> pages) || pages <= 0) return false;
+  std::ifstream mounts("/proc/mounts");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    if (line.find(" hugetlbfs ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> EalArgs(const EalOptions& o) {
+  std::vector<std::string> a = {o.name, "--in-memory",
+                                meshgate::StrCat("--file-prefix=", o.name, "-", getpid()),
+                                "--log-level=lib.eal:error"};
+  if (!(o.allow_hugepages && HugepagesAvailable())) {
+    a.push_back("--no-huge");
+    a.push_back(meshgate::StrCat("-m", o.no_huge_memory_mb));
+  }
+  a.insert(a.end(), o.extra.begin(), o.extra.end());
+  return a;
+}
+
+absl::Status InitEal(const EalOptions& o) {
+  if (g_initialized) return absl::FailedPreconditionError("EAL is already initialised");
+  auto args = EalArgs(o);
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  if (rte_eal_init(int(args.size()), argv.data()) < 0) {
+    return absl::UnavailableError(
+        meshgate::StrCat("rte_eal_init failed: ", rte_strerror(rte_errno)));
+  }
+  g_initialized = true;
+  return absl::OkStatus();
+}
+
+bool EalInitialized() { return g_initialized; }
+
+}  // namespace meshgate::dataplane
