@@ -12,7 +12,13 @@
 namespace meshgate::dataplane {
 namespace {
 bool g_initialized = false;  // process-wide by nature: EAL is per process
+
+std::string Joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) meshgate::StrAppend(&out, " ", s);
+  return out;
 }
+}  // namespace
 
 bool HugepagesAvailable() {
   std::ifstream nr("/proc/sys/vm/nr_hugepages");
@@ -27,11 +33,17 @@ bool HugepagesAvailable() {
 }
 
 std::vector<std::string> EalArgs(const EalOptions& o) {
-  std::vector<std::string> a = {o.name, "--in-memory",
+  std::vector<std::string> a = {o.name,
                                 meshgate::StrCat("--file-prefix=", o.name, "-", getpid()),
                                 "--log-level=lib.eal:error"};
-  if (!(o.allow_hugepages && HugepagesAvailable())) {
+  if (o.allow_hugepages && HugepagesAvailable()) {
+    // Hugepages mapped and unlinked at once: no file survives the process.
+    a.push_back("--in-memory");
+  } else {
+    // malloc'd memory: no hugepage files; no shared config files either.
+    // (EAL refuses --in-memory with --no-huge: it implies --huge-unlink.)
     a.push_back("--no-huge");
+    a.push_back("--no-shconf");
     a.push_back(meshgate::StrCat("-m", o.no_huge_memory_mb));
   }
   a.insert(a.end(), o.extra.begin(), o.extra.end());
@@ -46,7 +58,7 @@ absl::Status InitEal(const EalOptions& o) {
   argv.push_back(nullptr);
   if (rte_eal_init(int(args.size()), argv.data()) < 0) {
     return absl::UnavailableError(
-        meshgate::StrCat("rte_eal_init failed: ", rte_strerror(rte_errno)));
+        meshgate::StrCat("rte_eal_init failed (", rte_strerror(rte_errno), "); arguments:", Joined(args)));
   }
   g_initialized = true;
   return absl::OkStatus();

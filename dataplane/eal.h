@@ -25,8 +25,9 @@ bool HugepagesAvailable();
 // The argument vector InitEal would pass to rte_eal_init.
 std::vector<std::string> EalArgs(const EalOptions& o);
 
-// rte_eal_init with EalArgs(o). Always --in-memory: no shared config, no
-// hugepage files survive the process. Returns the EAL's error on failure.
+// rte_eal_init with EalArgs(o): --in-memory with hugepages, --no-huge
+// --no-shconf without; either way no shared config and no hugepage files
+// survive the process. Returns the EAL's error (and arguments) on failure.
 absl::Status InitEal(const EalOptions& o);
 
 // True after a successful InitEal in this process.

@@ -1,0 +1,198 @@
+// The compiler's output pinned by golden tests; the rte_acl table checked
+// against the model on random policies; bursts; incremental classes.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "test/classifier/world.h"
+
+using namespace meshgate;
+using namespace meshgate::test;
+using classifier::AclKey;
+using classifier::AclTable;
+
+TEST_CASE("golden: the seed's my-policy compiles to one rule per class range",
+          "[compile][golden]") {
+  World w;
+  w.Add("frontend", {{"app", "frontend"}});
+  w.Add("test", {{"app", "test"}});
+  w.Add("myapp", {{"app", "myapp"}});
+  w.Add("frontend", {{"app", "frontend"}}, "default", "cluster2");
+  w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+  - fromEndpoints: [{matchLabels: {app: test}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}, {port: "53", protocol: ANY}]}]
+  egressDeny:
+  - toCIDR: [192.0.2.0/24]
+)");
+  const auto& cp = w.Compiled();
+  std::vector<std::string> got;
+  for (const auto& r : cp.rules) got.push_back(r.ToString());
+  // Peer selectors are interned in rule-id order (ingressDeny, ingress,
+  // egressDeny, egress), then allow-localhost's host selector; classes sort
+  // by signature: {frontend}=1, {test}=2, {cidr 192.0.2.0/24}=3, {host}=4.
+  // Subject classes: 0 = unselected, 1 = myapp.
+  std::vector<std::string> want = {
+      "allow ingress subj=1 peer=1 proto=* port=* rule=1",
+      "allow ingress subj=1 peer=2 proto=6 port=53 rule=2",
+      "allow ingress subj=1 peer=2 proto=6 port=8080 rule=2",
+      "allow ingress subj=1 peer=2 proto=17 port=53 rule=2",
+      "allow ingress subj=1 peer=2 proto=132 port=53 rule=2",
+      "deny egress subj=1 peer=3 proto=* port=* rule=3",
+      "allow ingress subj=* peer=4 proto=* port=* rule=4",
+  };
+  CHECK(got == want);
+  CHECK(cp.num_subject_classes == 2);
+  CHECK(cp.enforced == std::vector<uint8_t>{0, 3});
+  CHECK(cp.origins.size() == 4);
+  CHECK(cp.origins[2].section == "egressDeny");
+  // Both frontends (two clusters, two identities) share one class.
+  CHECK(cp.PeerClass(w.Get("cluster1/frontend").id) == cp.PeerClass(w.Get("cluster2/frontend").id));
+}
+
+TEST_CASE("a new identity joins an existing class without recompiling",
+          "[compile][classes][architecture.md invariant 1]") {
+  World w;
+  w.Add("srv", {{"app", "srv"}});
+  w.Add("fe", {{"app", "frontend"}});
+  w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: srv}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)");
+  const auto& cp = w.Compiled();
+  identity::EndpointSpec ep;
+  ep.labels = {{"app", "frontend"}, {"version", "v2"}};
+  ep.cluster = "cluster2";
+  auto cls = cp.ClassifyIdentity(identity::IdentityLabels(ep));
+  REQUIRE(cls.has_value());
+  CHECK(*cls == cp.PeerClass(w.Get("fe").id));
+  ep.labels = {{"app", "other"}};
+  CHECK(cp.ClassifyIdentity(identity::IdentityLabels(ep)) == 0u);
+  // The fast table takes the new identity while the ACL stays as built.
+  auto table = classifier::IdentityClassTable::Build(cp, 64);
+  REQUIRE(table.ok());
+  CHECK((*table)->Lookup(0x20000 | 77) == 0);
+  REQUIRE((*table)->Set(0x20000 | 77, *cls).ok());
+  CHECK((*table)->Lookup(0x20000 | 77) == *cls);
+  REQUIRE((*table)->Erase(0x20000 | 77).ok());
+  CHECK((*table)->Lookup(0x20000 | 77) == 0);
+}
+
+TEST_CASE("bursts: one classify call decides many packets, chunked past 64",
+          "[compile][acl][burst]") {
+  World w;
+  w.Add("srv", {{"app", "srv"}});
+  w.Add("fe", {{"app", "frontend"}});
+  w.Add("other", {{"app", "other"}});
+  w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: srv}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "80"}]}]}]
+  ingressDeny: [{fromEndpoints: [{matchLabels: {app: other}}], toPorts: [{ports: [{port: "22"}]}]}]
+)");
+  const auto& cp = w.Compiled();
+  auto table = AclTable::Build(cp);
+  REQUIRE(table.ok());
+  uint32_t srv = cp.subject_class_of_endpoint[2];  // eps ordered by name: fe, other, srv
+  uint32_t fe = cp.PeerClass(w.Get("fe").id), other = cp.PeerClass(w.Get("other").id);
+  constexpr uint32_t kN = 200;
+  std::vector<AclKey> keys(kN);
+  std::vector<const AclKey*> kp(kN);
+  for (uint32_t i = 0; i < kN; ++i) {
+    uint16_t port = i % 3 == 0 ? 80 : i % 3 == 1 ? 22 : 443;
+    classifier::MakeAclKey(keys[i], 6, srv, i % 2 ? fe : other, port, Direction::kIngress);
+    kp[i] = &keys[i];
+  }
+  std::vector<PolicyResult> res(kN);
+  (*table)->Classify(kp.data(), kN, res.data());
+  for (uint32_t i = 0; i < kN; ++i) {
+    uint16_t port = i % 3 == 0 ? 80 : i % 3 == 1 ? 22 : 443;
+    bool is_fe = i % 2;
+    INFO("packet " << i);
+    if (is_fe && port == 80) CHECK(Allowed(res[i]));
+    else if (!is_fe && port == 22) CHECK(DeniedByDenyRule(res[i]));
+    else CHECK(Denied(res[i]));
+  }
+  CHECK((*table)->num_rules() == cp.rules.size());
+  CHECK((*table)->memory_bytes() > 0);
+}
+
+TEST_CASE("differential: random policies, the rte_acl table agrees with the model",
+          "[compile][acl][differential]") {
+  std::mt19937 rng(20261127);
+  const std::vector<std::string> apps = {"a", "b", "c", "d"};
+  const std::vector<std::string> nss = {"default", "prod"};
+  auto pick = [&](const auto& v) { return v[rng() % v.size()]; };
+  for (int round = 0; round < 25; ++round) {
+    World w;
+    for (int i = 0; i < 8; ++i) {
+      w.Add("ep" + std::to_string(i), {{"app", pick(apps)}, {"tier", std::to_string(i % 3)}},
+            pick(nss), i < 6 ? "" : "cluster2", {{"web", uint16_t(8000 + i % 2), 6}});
+    }
+    std::string y;
+    int npol = 1 + int(rng() % 4);
+    for (int p = 0; p < npol; ++p) {
+      y += "---\napiVersion: cilium.io/v2\nkind: " +
+           std::string(rng() % 3 == 0 ? "CiliumClusterwideNetworkPolicy" : "CiliumNetworkPolicy") +
+           "\nmetadata: {name: p" + std::to_string(p) + ", namespace: " + pick(nss) + "}\nspec:\n";
+      y += "  endpointSelector: {matchLabels: {app: " + pick(apps) + "}}\n";
+      for (const char* sec : {"ingress", "ingressDeny", "egress", "egressDeny"}) {
+        if (rng() % 3 != 0) continue;
+        bool in = sec[0] == 'i';
+        y += std::string("  ") + sec + ":\n";
+        int n = int(rng() % 3);
+        if (n == 0) y += "  - {}\n";
+        for (int e = 0; e < n; ++e) {
+          y += "  - ";
+          switch (rng() % 5) {
+            case 0: y += std::string(in ? "fromEndpoints" : "toEndpoints") + ": [{matchLabels: {app: " + pick(apps) + "}}]\n    "; break;
+            case 1: y += std::string(in ? "fromEndpoints" : "toEndpoints") + ": [{matchExpressions: [{key: tier, operator: NotIn, values: ['1']}]}]\n    "; break;
+            case 2: y += std::string(in ? "fromEntities" : "toEntities") + ": [" + pick(std::vector<std::string>{"world", "cluster", "all", "remote-node"}) + "]\n    "; break;
+            case 3: y += std::string(in ? "fromCIDR" : "toCIDR") + ": [10.0.0.0/8]\n    "; break;
+            default: break;  // L4 only
+          }
+          switch (rng() % 4) {
+            case 0: y += "toPorts: [{ports: [{port: '80', protocol: TCP}, {port: '8000', endPort: 8001}]}]\n"; break;
+            case 1: y += "toPorts: [{ports: [{port: web, protocol: TCP}]}]\n"; break;
+            case 2: y += "icmps: [{fields: [{type: 8}]}]\n"; break;
+            default: y += "toPorts: [{ports: [{port: '53', protocol: ANY}]}]\n"; break;
+          }
+        }
+      }
+      if (y.back() != '\n' || y.find("ingress") == std::string::npos) {}
+    }
+    auto diags = w.TryApply(y);  // some random rules have no section at all: fine
+    classifier::CompileOptions o;
+    o.audit = rng() % 5 == 0;
+    o.enforcement = rng() % 6 == 0 ? classifier::EnforcementMode::kAlways
+                                   : classifier::EnforcementMode::kDefault;
+    w.SetOptions(o);
+    std::vector<NumericIdentity> peers = {identity::reserved::kWorld, identity::reserved::kHost,
+                                          identity::reserved::kRemoteNode,
+                                          w.IdentityOf("10.2.3.4")};
+    for (const auto& [n, e] : w.eps) peers.push_back(e.id);
+    for (const auto& [n, e] : w.eps) {
+      if (e.spec.cluster != w.cluster) continue;
+      for (auto peer : peers) {
+        for (auto [proto, port] : std::vector<std::pair<uint8_t, uint16_t>>{
+                 {6, 80}, {6, 8000}, {6, 8001}, {17, 53}, {132, 53}, {1, 8}, {6, 9999}}) {
+          w.Check(Direction::kIngress, n, peer, proto, port);  // CHECKs agreement
+          w.Check(Direction::kEgress, n, peer, proto, port);
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,23 @@
+// Catch2 main for classifier tests: starts an EAL (--no-huge --no-pci,
+// in-memory, its own file prefix) so that every verdict is also computed by
+// the real rte_acl tables.
+#define CATCH_CONFIG_RUNNER
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+#include "dataplane/eal.h"
+
+int main(int argc, char** argv) {
+  meshgate::dataplane::EalOptions o;
+  o.name = "mg-test-classifier";
+  o.allow_hugepages = false;
+  o.no_huge_memory_mb = 512;
+  o.extra = {"--no-pci", "-l", "0"};
+  auto st = meshgate::dataplane::InitEal(o);
+  if (!st.ok()) {
+    std::fprintf(stderr, "EAL: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  return Catch::Session().run(argc, argv);
+}

@@ -1,0 +1,93 @@
+#!/bin/bash
+# End-to-end: the real meshgate binary on real files.
+# Usage: cli_test.sh MESHGATE SOURCE_ROOT
+set -u
+mg=$1
+src=$2
+shared=${MESHGATE_SHARED:-$src/../shared}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+check() {  # name, condition...
+  local name=$1; shift
+  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
+}
+
+# 1. Every shipped scenario (and the shared ones) is accepted.
+files=("$src"/test/scenarios/*.yaml)
+[ -d "$shared/scenarios" ] && files+=("$shared"/scenarios/*.yaml)
+out=$("$mg" policy check "${files[@]}" 2>&1); rc=$?
+check "policy check accepts scenarios (rc=$rc): $out" [ $rc -eq 0 ]
+check "policy check counts" grep -q " 0 error(s)" <<<"$out"
+
+# 2. Unsupported features are rejected with file:line, exit 1.
+cat > "$tmp/bad.yaml" <<'Y'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: l7}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules: {http: [{method: GET}]}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: fqdn}
+spec:
+  endpointSelector: {}
+  egress:
+  - toFQDNs: [{matchName: example.com}]
+Y
+out=$("$mg" policy check "$tmp/bad.yaml" 2>&1); rc=$?
+check "bad policy exits 1 (rc=$rc)" [ $rc -eq 1 ]
+check "L7 rejected at line 9: $out" grep -q "bad.yaml:9: .*rules: not supported" <<<"$out"
+check "toFQDNs rejected at line 17" grep -q "bad.yaml:17: .*toFQDNs: not supported" <<<"$out"
+
+# 3. Missing file, no args, unknown command.
+"$mg" policy check "$tmp/nope.yaml" >/dev/null 2>&1; check "missing file exits 1" [ $? -eq 1 ]
+"$mg" policy check >/dev/null 2>&1; check "no file exits 2" [ $? -eq 2 ]
+"$mg" frobnicate >/dev/null 2>&1; check "unknown command exits 2" [ $? -eq 2 ]
+"$mg" --help | grep -q "policy check"; check "--help lists policy check" [ $? -eq 0 ]
+
+# 4. explain names the rule, or the default.
+cat > "$tmp/p.yaml" <<'Y'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+Y
+out=$("$mg" policy explain -f "$tmp/p.yaml" --subject app=myapp --peer app=frontend --peer-cluster cluster2 --port 80)
+check "explain allow: $out" grep -q "verdict: FORWARDED" <<<"$out"
+check "explain names rule" grep -q "CiliumNetworkPolicy default/my-policy rule 0 ingress\[0\]" <<<"$out"
+out=$("$mg" policy explain -f "$tmp/p.yaml" --subject app=myapp --peer app=test --port 80)
+check "explain deny 133: $out" grep -q "verdict: DROPPED (133 Policy denied)" <<<"$out"
+out=$("$mg" policy explain -f "$tmp/p.yaml" --subject app=myapp --peer app=frontend --peer-cluster cluster2 --port 80 --cluster-name cluster1 --policy-default-local-cluster)
+check "explain 1.19 scoping: $out" grep -q "DROPPED" <<<"$out"
+out=$("$mg" policy explain -f "$tmp/p.yaml" --subject app=other --peer-entity world --port 80)
+check "explain default allow: $out" grep -q "default allow" <<<"$out"
+
+# 5. bench classify --smoke --json: one well-formed JSON object per line.
+out=$("$mg" bench classify --smoke --json 2>/dev/null); rc=$?
+check "bench smoke exits 0 (rc=$rc)" [ $rc -eq 0 ]
+lines=$(grep -c . <<<"$out")
+check "bench prints lines ($lines)" [ "$lines" -ge 10 ]
+bad=$(python3 -c '
+import json, sys
+n = 0
+for line in sys.stdin:
+    o = json.loads(line)
+    assert set(o) == {"name", "value", "unit", "baseline", "baseline_value"}, o
+    assert isinstance(o["value"], (int, float))
+    n += 1
+print(n)' <<<"$out" 2>&1)
+check "bench JSON well formed: $bad" [ "$bad" = "$lines" ]
+check "bench has ratio to raw baseline" grep -q '"classify_ratio_to_raw_' <<<"$out"
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
