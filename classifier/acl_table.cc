@@ -30,8 +30,15 @@ const rte_acl_field_def kFieldDefs[kNumFields] = {
     {RTE_ACL_FIELD_TYPE_BITMASK, sizeof(uint16_t), kFieldDir, 3, offsetof(AclKey, dir)},
 };
 
-constexpr uint32_t kCategories = RTE_ACL_RESULTS_MULTIPLIER;  // 4: deny, allow, 2 unused
-static_assert(AclRuleSpec::kDeny < kCategories && AclRuleSpec::kAllow < kCategories);
+// One category: every deny rule outranks every allow rule, so the single
+// best match is a deny whenever one matches (deny beats allow, Cilium
+// deny.rst) and otherwise the first allow. Two categories cost 20-30% more
+// per packet at 100k rules (docs/design/classifier.md).
+constexpr uint32_t kCategories = 1;
+constexpr uint32_t kDenyBit = 1u << 31;          // in userdata
+constexpr int32_t kDenyBase = RTE_ACL_MAX_PRIORITY;
+constexpr int32_t kAllowBase = RTE_ACL_MAX_PRIORITY / 2;
+constexpr uint32_t kMaxRuleId = RTE_ACL_MAX_PRIORITY / 2 - 1;
 
 std::atomic<uint64_t> g_table_seq{0};  // unique rte_acl / rte_hash names
 
@@ -56,7 +63,7 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
   t->num_rules_ = uint32_t(cp.rules.size());
   if (cp.rules.empty()) return t;
   for (const auto& r : cp.rules) {
-    if (r.rule_id == 0 || r.rule_id >= RTE_ACL_MAX_PRIORITY) {
+    if (r.rule_id == 0 || r.rule_id > kMaxRuleId) {
       return absl::InternalError(meshgate::StrCat("rule id out of range: ", r.ToString()));
     }
   }
@@ -77,9 +84,10 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
     const AclRuleSpec& s = cp.rules[i];
     AclRule& r = rules[i];
     std::memset(&r, 0, sizeof(r));
-    r.data.category_mask = 1u << s.category;
-    r.data.priority = int32_t(RTE_ACL_MAX_PRIORITY - s.rule_id);
-    r.data.userdata = s.rule_id;
+    bool deny = s.category == AclRuleSpec::kDeny;
+    r.data.category_mask = 1;
+    r.data.priority = (deny ? kDenyBase : kAllowBase) - int32_t(s.rule_id);
+    r.data.userdata = s.rule_id | (deny ? kDenyBit : 0);
     r.field[kFieldProto].value.u8 = s.proto;
     r.field[kFieldProto].mask_range.u8 = s.proto == 0 ? 0 : 0xff;
     r.field[kFieldSubject].value.u32 = s.subject_lo;
@@ -143,21 +151,19 @@ void AclTable::Classify(const AclKey* const* keys, uint32_t n,
     }
     for (uint32_t i = 0; i < m; ++i) {
       const AclKey* k = keys[base + i];
-      uint32_t deny = res[i * kCategories + AclRuleSpec::kDeny];
-      uint32_t allow = res[i * kCategories + AclRuleSpec::kAllow];
+      uint32_t match = res[i];
       PolicyResult& r = out[base + i];
       r.reserved = 0;
-      if (deny != 0) {
+      r.rule_id = match & ~kDenyBit;
+      if (match & kDenyBit) {
         r.verdict = audit_ ? Verdict::kAudit : Verdict::kDropped;
         r.reason = PolicyReason::kPolicyDeny;
-        r.rule_id = deny;
         continue;
       }
-      r.rule_id = allow;
       uint32_t subject = rte_be_to_cpu_32(k->subject_class);
       uint32_t dir = rte_be_to_cpu_16(k->dir) & 1;
       bool dd = subject < nclasses ? (enforced[subject] >> dir) & 1 : 0;
-      if (allow != 0 || !dd) {
+      if (match != 0 || !dd) {
         r.verdict = Verdict::kForwarded;
         r.reason = PolicyReason::kNone;
       } else {
@@ -169,11 +175,61 @@ void AclTable::Classify(const AclKey* const* keys, uint32_t n,
 }
 
 absl::StatusOr<std::unique_ptr<IdentityClassTable>> IdentityClassTable::Build(
-    const CompiledPolicy& cp, uint32_t capacity, int socket_id) {
+    const CompiledPolicy& cp, int socket_id) {
   std::unique_ptr<IdentityClassTable> t(new IdentityClassTable());
+  t->socket_ = socket_id;
+  t->zero_page_ = static_cast<uint32_t*>(rte_zmalloc_socket(
+      "mg_idclass_zero", sizeof(uint32_t) << kPageBits, RTE_CACHE_LINE_SIZE, socket_id));
+  if (t->zero_page_ == nullptr) return absl::ResourceExhaustedError("identity class table: no memory");
+  for (auto& d : t->dir_) d = t->zero_page_;
+  for (const auto& [id, cls] : cp.peer_class_of) {
+    auto st = t->Set(id, cls);
+    if (!st.ok()) return st;
+  }
+  return t;
+}
+
+IdentityClassTable::~IdentityClassTable() {
+  for (auto* d : dir_) {
+    if (d != zero_page_) rte_free(d);
+  }
+  rte_free(zero_page_);
+}
+
+absl::Status IdentityClassTable::Set(uint32_t id, uint32_t cls) {
+  if (id >= (kDirectorySize << kPageBits)) {
+    return absl::InvalidArgumentError(meshgate::StrCat("identity ", id, " out of table range"));
+  }
+  uint32_t*& slot = dir_[id >> kPageBits];
+  if (slot == zero_page_) {
+    if (cls == 0) return absl::OkStatus();
+    auto* page = static_cast<uint32_t*>(rte_zmalloc_socket(
+        "mg_idclass", sizeof(uint32_t) << kPageBits, RTE_CACHE_LINE_SIZE, socket_));
+    if (page == nullptr) return absl::ResourceExhaustedError("identity class table: no memory");
+    page[id & ((1u << kPageBits) - 1)] = cls;
+    __atomic_store_n(&slot, page, __ATOMIC_RELEASE);  // filled before published
+    ++pages_;
+    return absl::OkStatus();
+  }
+  __atomic_store_n(&slot[id & ((1u << kPageBits) - 1)], cls, __ATOMIC_RELAXED);
+  return absl::OkStatus();
+}
+
+void IdentityClassTable::Erase(uint32_t id) {
+  if (id >= (kDirectorySize << kPageBits)) return;
+  uint32_t* page = dir_[id >> kPageBits];
+  if (page != zero_page_) __atomic_store_n(&page[id & ((1u << kPageBits) - 1)], 0u, __ATOMIC_RELAXED);
+}
+
+size_t IdentityClassTable::memory_bytes() const {
+  return (size_t(pages_) + 1) * (sizeof(uint32_t) << kPageBits) + sizeof(*this);
+}
+
+absl::StatusOr<std::unique_ptr<HashIdentityClassTable>> HashIdentityClassTable::Build(
+    const CompiledPolicy& cp, uint32_t capacity, int socket_id) {
+  std::unique_ptr<HashIdentityClassTable> t(new HashIdentityClassTable());
   if (capacity < cp.peer_class_of.size() + 1) capacity = uint32_t(cp.peer_class_of.size() + 1);
   std::string name = meshgate::StrCat("mgidc", g_table_seq.fetch_add(1));
-  size_t before = HeapAllocated();
   rte_hash_parameters p{};
   p.name = name.c_str();
   p.entries = capacity < 8 ? 8 : capacity;
@@ -187,34 +243,19 @@ absl::StatusOr<std::unique_ptr<IdentityClassTable>> IdentityClassTable::Build(
         meshgate::StrCat("rte_hash_create(", capacity, "): ", rte_strerror(rte_errno)));
   }
   for (const auto& [id, cls] : cp.peer_class_of) {
-    auto st = t->Set(id, cls);
-    if (!st.ok()) return st;
+    if (rte_hash_add_key_data(t->h_, &id, reinterpret_cast<void*>(uintptr_t(cls))) != 0) {
+      return absl::ResourceExhaustedError("identity hash full");
+    }
   }
-  size_t after = HeapAllocated();
-  t->memory_bytes_ = after > before ? after - before : 0;
   return t;
 }
 
-IdentityClassTable::~IdentityClassTable() {
+HashIdentityClassTable::~HashIdentityClassTable() {
   if (h_ != nullptr) rte_hash_free(h_);
 }
 
-absl::Status IdentityClassTable::Set(uint32_t id, uint32_t cls) {
-  int rc = rte_hash_add_key_data(h_, &id, reinterpret_cast<void*>(uintptr_t(cls)));
-  if (rc != 0) {
-    return absl::ResourceExhaustedError(
-        meshgate::StrCat("identity class table full adding identity ", id));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status IdentityClassTable::Erase(uint32_t id) {
-  if (rte_hash_del_key(h_, &id) < 0) return absl::NotFoundError(meshgate::StrCat("identity ", id));
-  return absl::OkStatus();
-}
-
-void IdentityClassTable::LookupBulk(const uint32_t* ids, uint32_t n,
-                                    uint32_t* classes) const noexcept {
+void HashIdentityClassTable::LookupBulk(const uint32_t* ids, uint32_t n,
+                                        uint32_t* classes) const noexcept {
   const void* keys[RTE_HASH_LOOKUP_BULK_MAX];
   void* data[RTE_HASH_LOOKUP_BULK_MAX];
   uint64_t hits = 0;
@@ -224,11 +265,6 @@ void IdentityClassTable::LookupBulk(const uint32_t* ids, uint32_t n,
   for (uint32_t i = 0; i < n; ++i) {
     classes[i] = (hits >> i) & 1 ? uint32_t(uintptr_t(data[i])) : 0;
   }
-}
-
-uint32_t IdentityClassTable::Lookup(uint32_t id) const noexcept {
-  void* d = nullptr;
-  return rte_hash_lookup_data(h_, &id, &d) >= 0 ? uint32_t(uintptr_t(d)) : 0;
 }
 
 }  // namespace meshgate::classifier

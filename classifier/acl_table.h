@@ -6,7 +6,8 @@
 // separate categories, so one classify gives both answers and deny wins.
 // rte_acl compares multi-byte fields in network byte order (DPDK
 // app/test/test_acl.c converts its traces with rte_cpu_to_be_*), hence the
-// big-endian key.
+// big-endian key. Deny and allow share one category: every deny rule
+// outranks every allow rule, so the best match is a deny whenever one matches.
 //
 // Thread-safety (DPDK lib/acl/rte_acl.h): building is not multi-thread safe,
 // classification is. A table is built by the control thread, published in a
@@ -78,31 +79,73 @@ class AclTable {
   size_t memory_bytes_ = 0;
 };
 
-// Identity -> peer class, an rte_hash with lock-free readers
-// (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF): the control thread may add an
-// identity that joins an existing class while workers look up, without an
-// ACL rebuild (architecture.md invariant 1).
+// Identity -> peer class: a paged flat array indexed by the identity.
+//
+// Identities are structured (numeric.h): bits 16-23 (or 15-23) are the
+// cluster, the local scope is 1<<24. The table has one page of 65,536 classes
+// per populated 64 Ki block of identities (a cluster, or a slice of the local
+// scope), reached through a 512-entry directory that stays in L1. A lookup is
+// two dependent loads with no hashing and no probing; absent pages point to a
+// shared zero page (class 0), so there is no branch either. Measured against
+// rte_hash in docs/design/classifier.md.
+//
+// Concurrency (docs/design/classifier.md): one writer (the control thread),
+// any number of readers (workers). A class is a 32-bit aligned word written
+// with a relaxed atomic store; a new page is filled before its directory slot
+// is published with a release store; pages are freed only with the table,
+// after the snapshot holding it has passed an RCU grace period. So an
+// identity that joins an existing class is visible to workers without an ACL
+// rebuild (architecture.md invariant 1).
 class IdentityClassTable {
  public:
+  static constexpr uint32_t kDirectorySize = 512;  // covers ids < 1<<25
+  static constexpr uint32_t kPageBits = 16;
+
   static absl::StatusOr<std::unique_ptr<IdentityClassTable>> Build(
-      const CompiledPolicy& cp, uint32_t capacity, int socket_id = -1);
+      const CompiledPolicy& cp, int socket_id = -1);
   ~IdentityClassTable();
   IdentityClassTable(const IdentityClassTable&) = delete;
   IdentityClassTable& operator=(const IdentityClassTable&) = delete;
 
   // Control thread only (single writer).
   absl::Status Set(uint32_t identity, uint32_t peer_class);
-  absl::Status Erase(uint32_t identity);
+  void Erase(uint32_t identity);
 
-  // Workers: classes of `n` identities (n <= 64); unknown -> class 0.
-  void LookupBulk(const uint32_t* ids, uint32_t n, uint32_t* classes) const noexcept;
-  uint32_t Lookup(uint32_t id) const noexcept;
-  size_t memory_bytes() const { return memory_bytes_; }
+  // Workers: the class of an identity; unknown (or >= 1<<25) -> 0.
+  uint32_t Lookup(uint32_t id) const noexcept {
+    const uint32_t* page = __atomic_load_n(&dir_[(id >> kPageBits) & (kDirectorySize - 1)],
+                                           __ATOMIC_ACQUIRE);
+    uint32_t c = __atomic_load_n(&page[id & ((1u << kPageBits) - 1)], __ATOMIC_RELAXED);
+    return id < (kDirectorySize << kPageBits) ? c : 0;
+  }
+  void LookupBulk(const uint32_t* ids, uint32_t n, uint32_t* classes) const noexcept {
+    for (uint32_t i = 0; i < n; ++i) classes[i] = Lookup(ids[i]);
+  }
+  size_t memory_bytes() const;
 
  private:
   IdentityClassTable() = default;
+  int socket_ = -1;
+  uint32_t* zero_page_ = nullptr;
+  uint32_t* dir_[kDirectorySize] = {};  // dp: ro (acquire), cp: rw (release store)
+  uint32_t pages_ = 0;
+};
+
+// The previous design, kept for the benchmark's comparison only: an rte_hash
+// with lock-free readers (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF).
+class HashIdentityClassTable {
+ public:
+  static absl::StatusOr<std::unique_ptr<HashIdentityClassTable>> Build(
+      const CompiledPolicy& cp, uint32_t capacity, int socket_id = -1);
+  ~HashIdentityClassTable();
+  HashIdentityClassTable(const HashIdentityClassTable&) = delete;
+  HashIdentityClassTable& operator=(const HashIdentityClassTable&) = delete;
+  // n <= 64
+  void LookupBulk(const uint32_t* ids, uint32_t n, uint32_t* classes) const noexcept;
+
+ private:
+  HashIdentityClassTable() = default;
   rte_hash* h_ = nullptr;
-  size_t memory_bytes_ = 0;
 };
 
 }  // namespace meshgate::classifier

@@ -56,11 +56,13 @@ Usage:
       --enforcement default|always|never
       --audit                           policy audit mode
 
-  meshgate bench classify [--json] [--quick|--smoke] [--eal "ARGS"]
+  meshgate bench classify [--json] [--quick|--smoke] [--case RULES:IDS]... [--eal "ARGS"]
       Cycles/packet of the verdict lookup for 1k/10k/100k rules and
       1k/100k/1M identities beside a raw rte_acl 5-tuple baseline of the same
-      rule count, compile and build times, table memory. --json prints one
-      object per line: {"name","value","unit","baseline","baseline_value"}.
+      rule count (medians of interleaved runs), compile and build times,
+      table memory. --case picks the sizes instead. --eal passes EAL
+      arguments (e.g. "-l 1" to pin). --json prints one object per line:
+      {"name","value","unit","baseline","baseline_value"}.
 
   meshgate help | --help | -h
   meshgate version
@@ -202,10 +204,12 @@ int PolicyExplain(const std::vector<std::string>& args) {
 
 int BenchClassify(const std::vector<std::string>& args) {
   bool json = false;
+  bool custom_cases = false;
   classifier::BenchOptions o;
   dataplane::EalOptions eal;
   eal.name = "meshgate-bench";
   eal.no_huge_memory_mb = 4096;
+  eal.extra = {"--no-pci"};  // in-memory bursts: no device is ever probed
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--json") json = true;
     else if (args[i] == "--quick") {
@@ -216,6 +220,14 @@ int BenchClassify(const std::vector<std::string>& args) {
       o.flows = 1024;
       o.repetitions = 1;
       eal.no_huge_memory_mb = 256;
+    } else if (args[i] == "--case" && i + 1 < args.size()) {
+      uint32_t r = 0, n = 0;
+      if (std::sscanf(args[++i].c_str(), "%u:%u", &r, &n) != 2 || r == 0 || n == 0) {
+        return Fail("--case: want RULES:IDENTITIES, e.g. 10000:100000");
+      }
+      if (!custom_cases) o.cases.clear();
+      custom_cases = true;
+      o.cases.emplace_back(r, n);
     } else if (args[i] == "--eal" && i + 1 < args.size()) {
       for (auto p : absl::StrSplit(args[++i], ' ', absl::SkipEmpty())) eal.extra.emplace_back(p);
     } else if (args[i] == "-h" || args[i] == "--help") return Usage(0);

@@ -114,12 +114,13 @@ void Selector::Canonicalize() {
     return a.ToString() < b.ToString();
   });
   reqs_.erase(std::unique(reqs_.begin(), reqs_.end()), reqs_.end());
-  canonical_ = "{";
+  std::string c(1, '{');  // (GCC 12 -Wrestrict false positive on `= "{"`)
   for (size_t i = 0; i < reqs_.size(); ++i) {
-    if (i) canonical_ += ", ";
-    canonical_ += reqs_[i].ToString();
+    if (i) c += ", ";
+    c += reqs_[i].ToString();
   }
-  canonical_ += "}";
+  c += '}';
+  canonical_ = std::move(c);
 }
 
 bool Selector::Matches(const Labels& labels) const {

@@ -200,7 +200,7 @@ struct World {
       auto t = classifier::AclTable::Build(*compiled_);
       REQUIRE(t.ok());
       table_ = std::move(*t);
-      auto c = classifier::IdentityClassTable::Build(*compiled_, 1024);
+      auto c = classifier::IdentityClassTable::Build(*compiled_);
       REQUIRE(c.ok());
       classes_ = std::move(*c);
     }
