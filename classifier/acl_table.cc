@@ -122,10 +122,7 @@ AclTable::~AclTable() {
   if (ctx_ != nullptr) rte_acl_free(ctx_);
 }
 
-const char* AclTable::algorithm() const {
-  // The context keeps its algorithm private; report what the build picked by
-  // the same rule DPDK uses (best the CPU and max SIMD bitwidth allow).
-  if (ctx_ == nullptr) return "none";
+const char* AclTable::BestMethod() {
   if (rte_vect_get_max_simd_bitwidth() >= RTE_VECT_SIMD_512 &&
       rte_cpu_get_flag_enabled(RTE_CPUFLAG_AVX512BW))
     return "avx512x32";

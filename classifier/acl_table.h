@@ -68,7 +68,9 @@ class AclTable {
   static constexpr uint32_t kChunk = 64;
   uint32_t num_rules() const { return num_rules_; }
   size_t memory_bytes() const { return memory_bytes_; }
-  const char* algorithm() const;
+  // The classify method rte_acl picks on this CPU under EAL's max SIMD
+  // bitwidth (DPDK's own order: AVX-512, AVX2, SSE, scalar).
+  static const char* BestMethod();
 
  private:
   AclTable() = default;

@@ -13,17 +13,20 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "classifier/acl_table.h"
 #include "classifier/bench_classify.h"
 #include "classifier/compile.h"
 #include "classifier/explain.h"
 #include "control/manifest.h"
 #include "dataplane/eal.h"
 #include "identity/endpoint.h"
+#include "identity/ipcache.h"
 #include "identity/registry.h"
 
 namespace meshgate {
@@ -47,6 +50,9 @@ Usage:
       --subject-namespace NS            (default "default")
       --peer LABELS                     pod labels of the other side, or
       --peer-entity NAME                world, host, remote-node, ... (reserved identity)
+      --peer-ip ADDR                    an address outside the mesh: its identity is the
+                                        CIDR identity of the longest policy prefix
+                                        holding it, else world
       --peer-namespace NS               (default "default")
       --peer-cluster NAME               (default: --cluster-name)
       --protocol TCP|UDP|SCTP|ICMP|ICMPv6   (default TCP)
@@ -112,7 +118,7 @@ int PolicyExplain(const std::vector<std::string>& args) {
   std::vector<std::string> files;
   classifier::FlowQuery q;
   identity::EndpointSpec subject, peer;
-  std::string peer_entity, peer_cluster, protocol = "TCP";
+  std::string peer_entity, peer_cluster, peer_ip, protocol = "TCP";
   bool have_peer = false;
   long port = 0;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -138,6 +144,7 @@ int PolicyExplain(const std::vector<std::string>& args) {
       peer.labels = *m;
       have_peer = true;
     } else if (a == "--peer-entity" && (v = next())) peer_entity = *v;
+    else if (a == "--peer-ip" && (v = next())) peer_ip = *v;
     else if (a == "--peer-namespace" && (v = next())) peer.ns = *v;
     else if (a == "--peer-cluster" && (v = next())) peer_cluster = *v;
     else if (a == "--protocol" && (v = next())) protocol = *v;
@@ -156,8 +163,8 @@ int PolicyExplain(const std::vector<std::string>& args) {
     else return Fail("policy explain: unknown or incomplete option " + a);
   }
   if (files.empty()) return Fail("policy explain: give the policies with -f FILE");
-  if (have_peer == !peer_entity.empty()) {
-    return Fail("policy explain: give exactly one of --peer or --peer-entity");
+  if (int(have_peer) + int(!peer_entity.empty()) + int(!peer_ip.empty()) != 1) {
+    return Fail("policy explain: give exactly one of --peer, --peer-entity or --peer-ip");
   }
   if (protocol == "TCP") q.proto = identity::kProtoTcp;
   else if (protocol == "UDP") q.proto = identity::kProtoUdp;
@@ -186,6 +193,23 @@ int PolicyExplain(const std::vector<std::string>& args) {
   if (have_peer) {
     peer.cluster = peer_cluster.empty() ? ctx.cluster_name : peer_cluster;
     q.peer = identity::IdentityLabels(peer);
+  } else if (!peer_ip.empty()) {
+    auto addr = identity::IpAddr::Parse(peer_ip);
+    if (!addr.ok()) return Fail("--peer-ip: " + std::string(addr.status().message()));
+    std::set<identity::Prefix> prefixes;
+    for (const auto& p : m.policies)
+      for (const auto& r : p.rules)
+        for (auto* sec : {&r.ingress, &r.ingress_deny, &r.egress, &r.egress_deny})
+          for (const auto& pr : *sec) prefixes.insert(pr.cidrs.begin(), pr.cidrs.end());
+    identity::Registry reg;
+    identity::IpCache ipcache;
+    if (auto st = ipcache.SyncCidrIdentities(prefixes, reg); !st.ok()) {
+      return Fail(std::string(st.message()));
+    }
+    auto hit = ipcache.Lookup(*addr);
+    q.peer_id = hit.id;
+    q.peer = *reg.Find(hit.id);
+    fmt::print("peer {}: identity {} ({})\n", peer_ip, hit.id, q.peer.ToString());
   } else {
     bool found = false;
     for (identity::NumericIdentity id = 1; id <= identity::reserved::kMaxReserved; ++id) {
@@ -234,6 +258,8 @@ int BenchClassify(const std::vector<std::string>& args) {
     else return Fail("bench classify: unknown option " + args[i]);
   }
   if (auto st = dataplane::InitEal(eal); !st.ok()) return Fail(std::string(st.message()));
+  fmt::print(stderr, "bench classify: rte_acl classify method: {}\n",
+             classifier::AclTable::BestMethod());
   auto results = classifier::RunClassifyBench(o);
   for (const auto& r : results) {
     if (json) {

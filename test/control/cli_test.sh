@@ -72,6 +72,23 @@ check "explain 1.19 scoping: $out" grep -q "DROPPED" <<<"$out"
 out=$("$mg" policy explain -f "$tmp/p.yaml" --subject app=other --peer-entity world --port 80)
 check "explain default allow: $out" grep -q "default allow" <<<"$out"
 
+cat > "$tmp/cidr.yaml" <<'Y'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ext}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - fromCIDRSet: [{cidr: 203.0.113.0/24, except: [203.0.113.128/25]}]
+Y
+out=$("$mg" policy explain -f "$tmp/cidr.yaml" --subject app=myapp --peer-ip 203.0.113.7 --port 443)
+check "explain by address, inside the CIDR: $out" grep -q "verdict: FORWARDED" <<<"$out"
+check "explain by address shows its CIDR identity" grep -q "cidr:203.0.113.0/24" <<<"$out"
+out=$("$mg" policy explain -f "$tmp/cidr.yaml" --subject app=myapp --peer-ip 203.0.113.200 --port 443)
+check "explain by address, in the except: $out" grep -q "verdict: DROPPED" <<<"$out"
+out=$("$mg" policy explain -f "$tmp/cidr.yaml" --subject app=myapp --peer-ip 198.51.100.1 --port 443)
+check "explain by address, unknown is world: $out" grep -q "identity 2 (reserved:world)" <<<"$out"
+
 # 5. bench classify --smoke --json: one well-formed JSON object per line.
 out=$("$mg" bench classify --smoke --json 2>/dev/null); rc=$?
 check "bench smoke exits 0 (rc=$rc)" [ $rc -eq 0 ]
