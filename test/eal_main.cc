@@ -1,6 +1,5 @@
-// Catch2 main for classifier tests: starts an EAL (--no-huge --no-pci,
-// in-memory, its own file prefix) so that every verdict is also computed by
-// the real rte_acl tables.
+// Catch2 main for tests that need DPDK: starts an EAL (--no-huge --no-pci
+// --no-shconf, its own file prefix; no files survive) before the tests run.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -10,7 +9,7 @@
 
 int main(int argc, char** argv) {
   meshgate::dataplane::EalOptions o;
-  o.name = "mg-test-classifier";
+  o.name = "mg-test";
   o.allow_hugepages = false;
   o.no_huge_memory_mb = 512;
   o.extra = {"--no-pci", "-l", "0"};

@@ -1,0 +1,80 @@
+// Packet parsing into per-packet metadata that travels in the mbuf.
+//
+// One pass over Ethernet (up to two 802.1Q/802.1ad tags), ARP, IPv4 (with
+// options and fragments), IPv6 (with extension headers), TCP, UDP, SCTP,
+// ICMP and ICMPv6. Every read is bounds-checked against the first segment's
+// data length: a malformed or truncated packet gets a Cilium drop reason in
+// its metadata, never a read past the buffer. Validation follows RFC 1812
+// 5.2.2 for IPv4 (length, version, header length, total length, header
+// checksum) and RFC 8200 for IPv6 (payload length, extension header chain).
+//
+// Metadata lives in an mbuf dynamic field registered once per process
+// (RegisterPacketMeta). Later stages read what parsing found and add
+// identity and verdict; nothing is parsed twice.
+//
+// Thread-safety: ParseBurst is reentrant; each packet belongs to the calling
+// lcore. Hot path: no allocation, no log, no lock.
+#pragma once
+
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "dataplane/drop.h"
+
+namespace meshgate::dataplane {
+
+enum PacketFlags : uint8_t {
+  kPktArp = 1 << 0,          // an ARP packet (l3_off points at it)
+  kPktFragment = 1 << 1,     // part of a fragmented datagram
+  kPktFirstFragment = 1 << 2,
+  kPktIpOptions = 1 << 3,    // IPv4 options or IPv6 extension headers seen
+  kPktVlan = 1 << 4,
+  kPktNoPorts = 1 << 5,      // L4 ports unknown (non-first fragment, other proto)
+};
+
+// 32 bytes, in the mbuf's dynamic field area (which has 36 bytes).
+struct alignas(8) PacketMeta {
+  uint16_t l3_off = 0;  // from the start of the frame
+  uint16_t l4_off = 0;
+  uint16_t sport = 0;   // host order; ICMP echo: the identifier
+  uint16_t dport = 0;   // host order; ICMP/ICMPv6: the type (Cilium's policy port)
+  uint16_t vlan_tci = 0;
+  uint8_t family = 0;   // 4, 6; 0 for ARP and drops before L3
+  uint8_t proto = 0;    // L4 protocol after IPv6 extension headers
+  uint8_t flags = 0;    // PacketFlags
+  uint8_t tcp_flags = 0;
+  uint8_t icmp_code = 0;
+  DropReason drop = DropReason::kNone;
+  uint32_t src_identity = 0;  // set by the identity stage
+  uint32_t rule_id = 0;       // the policy rule that decided
+  uint8_t verdict = 0;        // classifier::Verdict
+  uint8_t reason = 0;         // classifier::PolicyReason
+  uint16_t in_port = 0;
+  uint32_t aux = 0;           // stage-private (e.g. destination endpoint)
+};
+static_assert(sizeof(PacketMeta) == 32);
+
+// Registers the dynamic field (idempotent). Call after EAL init, before any
+// packet is parsed. Returns the EAL's error when the mbuf has no room.
+absl::Status RegisterPacketMeta();
+
+// The field's offset; valid after RegisterPacketMeta.
+extern int g_packet_meta_offset;
+
+inline PacketMeta* Meta(rte_mbuf* m) {
+  return RTE_MBUF_DYNFIELD(m, g_packet_meta_offset, PacketMeta*);
+}
+
+// Parses `n` packets. Good packets are compacted to the front of `pkts`;
+// bad ones are appended to `drops` (with meta->drop set). Returns the number
+// of good packets; `*ndrops` grows by the number dropped.
+uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops) noexcept;
+
+// Parses one packet into `meta`; returns false (with meta.drop set) if it
+// must be dropped. Exposed for tests and for decapsulated inner frames.
+bool ParsePacket(const uint8_t* data, uint32_t len, PacketMeta& meta) noexcept;
+
+}  // namespace meshgate::dataplane
