@@ -172,6 +172,13 @@ struct World {
     return v;
   }
 
+  // Local endpoints in the order the compiler saw them (subject classes
+  // are per position).
+  const std::vector<const Ep*>& LocalInCompileOrder() {
+    Compiled();
+    return local_;
+  }
+
   classifier::Explanation last_explain;
 
  private:

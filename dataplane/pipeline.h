@@ -1,0 +1,76 @@
+// The worker's packet path for endpoint ports:
+//
+//   RX burst -> parse -> ARP answers -> anti-spoofing -> source identity
+//   (the endpoint's) -> destination route (ipcache LPM: identity, where)
+//   -> egress verdict at the source endpoint and ingress verdict at a local
+//   destination, both in ONE rte_acl_classify over the burst -> rewrite
+//   (MACs, TTL/hop limit, IPv4 checksum, RFC 1624) -> per-port TX.
+//
+// Each packet's facts travel in its PacketMeta (packet.h); no stage looks
+// anything up twice. One drop exit counts the reason per input port and
+// frees in bulk. Not yet here (issue 3 continues): conntrack (so replies are
+// policy-checked like forward packets for now), the fabric (VXLAN/Geneve),
+// the uplink, NDP, flow events.
+//
+// Thread-safety: a Pipeline belongs to one lcore (its reader id in the
+// RcuCell); its counters are written by that lcore only.
+// Hot path: Process/PollOnce allocate nothing, lock nothing, log nothing.
+#pragma once
+
+#include <rte_mbuf.h>
+
+#include <array>
+#include <cstdint>
+
+#include "dataplane/drop.h"
+#include "dataplane/packet.h"
+#include "dataplane/rcu_cell.h"
+#include "dataplane/snapshot.h"
+
+namespace meshgate::dataplane {
+
+inline constexpr uint16_t kBurst = 32;
+
+// Per-lcore counters. dp: rw (owning lcore), cp: ro (relaxed reads).
+struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
+  uint64_t rx = 0, tx = 0, tx_full = 0, forwarded = 0, arp_replies = 0, arp_ignored = 0;
+  uint64_t audited = 0;  // would-be drops forwarded under audit mode
+  std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
+};
+
+// Packets leaving one burst, staged per output port.
+struct TxStage {
+  std::array<std::array<rte_mbuf*, kBurst * 2>, kMaxPorts> pkts;
+  std::array<uint16_t, kMaxPorts> n{};
+};
+
+class Pipeline {
+ public:
+  // `cell` must outlive the pipeline; `reader_id` is this lcore's RCU id.
+  Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id) : cell_(cell), reader_id_(reader_id) {}
+
+  // Processes a burst that arrived on `in_port` against `snap`. Forwarded
+  // packets are staged in `out`; dropped ones are counted and freed.
+  void Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port,
+               TxStage& out) noexcept;
+
+  // One loop iteration over `ports`: read the snapshot once, RX a burst per
+  // port, Process, TX, report quiescence. Returns packets received.
+  uint32_t PollOnce(const uint16_t* ports, uint16_t nports) noexcept;
+
+  // Transmits what `out` holds; what a port refuses is counted and freed.
+  void Flush(TxStage& out) noexcept;
+
+  const PipelineCounters& counters() const { return counters_; }
+  uint64_t dropped(DropReason r) const;  // summed over ports
+
+ private:
+  void Drop(rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept;
+
+  RcuCell<Snapshot>& cell_;
+  uint32_t reader_id_;
+  PipelineCounters counters_;
+  TxStage stage_;
+};
+
+}  // namespace meshgate::dataplane

@@ -1,0 +1,88 @@
+// The immutable state a worker reads once per burst: policy tables, the
+// ipcache as an LPM, local endpoints, and the instance's router MAC.
+//
+// Built off to the side by control (BuildSnapshot), published through an
+// RcuCell, freed after a grace period (docs/design/snapshots.md). Workers see
+// only flat POD tables here: no strings, no maps, no protobuf.
+#pragma once
+
+#include <rte_ether.h>
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "classifier/acl_table.h"
+#include "classifier/compile.h"
+#include "identity/address.h"
+#include "identity/ipcache.h"
+
+namespace meshgate::dataplane {
+
+inline constexpr uint16_t kMaxPorts = 32;
+inline constexpr uint16_t kNoEndpoint = 0xffff;
+
+// An ipcache entry as the fast path sees it (the LPM next hop indexes these).
+struct Route {
+  enum Kind : uint8_t { kLocal, kRemote, kOutside };
+  uint32_t identity = 2;
+  uint16_t endpoint = kNoEndpoint;  // kLocal: index into Snapshot::endpoints
+  Kind kind = kOutside;
+  uint32_t tunnel_v4 = 0;           // kRemote: the node to encapsulate to (host order)
+};
+
+struct EndpointEntry {
+  uint16_t port = 0;
+  rte_ether_addr mac{};
+  uint32_t identity = 0;
+  uint32_t subject_class = 0;
+  uint32_t v4 = 0;  // host order; 0 = none
+  std::array<uint8_t, 16> v6{};
+  bool has_v6 = false;
+};
+
+struct Snapshot {
+  Snapshot() { endpoint_of_port.fill(kNoEndpoint); }
+  ~Snapshot();
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+  uint64_t generation = 0;
+  std::unique_ptr<classifier::AclTable> acl;
+  std::unique_ptr<classifier::IdentityClassTable> classes;
+  rte_lpm* lpm4 = nullptr;
+  rte_lpm6* lpm6 = nullptr;
+  std::vector<Route> routes;                    // LPM next hop -> route
+  Route outside;                                // an address no entry covers (world)
+  std::vector<EndpointEntry> endpoints;
+  std::array<uint16_t, kMaxPorts> endpoint_of_port;  // port -> endpoint index
+  rte_ether_addr router_mac{};
+};
+
+// A local endpoint: the i-th one must be the i-th of the CompileInput that
+// produced `policy` (subject classes are looked up by position).
+struct SnapshotEndpoint {
+  uint16_t port = 0;
+  rte_ether_addr mac{};
+  uint32_t identity = 0;
+  std::vector<identity::IpAddr> addrs;
+};
+
+struct SnapshotInput {
+  uint64_t generation = 0;
+  const classifier::CompiledPolicy* policy = nullptr;
+  const identity::IpCache* ipcache = nullptr;
+  std::vector<SnapshotEndpoint> endpoints;
+  rte_ether_addr router_mac{};
+};
+
+// Builds a snapshot: the rte_acl context, the identity class table, LPM
+// tables for both families from the ipcache (endpoint host routes point at
+// their endpoints). Control thread; not thread-safe (rte_acl/rte_lpm build).
+absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in);
+
+}  // namespace meshgate::dataplane

@@ -1,0 +1,302 @@
+// Packet-in/packet-out through the pipeline: in-memory bursts (Process) and
+// real net_ring ports (PollOnce), snapshots published through an RcuCell.
+#include <catch2/catch.hpp>
+
+#include <rte_arp.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_ring.h>
+
+#include "dataplane/pipeline.h"
+#include "test/classifier/world.h"
+#include "test/dataplane/packet_builder.h"
+
+using namespace meshgate;
+using namespace meshgate::dataplane;
+using namespace meshgate::test;
+
+namespace {
+
+rte_mempool* Pool() {
+  static rte_mempool* pool = [] {
+    REQUIRE(RegisterPacketMeta().ok());
+    return rte_pktmbuf_pool_create("pl_pool", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                   SOCKET_ID_ANY);
+  }();
+  REQUIRE(pool != nullptr);
+  return pool;
+}
+
+rte_ether_addr Mac(uint8_t last) { return {{0x02, 0, 0, 0, 0, last}}; }
+const rte_ether_addr kRouter = {{0x02, 0xaa, 0, 0, 0, 1}};
+
+// The seed's cluster1: frontend, test, myapp on ports 0..2 (compile order).
+struct Node {
+  World w;
+  std::map<std::string, std::string> ip = {
+      {"frontend", "10.1.0.10"}, {"test", "10.1.0.11"}, {"myapp", "10.1.0.20"}};
+  std::map<std::string, uint16_t> port;
+  uint64_t generation = 0;
+
+  Node() {
+    w.Add("frontend", {{"app", "frontend"}});
+    w.Add("test", {{"app", "test"}});
+    w.Add("myapp", {{"app", "myapp"}});
+  }
+  std::unique_ptr<Snapshot> Build(uint16_t port_base = 0) {
+    SnapshotInput in;
+    in.generation = ++generation;
+    in.policy = &w.Compiled();
+    in.ipcache = &w.ipcache;
+    in.router_mac = kRouter;
+    uint16_t p = port_base;
+    for (const auto* e : w.LocalInCompileOrder()) {
+      SnapshotEndpoint se;
+      se.port = p;
+      se.mac = Mac(uint8_t(p + 1));
+      se.identity = e->id;
+      se.addrs.push_back(*identity::IpAddr::Parse(ip.at(e->spec.name)));
+      port[e->spec.name] = p++;
+      in.endpoints.push_back(se);
+    }
+    auto s = BuildSnapshot(in);
+    REQUIRE(s.ok());
+    return std::move(*s);
+  }
+};
+
+Bytes TcpFrame(const std::string& src, const std::string& dst, uint16_t dport, uint8_t ttl = 64) {
+  return Eth(0x0800, Ipv4(V4(src.c_str()), V4(dst.c_str()), 6, Tcp(40000, dport, 0x02), {}, 0, ttl));
+}
+
+struct Run {
+  TxStage out;
+  Pipeline* pl;
+  void Send(const Snapshot& s, uint16_t port, const Bytes& frame) {
+    rte_mbuf* m = ToMbuf(Pool(), frame);
+    REQUIRE(m != nullptr);
+    pl->Process(s, &m, 1, port, out);
+  }
+  // Takes the packets staged for `port` (the caller frees them).
+  std::vector<rte_mbuf*> Take(uint16_t port) {
+    std::vector<rte_mbuf*> v(out.pkts[port].begin(), out.pkts[port].begin() + out.n[port]);
+    out.n[port] = 0;
+    return v;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("local forwarding: MACs rewritten, TTL decremented, checksum still valid",
+          "[pipeline]") {
+  Node n;
+  auto cell = RcuCell<Snapshot>::Create(1);
+  REQUIRE(cell.ok());
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  r.Send(*snap, n.port["frontend"], TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  auto got = r.Take(n.port["myapp"]);
+  REQUIRE(got.size() == 1);
+  auto* eth = rte_pktmbuf_mtod(got[0], rte_ether_hdr*);
+  CHECK(rte_is_same_ether_addr(&eth->src_addr, &kRouter));
+  rte_ether_addr myapp_mac = Mac(uint8_t(n.port["myapp"] + 1));
+  CHECK(rte_is_same_ether_addr(&eth->dst_addr, &myapp_mac));
+  auto* ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+  CHECK(ip->time_to_live == 63);
+  CHECK(rte_raw_cksum(ip, 20) == 0xffff);  // RFC 1624 update kept it valid
+  CHECK(Meta(got[0])->src_identity == n.w.Get("frontend").id);
+  CHECK(pl.counters().forwarded == 1);
+  rte_pktmbuf_free(got[0]);
+}
+
+TEST_CASE("policy at the destination: 133 for no allow, 181 for a deny rule, counted per port",
+          "[pipeline][policy]") {
+  Node n;
+  n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+  ingressDeny: [{fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "22"}]}]}]
+)");
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  r.Send(*snap, n.port["frontend"], TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  r.Send(*snap, n.port["test"], TcpFrame("10.1.0.11", "10.1.0.20", 80));
+  r.Send(*snap, n.port["frontend"], TcpFrame("10.1.0.10", "10.1.0.20", 22));
+  auto got = r.Take(n.port["myapp"]);
+  CHECK(got.size() == 1);
+  for (auto* m : got) rte_pktmbuf_free(m);
+  CHECK(pl.counters().drops[n.port["test"]].by_reason[133] == 1);
+  CHECK(pl.counters().drops[n.port["frontend"]].by_reason[181] == 1);
+  CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);  // every drop was freed
+}
+
+TEST_CASE("egress policy at the source endpoint", "[pipeline][policy]") {
+  Node n;
+  n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: fe-egress}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  egress: [{toEndpoints: [{matchLabels: {app: test}}]}]
+)");
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  r.Send(*snap, n.port["frontend"], TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  r.Send(*snap, n.port["frontend"], TcpFrame("10.1.0.10", "10.1.0.11", 80));
+  CHECK(r.Take(n.port["myapp"]).empty());
+  auto got = r.Take(n.port["test"]);
+  CHECK(got.size() == 1);
+  for (auto* m : got) rte_pktmbuf_free(m);
+  CHECK(pl.counters().drops[n.port["frontend"]].by_reason[133] == 1);
+}
+
+TEST_CASE("anti-spoofing, TTL, fragments, unknown destinations: each its Cilium reason",
+          "[pipeline][drops]") {
+  Node n;
+  identity::IpCacheEntry remote;
+  remote.id = 2 << 16 | 5;
+  remote.tunnel_endpoint = *identity::IpAddr::Parse("192.168.1.2");
+  n.w.ipcache.Upsert(*identity::Prefix::Parse("10.2.0.20/32"), remote);
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  uint16_t fe = n.port["frontend"];
+  r.Send(*snap, fe, TcpFrame("10.1.0.99", "10.1.0.20", 80));             // spoofed source
+  r.Send(*snap, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80, 1));          // TTL 1
+  r.Send(*snap, fe, Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17, Bytes(16, 0), {}, 3)));
+  r.Send(*snap, fe, TcpFrame("10.1.0.10", "10.2.0.20", 80));             // remote: no fabric yet
+  r.Send(*snap, fe, TcpFrame("10.1.0.10", "8.8.8.8", 53));               // outside: no uplink yet
+  r.Send(*snap, fe, Bytes(20, 0));                                       // garbage
+  CHECK(r.Take(n.port["myapp"]).empty());
+  const auto& d = pl.counters().drops[fe].by_reason;
+  CHECK(d[132] == 1);
+  CHECK(d[196] == 1);
+  CHECK(d[175] == 1);
+  CHECK(d[160] == 1);
+  CHECK(d[169] == 1);
+  CHECK(d[139] == 1);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
+TEST_CASE("ARP: requests for the gateway are answered with the router MAC", "[pipeline][arp]") {
+  Node n;
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  uint16_t fe = n.port["frontend"];
+  r.Send(*snap, fe, Eth(0x0806, Arp(1, V4("10.1.0.10"), V4("10.1.0.1"))));
+  r.Send(*snap, fe, Eth(0x0806, Arp(1, V4("10.1.0.10"), V4("10.1.0.10"))));  // DAD: silent
+  auto got = r.Take(fe);
+  REQUIRE(got.size() == 1);
+  auto* arp = rte_pktmbuf_mtod_offset(got[0], rte_arp_hdr*, 14);
+  CHECK(rte_be_to_cpu_16(arp->arp_opcode) == RTE_ARP_OP_REPLY);
+  CHECK(rte_is_same_ether_addr(&arp->arp_data.arp_sha, &kRouter));
+  CHECK(rte_be_to_cpu_32(arp->arp_data.arp_sip) == V4("10.1.0.1"));
+  CHECK(rte_be_to_cpu_32(arp->arp_data.arp_tip) == V4("10.1.0.10"));
+  rte_pktmbuf_free(got[0]);
+  CHECK(pl.counters().arp_replies == 1);
+  CHECK(pl.counters().arp_ignored == 1);
+}
+
+TEST_CASE("IPv6 forwarding between endpoints with hop limit", "[pipeline][ipv6]") {
+  Node n;
+  n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  r.Send(*snap, n.port["frontend"], Eth(0x86DD, Ipv6("fd00:1::10", "fd00:1::20", 6, Tcp(1, 80))));
+  r.Send(*snap, n.port["frontend"], Eth(0x86DD, Ipv6("fd00:1::99", "fd00:1::20", 6, Tcp(1, 80))));
+  auto got = r.Take(n.port["myapp"]);
+  REQUIRE(got.size() == 1);
+  CHECK(rte_pktmbuf_mtod_offset(got[0], rte_ipv6_hdr*, 14)->hop_limits == 63);
+  rte_pktmbuf_free(got[0]);
+  CHECK(pl.dropped(DropReason::kInvalidSourceIp) == 1);
+}
+
+TEST_CASE("net_ring ports: RX, verdicts, TX through real ethdevs; a new snapshot takes effect",
+          "[pipeline][ring]") {
+  Node n;
+  // Three net_ring ports, each with its own RX and TX ring.
+  rte_ring* rx[3];
+  rte_ring* tx[3];
+  uint16_t ports[3];
+  for (int i = 0; i < 3; ++i) {
+    std::string nm = "plr" + std::to_string(i);
+    rx[i] = rte_ring_create((nm + "rx").c_str(), 256, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    tx[i] = rte_ring_create((nm + "tx").c_str(), 256, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    REQUIRE((rx[i] && tx[i]));
+    int id = rte_eth_from_rings(nm.c_str(), &rx[i], 1, &tx[i], 1, SOCKET_ID_ANY);
+    REQUIRE(id >= 0);
+    ports[i] = uint16_t(id);
+    rte_eth_conf conf{};
+    REQUIRE(rte_eth_dev_configure(ports[i], 1, 1, &conf) == 0);
+    REQUIRE(rte_eth_rx_queue_setup(ports[i], 0, 256, SOCKET_ID_ANY, nullptr, Pool()) == 0);
+    REQUIRE(rte_eth_tx_queue_setup(ports[i], 0, 256, SOCKET_ID_ANY, nullptr) == 0);
+    REQUIRE(rte_eth_dev_start(ports[i]) == 0);
+  }
+  REQUIRE(ports[1] == ports[0] + 1);
+  REQUIRE(ports[2] == ports[0] + 2);
+  auto cell = RcuCell<Snapshot>::Create(1);
+  REQUIRE((*cell)->RegisterReader(0).ok());
+  (*cell)->Online(0);
+  Pipeline pl(**cell, 0);
+  (*cell)->Publish(n.Build(ports[0]));
+  auto inject = [&](int i, const Bytes& f) {
+    rte_mbuf* m = ToMbuf(Pool(), f);
+    REQUIRE(rte_ring_enqueue(rx[i], m) == 0);
+  };
+  auto drain = [&](int i) {
+    std::vector<rte_mbuf*> v;
+    void* o;
+    while (rte_ring_dequeue(tx[i], &o) == 0) v.push_back(static_cast<rte_mbuf*>(o));
+    return v;
+  };
+  // Ports are assigned in compile order: frontend, myapp, test (by name).
+  int fe = n.port["frontend"] - ports[0], my = n.port["myapp"] - ports[0],
+      te = n.port["test"] - ports[0];
+  inject(te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
+  CHECK(pl.PollOnce(ports, 3) == 1);
+  auto out = drain(my);
+  CHECK(out.size() == 1);
+  for (auto* m : out) rte_pktmbuf_free(m);
+  // The policy arrives: a new snapshot, one store; the next packet obeys it.
+  n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)");
+  (*cell)->Publish(n.Build(ports[0]));
+  inject(te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
+  inject(fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  CHECK(pl.PollOnce(ports, 3) == 2);
+  out = drain(my);
+  REQUIRE(out.size() == 1);
+  CHECK(Meta(out[0])->src_identity == n.w.Get("frontend").id);
+  for (auto* m : out) rte_pktmbuf_free(m);
+  CHECK(pl.counters().drops[ports[te]].by_reason[133] == 1);
+  // The old snapshot is reclaimed once the worker has passed quiescence.
+  CHECK((*cell)->Reclaim() == 1);
+  CHECK(pl.counters().tx == 2);
+  for (int i = 0; i < 3; ++i) {
+    rte_eth_dev_stop(ports[i]);
+    rte_eth_dev_close(ports[i]);
+  }
+}
