@@ -33,6 +33,7 @@ enum PacketFlags : uint8_t {
   kPktIpOptions = 1 << 3,    // IPv4 options or IPv6 extension headers seen
   kPktVlan = 1 << 4,
   kPktNoPorts = 1 << 5,      // L4 ports unknown (non-first fragment, other proto)
+  kPktReply = 1 << 6,        // a reply of a tracked connection (set by conntrack)
 };
 
 // 32 bytes, in the mbuf's dynamic field area (which has 36 bytes).

@@ -1,6 +1,7 @@
 #include "dataplane/pipeline.h"
 
 #include <rte_arp.h>
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
 
@@ -52,6 +53,30 @@ bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
   return true;
 }
 
+constexpr uint32_t kOutsideRoute = 0xffffffff;  // no ipcache entry: snap.outside
+
+// The connection tuple of a parsed IP packet (ICMP echo: id as both ports).
+void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
+  k = CtKey();
+  k.family = meta.family;
+  k.proto = meta.proto;
+  if (meta.proto == 1 || meta.proto == 58) {
+    k.sport = k.dport = meta.sport;  // the echo identifier; 0 for errors
+  } else {
+    k.sport = meta.sport;
+    k.dport = meta.dport;
+  }
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    std::memcpy(k.src, &ip->src_addr, 4);
+    std::memcpy(k.dst, &ip->dst_addr, 4);
+  } else {
+    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+    std::memcpy(k.src, ip6->src_addr, 16);
+    std::memcpy(k.dst, ip6->dst_addr, 16);
+  }
+}
+
 }  // namespace
 
 void Pipeline::Drop(rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept {
@@ -76,12 +101,15 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   n = ParseBurst(pkts, n, drops, &nd);
 
   const uint16_t epi = in_port < kMaxPorts ? snap.endpoint_of_port[in_port] : kNoEndpoint;
-  // Stage 1: classify the source, route the destination, build policy keys.
+  static const EndpointEntry kNone{};
+  const EndpointEntry& src_ep = epi != kNoEndpoint ? snap.endpoints[epi] : kNone;
+  // Stage 1: ARP, anti-spoofing, the source identity, the destination route.
   rte_mbuf* work[kBurst];
   AclKey keys[kBurst * 2];
   const AclKey* kp[kBurst * 2];
+  CtKey ct_keys[kBurst];
   uint16_t nw = 0, nk = 0;
-  uint16_t ingress_key[kBurst];
+  uint16_t egress_key[kBurst], ingress_key[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     PacketMeta* meta = Meta(m);
@@ -93,7 +121,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drop(DropReason::kUnknownL3TargetAddress);
       continue;
     }
-    const EndpointEntry& ep = snap.endpoints[epi];
+    const EndpointEntry& ep = src_ep;  // every packet here came from it
     if (meta->flags & kPktArp) {
       if (ArpReply(m, *meta, ep, snap.router_mac)) {
         out.pkts[in_port][out.n[in_port]++] = m;
@@ -105,25 +133,21 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       continue;
     }
     // Anti-spoofing: an endpoint sends from its own addresses only.
-    const Route* route = &snap.outside;
+    uint32_t nh = kOutsideRoute;
     if (meta->family == 4) {
       auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta->l3_off);
       if (rte_be_to_cpu_32(ip->src_addr) != ep.v4) {
         drop(DropReason::kInvalidSourceIp);
         continue;
       }
-      uint32_t nh;
-      if (rte_lpm_lookup(snap.lpm4, rte_be_to_cpu_32(ip->dst_addr), &nh) == 0) {
-        route = &snap.routes[nh];
-      }
+      if (rte_lpm_lookup(snap.lpm4, rte_be_to_cpu_32(ip->dst_addr), &nh) != 0) nh = kOutsideRoute;
     } else {
       auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta->l3_off);
       if (!ep.has_v6 || std::memcmp(ip6->src_addr, ep.v6.data(), 16) != 0) {
         drop(DropReason::kInvalidSourceIp);
         continue;
       }
-      uint32_t nh;
-      if (rte_lpm6_lookup(snap.lpm6, ip6->dst_addr, &nh) == 0) route = &snap.routes[nh];
+      if (rte_lpm6_lookup(snap.lpm6, ip6->dst_addr, &nh) != 0) nh = kOutsideRoute;
     }
     // A later fragment has no ports to check policy on; fragment tracking
     // is not implemented (Cilium's 175 when the first fragment is unknown).
@@ -132,40 +156,63 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       continue;
     }
     meta->src_identity = ep.identity;
-    meta->aux = uint32_t(route - snap.routes.data());  // snap.outside -> out of range
-    // Egress at the source endpoint: peer = the destination's identity.
-    classifier::MakeAclKey(keys[nk], meta->proto, ep.subject_class,
-                           snap.classes->Lookup(route->identity), meta->dport,
-                           Direction::kEgress);
-    kp[nk] = &keys[nk];
-    ++nk;
-    ingress_key[nw] = 0xffff;
-    if (route->kind == Route::kLocal) {
-      const EndpointEntry& dst = snap.endpoints[route->endpoint];
-      classifier::MakeAclKey(keys[nk], meta->proto, dst.subject_class,
-                             snap.classes->Lookup(ep.identity), meta->dport,
-                             Direction::kIngress);
-      kp[nk] = &keys[nk];
-      ingress_key[nw] = nk++;
-    }
+    meta->aux = nh;  // the route: an index into snap.routes, or kOutsideRoute
+    if (ct_ != nullptr) CtKeyOf(m, *meta, ct_keys[nw]);
     work[nw++] = m;
   }
 
-  // Stage 2: every verdict of the burst in one classify call.
+  // Stage 2: conntrack for the burst: replies of allowed connections skip
+  // the policy (CT_REPLY); forward packets are checked every time.
+  CtResult ctres[kBurst];
+  int32_t ctpos[kBurst];
+  const uint64_t now = ct_ != nullptr ? rte_rdtsc() : 0;
+  if (ct_ != nullptr && nw > 0) {
+    ct_->LookupBurst(ct_keys, nw, now, ctres, ctpos);
+  } else {
+    for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
+  }
+
+  // Stage 3: policy keys. Egress at the source endpoint (peer = the
+  // destination's identity); ingress at a local destination (peer = the
+  // source endpoint's identity).
+  for (uint16_t i = 0; i < nw; ++i) {
+    egress_key[i] = ingress_key[i] = 0xffff;
+    if (ctres[i] == CtResult::kReply) continue;
+    const PacketMeta* meta = Meta(work[i]);
+    const Route& route = meta->aux < snap.routes.size() ? snap.routes[meta->aux] : snap.outside;
+    classifier::MakeAclKey(keys[nk], meta->proto, src_ep.subject_class,
+                           snap.classes->Lookup(route.identity), meta->dport,
+                           Direction::kEgress);
+    kp[nk] = &keys[nk];
+    egress_key[i] = nk++;
+    if (route.kind == Route::kLocal) {
+      const EndpointEntry& dst = snap.endpoints[route.endpoint];
+      classifier::MakeAclKey(keys[nk], meta->proto, dst.subject_class,
+                             snap.classes->Lookup(meta->src_identity), meta->dport,
+                             Direction::kIngress);
+      kp[nk] = &keys[nk];
+      ingress_key[i] = nk++;
+    }
+  }
+
+  // Stage 4: every verdict of the burst in one classify call.
   PolicyResult res[kBurst * 2];
   if (nk > 0) snap.acl->Classify(kp, nk, res);
 
-  // Stage 3: verdicts, rewrite, stage for TX.
-  for (uint16_t i = 0, k = 0; i < nw; ++i) {
+  // Stage 5: verdicts, conntrack, rewrite, stage for TX.
+  static const PolicyResult kReplyResult{Verdict::kForwarded, classifier::PolicyReason::kNone, 0,
+                                         0};
+  for (uint16_t i = 0; i < nw; ++i) {
     rte_mbuf* m = work[i];
     PacketMeta* meta = Meta(m);
-    const PolicyResult& eg = res[k++];
+    const PolicyResult& eg = egress_key[i] != 0xffff ? res[egress_key[i]] : kReplyResult;
     const PolicyResult* decided = &eg;
     if (ingress_key[i] != 0xffff) {
-      const PolicyResult& in = res[k++];
+      const PolicyResult& in = res[ingress_key[i]];
       if (eg.verdict != Verdict::kDropped) decided = &in;
       if (in.verdict == Verdict::kAudit && eg.verdict == Verdict::kForwarded) decided = &in;
     }
+    if (ctres[i] == CtResult::kReply) meta->flags |= kPktReply;
     meta->verdict = uint8_t(decided->verdict);
     meta->reason = uint8_t(decided->reason);
     meta->rule_id = decided->rule_id;
@@ -192,6 +239,20 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       meta->drop = DropReason::kTtlExceeded;
       drops[nd++] = m;
       continue;
+    }
+    if (ct_ != nullptr) {
+      if (ctres[i] == CtResult::kNew) {
+        int32_t pos;
+        if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos)) {
+          meta->drop = DropReason::kCtMapInsertionFailed;
+          drops[nd++] = m;
+          continue;
+        }
+        ++counters_.ct_new;
+      } else {
+        ct_->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
+        if (ctres[i] == CtResult::kReply) ++counters_.ct_replies;
+      }
     }
     const EndpointEntry& dst = snap.endpoints[route.endpoint];
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);

@@ -8,9 +8,10 @@
 //
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and
-// frees in bulk. Not yet here (issue 3 continues): conntrack (so replies are
-// policy-checked like forward packets for now), the fabric (VXLAN/Geneve),
-// the uplink, NDP, flow events.
+// frees in bulk. With a Conntrack, replies of allowed connections skip the
+// policy (Cilium's CT_REPLY) while forward packets are checked every time.
+// Not yet here (issue 3 continues): related ICMP errors, the fabric
+// (VXLAN/Geneve), the uplink, NDP, flow events.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -22,6 +23,7 @@
 #include <array>
 #include <cstdint>
 
+#include "dataplane/conntrack.h"
 #include "dataplane/drop.h"
 #include "dataplane/packet.h"
 #include "dataplane/rcu_cell.h"
@@ -35,6 +37,7 @@ inline constexpr uint16_t kBurst = 32;
 struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t rx = 0, tx = 0, tx_full = 0, forwarded = 0, arp_replies = 0, arp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
+  uint64_t ct_new = 0, ct_replies = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
 
@@ -46,8 +49,10 @@ struct TxStage {
 
 class Pipeline {
  public:
-  // `cell` must outlive the pipeline; `reader_id` is this lcore's RCU id.
-  Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id) : cell_(cell), reader_id_(reader_id) {}
+  // `cell` (and `ct`, if given; shared by the instance's workers) must
+  // outlive the pipeline; `reader_id` is this lcore's RCU id.
+  Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr)
+      : cell_(cell), reader_id_(reader_id), ct_(ct) {}
 
   // Processes a burst that arrived on `in_port` against `snap`. Forwarded
   // packets are staged in `out`; dropped ones are counted and freed.
@@ -69,6 +74,7 @@ class Pipeline {
 
   RcuCell<Snapshot>& cell_;
   uint32_t reader_id_;
+  Conntrack* ct_;
   PipelineCounters counters_;
   TxStage stage_;
 };

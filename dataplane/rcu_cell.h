@@ -95,6 +95,9 @@ class RcuCell {
     return freed;
   }
   size_t pending() const { return retired_.size(); }
+  // The readers' QSBR variable, for other tables whose memory the same
+  // readers may hold (e.g. conntrack key slots).
+  rte_rcu_qsbr* qsbr() const { return v_; }
   const T* current_for_writer() const { return current_.load(std::memory_order_relaxed); }
 
  private:

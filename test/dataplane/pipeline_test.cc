@@ -9,84 +9,11 @@
 #include <rte_ring.h>
 
 #include "dataplane/pipeline.h"
-#include "test/classifier/world.h"
-#include "test/dataplane/packet_builder.h"
+#include "test/dataplane/pipeline_fixture.h"
 
 using namespace meshgate;
 using namespace meshgate::dataplane;
 using namespace meshgate::test;
-
-namespace {
-
-rte_mempool* Pool() {
-  static rte_mempool* pool = [] {
-    REQUIRE(RegisterPacketMeta().ok());
-    return rte_pktmbuf_pool_create("pl_pool", 1023, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-                                   SOCKET_ID_ANY);
-  }();
-  REQUIRE(pool != nullptr);
-  return pool;
-}
-
-rte_ether_addr Mac(uint8_t last) { return {{0x02, 0, 0, 0, 0, last}}; }
-const rte_ether_addr kRouter = {{0x02, 0xaa, 0, 0, 0, 1}};
-
-// The seed's cluster1: frontend, test, myapp on ports 0..2 (compile order).
-struct Node {
-  World w;
-  std::map<std::string, std::string> ip = {
-      {"frontend", "10.1.0.10"}, {"test", "10.1.0.11"}, {"myapp", "10.1.0.20"}};
-  std::map<std::string, uint16_t> port;
-  uint64_t generation = 0;
-
-  Node() {
-    w.Add("frontend", {{"app", "frontend"}});
-    w.Add("test", {{"app", "test"}});
-    w.Add("myapp", {{"app", "myapp"}});
-  }
-  std::unique_ptr<Snapshot> Build(uint16_t port_base = 0) {
-    SnapshotInput in;
-    in.generation = ++generation;
-    in.policy = &w.Compiled();
-    in.ipcache = &w.ipcache;
-    in.router_mac = kRouter;
-    uint16_t p = port_base;
-    for (const auto* e : w.LocalInCompileOrder()) {
-      SnapshotEndpoint se;
-      se.port = p;
-      se.mac = Mac(uint8_t(p + 1));
-      se.identity = e->id;
-      se.addrs.push_back(*identity::IpAddr::Parse(ip.at(e->spec.name)));
-      port[e->spec.name] = p++;
-      in.endpoints.push_back(se);
-    }
-    auto s = BuildSnapshot(in);
-    REQUIRE(s.ok());
-    return std::move(*s);
-  }
-};
-
-Bytes TcpFrame(const std::string& src, const std::string& dst, uint16_t dport, uint8_t ttl = 64) {
-  return Eth(0x0800, Ipv4(V4(src.c_str()), V4(dst.c_str()), 6, Tcp(40000, dport, 0x02), {}, 0, ttl));
-}
-
-struct Run {
-  TxStage out;
-  Pipeline* pl;
-  void Send(const Snapshot& s, uint16_t port, const Bytes& frame) {
-    rte_mbuf* m = ToMbuf(Pool(), frame);
-    REQUIRE(m != nullptr);
-    pl->Process(s, &m, 1, port, out);
-  }
-  // Takes the packets staged for `port` (the caller frees them).
-  std::vector<rte_mbuf*> Take(uint16_t port) {
-    std::vector<rte_mbuf*> v(out.pkts[port].begin(), out.pkts[port].begin() + out.n[port]);
-    out.n[port] = 0;
-    return v;
-  }
-};
-
-}  // namespace
 
 TEST_CASE("local forwarding: MACs rewritten, TTL decremented, checksum still valid",
           "[pipeline]") {

@@ -1,0 +1,157 @@
+#include "dataplane/conntrack.h"
+
+#include <rte_cycles.h>
+#include <rte_errno.h>
+#include <rte_hash_crc.h>
+
+#include <cstring>
+
+#include "identity/strutil.h"
+
+namespace meshgate::dataplane {
+namespace {
+
+enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
+constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
+std::atomic<uint64_t> g_ct_seq{0};
+
+uint8_t NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
+  if (flags & (kFin | kRst)) return kClosing;
+  if (state == kClosing) return kClosing;
+  // A reply that acknowledges (SYN-ACK or later) establishes the connection;
+  // mid-stream pickup (an ACK without SYN on a new entry) counts as established.
+  if (dir == CtResult::kReply && (flags & kAck)) return kEstablished;
+  if (state == kSyn && (flags & kAck) && !(flags & kSynFlag)) return kEstablished;
+  return state;
+}
+
+}  // namespace
+
+CtKey CtKey::Reversed() const {
+  CtKey r = *this;
+  std::memcpy(r.src, dst, 16);
+  std::memcpy(r.dst, src, 16);
+  r.sport = dport;
+  r.dport = sport;
+  return r;
+}
+
+absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
+                                                             rte_rcu_qsbr* qsbr, CtTimeouts t) {
+  if (capacity < 8) capacity = 8;
+  std::unique_ptr<Conntrack> ct(new Conntrack());
+  std::string name = meshgate::StrCat("mgct", g_ct_seq.fetch_add(1));
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = capacity;
+  p.key_len = sizeof(CtKey);
+  p.hash_func = rte_hash_crc;
+  p.socket_id = SOCKET_ID_ANY;
+  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
+  ct->h_ = rte_hash_create(&p);
+  if (ct->h_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat("conntrack: rte_hash_create(", capacity, "): ", rte_strerror(rte_errno)));
+  }
+  ct->qsbr_ = qsbr;
+  ct->capacity_ = capacity;
+  // Multi-writer adds keep per-lcore free-slot caches: positions can exceed
+  // `capacity`; the entry array covers every position the hash can return.
+  ct->slots_ = uint32_t(rte_hash_max_key_id(ct->h_)) + 1;
+  ct->entries_ = std::make_unique<Entry[]>(ct->slots_);
+  ct->tsc_hz_ = rte_get_tsc_hz();
+  ct->timeout_tsc_[kSyn] = uint64_t(t.tcp_syn_s) * ct->tsc_hz_;
+  ct->timeout_tsc_[kEstablished] = uint64_t(t.tcp_established_s) * ct->tsc_hz_;
+  ct->timeout_tsc_[kClosing] = uint64_t(t.tcp_close_s) * ct->tsc_hz_;
+  ct->timeout_tsc_[kOther] = uint64_t(t.other_s) * ct->tsc_hz_;
+  return ct;
+}
+
+Conntrack::~Conntrack() {
+  if (h_ != nullptr) rte_hash_free(h_);
+}
+
+uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
+  return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
+}
+
+void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
+                            int32_t* pos) const noexcept {
+  // Forward and reversed tuples of every packet in one bulk lookup.
+  CtKey rev[32];
+  const void* kp[64];
+  int32_t found[64];
+  if (n > 32) n = 32;
+  for (uint16_t i = 0; i < n; ++i) {
+    rev[i] = keys[i].Reversed();
+    kp[i] = &keys[i];
+    kp[n + i] = &rev[i];
+  }
+  rte_hash_lookup_bulk(h_, kp, 2 * n, found);
+  for (uint16_t i = 0; i < n; ++i) {
+    res[i] = CtResult::kNew;
+    pos[i] = -1;
+    for (int d = 0; d < 2; ++d) {
+      int32_t p = found[d * n + i];
+      if (p < 0) continue;
+      if (entries_[p].expires.load(std::memory_order_relaxed) <= now) continue;
+      res[i] = d == 0 ? CtResult::kForward : CtResult::kReply;
+      pos[i] = p;
+      break;
+    }
+  }
+}
+
+bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos) noexcept {
+  int32_t p = rte_hash_add_key(h_, &key);  // existing (expired) key: same slot
+  if (p < 0) return false;
+  Entry& e = entries_[p];
+  uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
+  e.proto.store(key.proto, std::memory_order_relaxed);
+  e.state.store(state, std::memory_order_relaxed);
+  e.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_release);
+  *pos = p;
+  return true;
+}
+
+void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now) noexcept {
+  Entry& e = entries_[pos];
+  uint8_t proto = e.proto.load(std::memory_order_relaxed);
+  uint8_t state = e.state.load(std::memory_order_relaxed);
+  if (proto == 6) {
+    uint8_t next = NextTcpState(state, dir, tcp_flags);
+    if (next != state) e.state.store(next, std::memory_order_relaxed);
+    state = next;
+  }
+  // Several workers may refresh one entry: last writer wins, all write
+  // "now + timeout" of about the same now (benign; see the design note).
+  e.expires.store(now + TimeoutFor(proto, state), std::memory_order_relaxed);
+}
+
+uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
+  // Free slots deleted earlier whose grace period is over.
+  while (!retired_.empty() && rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1) {
+    rte_hash_free_key_with_position(h_, retired_.front().second);
+    retired_.pop_front();
+  }
+  uint32_t deleted = 0;
+  for (uint32_t i = 0; i < budget && slots_ > 0; ++i) {
+    int32_t p = int32_t(cursor_);
+    cursor_ = (cursor_ + 1) % slots_;
+    void* key = nullptr;
+    if (rte_hash_get_key_with_position(h_, p, &key) != 0) continue;  // free slot
+    if (entries_[p].expires.load(std::memory_order_relaxed) > now) continue;
+    CtKey k;
+    std::memcpy(&k, key, sizeof(k));
+    int32_t dp = rte_hash_del_key(h_, &k);
+    if (dp < 0) continue;
+    // Readers may still hold `dp` from a lookup: free the slot after a grace period.
+    retired_.emplace_back(rte_rcu_qsbr_start(qsbr_), dp);
+    ++deleted;
+  }
+  return deleted;
+}
+
+uint32_t Conntrack::size() const { return uint32_t(rte_hash_count(h_)); }
+
+}  // namespace meshgate::dataplane

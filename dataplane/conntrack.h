@@ -1,0 +1,113 @@
+// Connection tracking: replies bypass policy, forward packets do not.
+//
+// Cilium (bpf/bpf_lxc.c; PR #2700, #3605): the policy is looked up for every
+// packet; only CT_REPLY and CT_RELATED skip a deny. So this table answers one
+// question per packet: is it a reply of a connection this instance allowed?
+// Entries are created only for allowed (or audited) new connections.
+//
+// Timeouts are Cilium's defaults (pkg/option: bpf-ct-timeout-regular-tcp
+// 8000 s, -tcp-syn 60 s, -tcp-fin 10 s, -any 60 s). Expiry is checked on
+// lookup (an expired entry is as good as absent); removal is done by the
+// control thread in small steps (Collect), never by a scan on the hot path.
+//
+// Concurrency (docs/design/conntrack.md): an rte_hash with lock-free readers
+// and multi-writer adds, shared by all workers of an instance, so the two
+// directions of a flow may be seen by different workers. Established flows
+// take no lock; creating an entry takes rte_hash's writer lock. Key slots
+// are freed only after an rte_rcu_qsbr grace period on the workers' QSBR.
+//
+// REQUIRES: every thread that calls Create or Collect has an lcore id: an
+// EAL lcore, or a thread registered with rte_thread_register(). With
+// multi-writer adds rte_hash indexes per-lcore free-slot caches by
+// rte_lcore_id(), and an unregistered thread (LCORE_ID_ANY) crashes it.
+#pragma once
+
+#include <rte_hash.h>
+#include <rte_rcu_qsbr.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace meshgate::dataplane {
+
+// The forward tuple of a connection. Addresses in network order; IPv4 uses
+// the first 4 bytes. ICMP echo uses the identifier as both ports so that a
+// reply's reversed tuple equals the request's.
+struct CtKey {
+  uint8_t family = 0;
+  uint8_t proto = 0;
+  uint16_t pad = 0;
+  uint16_t sport = 0, dport = 0;
+  uint8_t src[16] = {};
+  uint8_t dst[16] = {};
+
+  CtKey Reversed() const;
+};
+static_assert(sizeof(CtKey) == 40);
+
+enum class CtResult : uint8_t {
+  kNew = 0,     // no live entry
+  kForward,     // a packet in the direction that created the entry
+  kReply,       // a packet in the opposite direction
+};
+
+struct CtTimeouts {
+  uint32_t tcp_syn_s = 60, tcp_established_s = 8000, tcp_close_s = 10, other_s = 60;
+};
+
+class Conntrack {
+ public:
+  // `capacity` connections. `qsbr` is the workers' RCU variable (they report
+  // quiescence on it once per loop), used to free deleted key slots safely.
+  static absl::StatusOr<std::unique_ptr<Conntrack>> Create(uint32_t capacity, rte_rcu_qsbr* qsbr,
+                                                           CtTimeouts t = {});
+  ~Conntrack();
+  Conntrack(const Conntrack&) = delete;
+  Conntrack& operator=(const Conntrack&) = delete;
+
+  // --- workers ---
+  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
+  void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
+                   int32_t* pos) const noexcept;
+  // Creates the entry of an allowed new connection. False when the table is
+  // full (the caller drops with Cilium's 155, CT_MAP_INSERTION_FAILED).
+  bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos) noexcept;
+  // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
+  void Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now_tsc) noexcept;
+
+  // --- control ---
+  // Examines up to `budget` slots from where the last call stopped, deletes
+  // expired connections, and frees slots whose grace period has passed.
+  // Never blocks. Returns the number of connections deleted.
+  uint32_t Collect(uint64_t now_tsc, uint32_t budget);
+  // Occupied key slots: live and expired connections, and deleted ones
+  // whose slots wait for their grace period.
+  uint32_t size() const;
+  uint32_t capacity() const { return capacity_; }
+
+ private:
+  struct Entry {
+    std::atomic<uint64_t> expires{0};  // tsc; dp: rw (relaxed), cp: ro
+    std::atomic<uint8_t> state{0};     // TcpState; dp: rw (relaxed)
+    std::atomic<uint8_t> proto{0};
+  };
+  Conntrack() = default;
+  uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
+
+  rte_hash* h_ = nullptr;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  uint32_t capacity_ = 0;
+  std::unique_ptr<Entry[]> entries_;  // indexed by rte_hash key position
+  uint32_t slots_ = 0;
+  uint64_t tsc_hz_ = 0;
+  uint64_t timeout_tsc_[4] = {};  // syn, established, close, other
+  uint32_t cursor_ = 0;                                 // cp only
+  std::deque<std::pair<uint64_t, int32_t>> retired_;    // cp only: (token, position)
+};
+
+}  // namespace meshgate::dataplane

@@ -1,0 +1,309 @@
+// Conntrack: replies of allowed connections bypass policy; forward packets
+// are checked every time (Cilium bpf_lxc.c: only CT_REPLY/CT_RELATED skip a
+// deny; PR #2700, #3605); TCP timeouts by state; a full table is a counted
+// drop; expired entries are collected off the hot path.
+#include <catch2/catch.hpp>
+
+#include <rte_cycles.h>
+#include <rte_lcore.h>
+
+#include <atomic>
+#include <thread>
+
+#include "dataplane/conntrack.h"
+#include "test/dataplane/pipeline_fixture.h"
+
+using namespace meshgate;
+using namespace meshgate::dataplane;
+using namespace meshgate::test;
+
+namespace {
+
+const char* kClientLockdown = R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: frontend-no-ingress}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  ingress: [{}]
+)";
+
+Bytes Reply(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+            uint8_t flags = 0x12) {
+  return Eth(0x0800, Ipv4(V4(src.c_str()), V4(dst.c_str()), 6, Tcp(sport, dport, flags)));
+}
+
+struct CtNode {
+  Node n;
+  std::unique_ptr<RcuCell<Snapshot>> cell;
+  std::unique_ptr<Conntrack> ct;
+  std::unique_ptr<Snapshot> snap;
+  explicit CtNode(uint32_t capacity = 1024, uint32_t readers = 2) {
+    cell = std::move(*RcuCell<Snapshot>::Create(readers));
+    if (capacity) ct = std::move(*Conntrack::Create(capacity, cell->qsbr()));
+  }
+  void Rebuild() { snap = n.Build(); }
+};
+
+}  // namespace
+
+TEST_CASE("replies bypass policy; without conntrack they would be dropped",
+          "[conntrack][cilium:bpf/bpf_lxc.c CT_REPLY]") {
+  for (bool with_ct : {false, true}) {
+    INFO("conntrack " << with_ct);
+    CtNode c(with_ct ? 1024 : 0);
+    c.n.w.Apply(kClientLockdown);  // frontend takes no ingress at all
+    c.Rebuild();
+    Pipeline pl(*c.cell, 0, c.ct.get());
+    Run r{{}, &pl};
+    uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+    r.Send(*c.snap, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));        // SYN
+    auto got = r.Take(my);
+    REQUIRE(got.size() == 1);
+    rte_pktmbuf_free(got[0]);
+    r.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.10", 80, 40000));    // SYN-ACK
+    got = r.Take(fe);
+    CHECK(got.size() == (with_ct ? 1u : 0u));
+    if (with_ct) {
+      CHECK((Meta(got[0])->flags & kPktReply));
+      CHECK(pl.counters().ct_replies == 1);
+    } else {
+      CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);
+    }
+    for (auto* m : got) rte_pktmbuf_free(m);
+    // A new connection *to* frontend is still denied either way.
+    r.Send(*c.snap, my, TcpFrame("10.1.0.20", "10.1.0.10", 8080));
+    CHECK(r.Take(fe).empty());
+  }
+}
+
+TEST_CASE("a policy tightened under an established flow cuts its forward packets, not replies",
+          "[conntrack][cilium:PR 2700 policy consulted for every packet]") {
+  CtNode c;
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  r.Send(*c.snap, te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
+  r.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.11", 80, 40000));
+  for (auto* m : r.Take(my)) rte_pktmbuf_free(m);
+  for (auto* m : r.Take(te)) rte_pktmbuf_free(m);
+  CHECK(pl.counters().ct_new == 1);
+  // Now only frontends may reach myapp.
+  c.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)");
+  c.Rebuild();
+  r.Send(*c.snap, te, Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(40000, 80, 0x10))));
+  CHECK(r.Take(my).empty());
+  CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);
+  r.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.11", 80, 40000, 0x10));
+  auto got = r.Take(te);
+  CHECK(got.size() == 1);  // the reply still passes: the entry was not deleted
+  for (auto* m : got) rte_pktmbuf_free(m);
+}
+
+TEST_CASE("two workers: one sees the request, the other the reply", "[conntrack][workers]") {
+  CtNode c;
+  c.n.w.Apply(kClientLockdown);
+  c.Rebuild();
+  Pipeline a(*c.cell, 0, c.ct.get()), b(*c.cell, 1, c.ct.get());
+  Run ra{{}, &a}, rb{{}, &b};
+  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+  for (uint16_t sp = 1000; sp < 1100; ++sp) {
+    ra.Send(*c.snap, fe, Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 6, Tcp(sp, 80))));
+  }
+  for (auto* m : ra.Take(my)) rte_pktmbuf_free(m);
+  for (uint16_t sp = 1000; sp < 1100; ++sp) {
+    rb.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.10", 80, sp));
+  }
+  auto got = rb.Take(fe);
+  CHECK(got.size() == 100);
+  for (auto* m : got) rte_pktmbuf_free(m);
+  CHECK(a.counters().ct_new == 100);
+  CHECK(b.counters().ct_replies == 100);
+  CHECK(c.ct->size() == 100);
+}
+
+TEST_CASE("a full table drops new connections with 155 and keeps serving known ones",
+          "[conntrack][full]") {
+  CtNode c(16);
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+  for (uint16_t sp = 1; sp <= 2000; ++sp) {
+    r.Send(*c.snap, fe, Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 6, Tcp(sp, 80))));
+    for (auto* m : r.Take(my)) rte_pktmbuf_free(m);
+  }
+  uint64_t refused = pl.dropped(DropReason::kCtMapInsertionFailed);
+  CHECK(refused > 0);
+  CHECK(pl.counters().ct_new + refused == 2000);
+  CHECK(pl.counters().ct_new <= 2000);
+  // The first connection is still tracked: its reply passes.
+  r.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.10", 80, 1));
+  auto got = r.Take(fe);
+  CHECK(got.size() == 1);
+  for (auto* m : got) rte_pktmbuf_free(m);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
+TEST_CASE("TCP timeouts follow the state: SYN 60 s, established 8000 s, FIN 10 s; UDP 60 s",
+          "[conntrack][timeouts][cilium:pkg/option bpf-ct-timeout-regular-*]") {
+  auto cell = RcuCell<Snapshot>::Create(1);
+  auto ct = Conntrack::Create(64, (*cell)->qsbr());
+  REQUIRE(ct.ok());
+  Conntrack& t = **ct;
+  const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;
+  CtKey k;
+  k.family = 4;
+  k.proto = 6;
+  k.sport = 1;
+  k.dport = 80;
+  k.src[0] = 10;
+  k.dst[0] = 11;
+  auto state_at = [&](const CtKey& key, uint64_t now) {
+    CtResult res;
+    int32_t pos;
+    t.LookupBurst(&key, 1, now, &res, &pos);
+    return res;
+  };
+  int32_t pos;
+  REQUIRE(t.Create(k, 0x02, t0, &pos));                     // SYN
+  CHECK(state_at(k, t0 + 59 * hz) == CtResult::kForward);
+  CHECK(state_at(k, t0 + 61 * hz) == CtResult::kNew);       // half-open expired
+  CHECK(state_at(k.Reversed(), t0 + 30 * hz) == CtResult::kReply);
+  t.Update(pos, CtResult::kReply, 0x12, t0 + 30 * hz);      // SYN-ACK: established
+  CHECK(state_at(k, t0 + 7000 * hz) == CtResult::kForward);
+  CHECK(state_at(k, t0 + 8100 * hz) == CtResult::kNew);
+  t.Update(pos, CtResult::kForward, 0x11, t0 + 100 * hz);   // FIN
+  CHECK(state_at(k, t0 + 109 * hz) == CtResult::kForward);
+  CHECK(state_at(k, t0 + 111 * hz) == CtResult::kNew);
+  CtKey u = k;
+  u.proto = 17;
+  REQUIRE(t.Create(u, 0, t0, &pos));
+  CHECK(state_at(u, t0 + 59 * hz) == CtResult::kForward);
+  CHECK(state_at(u, t0 + 61 * hz) == CtResult::kNew);
+}
+
+TEST_CASE("collection removes expired entries in steps, freeing slots after a grace period",
+          "[conntrack][gc]") {
+  auto cell = RcuCell<Snapshot>::Create(1);
+  RcuCell<Snapshot>& rc = **cell;
+  REQUIRE(rc.RegisterReader(0).ok());
+  rc.Online(0);
+  auto ct = Conntrack::Create(256, rc.qsbr());
+  Conntrack& t = **ct;
+  const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;
+  for (uint16_t i = 0; i < 100; ++i) {
+    CtKey k;
+    k.family = 4;
+    k.proto = 17;
+    k.sport = i;
+    int32_t pos;
+    REQUIRE(t.Create(k, 0, i < 50 ? t0 : t0 + 1000 * hz, &pos));
+  }
+  CHECK(t.size() == 100);
+  uint32_t deleted = 0;
+  for (int step = 0; step < 100; ++step) deleted += t.Collect(t0 + 100 * hz, 16);
+  CHECK(deleted == 50);
+  // The worker has not passed quiescence: the 50 deleted keys still hold
+  // their slots (a reader may hold their positions).
+  CHECK(t.size() == 100);
+  t.Collect(t0 + 100 * hz, 1);
+  CHECK(t.size() == 100);
+  rc.Quiescent(0);
+  t.Collect(t0 + 100 * hz, 1);  // now the retired slots are freed
+  CHECK(t.size() == 50);
+  for (uint16_t i = 200; i < 450; ++i) {  // capacity is usable again
+    CtKey k;
+    k.family = 4;
+    k.proto = 17;
+    k.sport = i;
+    int32_t pos;
+    if (!t.Create(k, 0, t0, &pos)) break;
+  }
+  CHECK(t.size() >= 200);
+  rc.Offline(0);
+}
+
+TEST_CASE("concurrent workers and collector: every reply of an allowed connection passes",
+          "[conntrack][workers][threads]") {
+  CtNode c(4096);
+  c.n.w.Apply(kClientLockdown);
+  c.Rebuild();
+  RcuCell<Snapshot>& rc = *c.cell;
+  REQUIRE(rc.RegisterReader(0).ok());
+  REQUIRE(rc.RegisterReader(1).ok());
+  rte_mempool* pool = Pool();  // initialised here: threads below assert nothing
+  const Snapshot& snap = *c.snap;
+  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+  constexpr uint16_t kFlows = 500;
+  std::atomic<int> sent_up_to{-1};
+  std::atomic<bool> stop{false};
+  std::atomic<uint32_t> requests_passed{0}, replies_passed{0}, alloc_failures{0};
+  // Catch2's macros are not thread-safe: the threads only count.
+  auto send = [&](Pipeline& pl, TxStage& out, uint16_t port, const Bytes& f, uint16_t to) {
+    rte_mbuf* m = ToMbuf(pool, f);
+    if (m == nullptr) {
+      ++alloc_failures;
+      return 0u;
+    }
+    pl.Process(snap, &m, 1, port, out);
+    uint32_t got = out.n[to];
+    rte_pktmbuf_free_bulk(out.pkts[to].data(), out.n[to]);
+    out.n[to] = 0;
+    return got;
+  };
+  // Writers need an lcore id (conntrack.h): register the plain threads.
+  std::atomic<uint32_t> unregistered{0};
+  auto reg = [&] {
+    if (rte_thread_register() != 0) ++unregistered;
+  };
+  std::thread a([&] {  // worker 0: requests
+    reg();
+    rc.Online(0);
+    Pipeline pl(rc, 0, c.ct.get());
+    auto out = std::make_unique<TxStage>();
+    for (uint16_t i = 0; i < kFlows; ++i) {
+      requests_passed += send(pl, *out, fe,
+          Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 6, Tcp(uint16_t(2000 + i), 80))), my);
+      sent_up_to.store(i, std::memory_order_release);
+      rc.Quiescent(0);
+    }
+    rc.Offline(0);
+    rte_thread_unregister();
+  });
+  std::thread b([&] {  // worker 1: the replies, each once its request went out
+    reg();
+    rc.Online(1);
+    Pipeline pl(rc, 1, c.ct.get());
+    auto out = std::make_unique<TxStage>();
+    for (uint16_t i = 0; i < kFlows; ++i) {
+      while (sent_up_to.load(std::memory_order_acquire) < i) rc.Quiescent(1);
+      replies_passed += send(pl, *out, my, Reply("10.1.0.20", "10.1.0.10", 80, uint16_t(2000 + i)), fe);
+      rc.Quiescent(1);
+    }
+    rc.Offline(1);
+    rte_thread_unregister();
+  });
+  std::thread gc([&] {  // control: collection running alongside
+    reg();
+    while (!stop.load()) c.ct->Collect(rte_rdtsc(), 64);
+    rte_thread_unregister();
+  });
+  a.join();
+  b.join();
+  stop = true;
+  gc.join();
+  CHECK(unregistered == 0);
+  CHECK(alloc_failures == 0);
+  CHECK(requests_passed == kFlows);
+  CHECK(replies_passed == kFlows);
+  CHECK(c.ct->size() == kFlows);  // nothing expired, nothing lost
+}
