@@ -20,6 +20,7 @@ constexpr Entry kTable[] = {
      "CT: Truncated or invalid header"},
     {DropReason::kCtUnknownL4Protocol, "CT_UNKNOWN_L4_PROTOCOL", "CT: Unknown L4 protocol"},
     {DropReason::kUnsupportedL3Protocol, "UNSUPPORTED_L3_PROTOCOL", "Unsupported L3 protocol"},
+    {DropReason::kErrorWritingToPacket, "ERROR_WRITING_TO_PACKET", "Error writing to packet"},
     {DropReason::kUnknownL4Protocol, "UNKNOWN_L4_PROTOCOL", "Unknown L4 protocol"},
     {DropReason::kUnknownL3TargetAddress, "UNKNOWN_L3_TARGET_ADDRESS",
      "Unknown L3 target address"},
@@ -44,7 +45,7 @@ constexpr Entry kTable[] = {
     {DropReason::kInvalidVni, "INVALID_VNI", "Incorrect VNI from VTEP"},
     {DropReason::kTtlExceeded, "TTL_EXCEEDED", "TTL exceeded"},
 };
-static_assert(std::size(kTable) == 24);
+static_assert(std::size(kTable) == 25);
 
 constexpr const Entry* Find(DropReason r) {
   for (const auto& e : kTable) {
@@ -65,9 +66,9 @@ std::string_view DropReasonText(DropReason r) {
   return e ? e->text : std::string_view();
 }
 
-const std::array<DropReason, 24>& AllDropReasons() {
-  static const std::array<DropReason, 24> all = [] {
-    std::array<DropReason, 24> a{};
+const std::array<DropReason, 25>& AllDropReasons() {
+  static const std::array<DropReason, 25> all = [] {
+    std::array<DropReason, 25> a{};
     for (size_t i = 0; i < a.size(); ++i) a[i] = kTable[i].reason;
     return a;
   }();

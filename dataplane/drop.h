@@ -28,6 +28,7 @@ enum class DropReason : uint8_t {
   kCtTruncatedOrInvalidHeader = 135,
   kCtUnknownL4Protocol = 137,
   kUnsupportedL3Protocol = 139,
+  kErrorWritingToPacket = 141,
   kUnknownL4Protocol = 142,
   kUnknownL3TargetAddress = 150,
   kNoMatchingLocalContainer = 152,
@@ -56,7 +57,7 @@ static_assert(uint8_t(DropReason::kPolicyDeny) ==
 std::string_view DropReasonEnumName(DropReason r);
 std::string_view DropReasonText(DropReason r);
 // Every reason meshgate uses, for tables, metrics and the sync test.
-const std::array<DropReason, 24>& AllDropReasons();
+const std::array<DropReason, 25>& AllDropReasons();
 
 // Per-lcore, per-port drop counters. Written by one lcore only; read by
 // control with relaxed loads (64-bit aligned counters; torn reads are not

@@ -3,11 +3,15 @@
 #include <rte_arp.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_udp.h>
+#include <netinet/in.h>
 
 #include <cstring>
 
 #include "classifier/acl_table.h"
+#include "identity/numeric.h"
 
 namespace meshgate::dataplane {
 namespace {
@@ -55,6 +59,129 @@ bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
 
 constexpr uint32_t kOutsideRoute = 0xffffffff;  // no ipcache entry: snap.outside
 
+constexpr uint16_t kNoKey = 0xffff;
+
+const Route& RouteAt(const Snapshot& snap, uint32_t nh) {
+  return nh < snap.routes.size() ? snap.routes[nh] : snap.outside;
+}
+
+bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep) {
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    return rte_be_to_cpu_32(ip->src_addr) == ep.v4;
+  }
+  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
+}
+
+// The ipcache entry of the destination (LPM next hop), or kOutsideRoute.
+uint32_t RouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
+  uint32_t nh;
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    if (rte_lpm_lookup(snap.lpm4, rte_be_to_cpu_32(ip->dst_addr), &nh) == 0) return nh;
+  } else {
+    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+    if (rte_lpm6_lookup(snap.lpm6, ip6->dst_addr, &nh) == 0) return nh;
+  }
+  return kOutsideRoute;
+}
+
+// Outer headers: Ethernet + IPv4 + UDP + VXLAN or Geneve (no options).
+constexpr uint16_t kEncapLen = 14 + 20 + 8 + 8;
+
+// Encapsulates the frame for `route`'s node: VNI = the source identity
+// (Cilium bpf/lib/encap.h: tunnel_id = seclabel); RFC 7348 VXLAN on UDP
+// 8472 (Cilium's port) or RFC 8926 Geneve on 6081; the UDP source port
+// carries flow entropy; IPv4 UDP checksum 0 (RFC 7348 5).
+bool Encapsulate(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, const Route& route) {
+  const FabricConfig& f = snap.fabric;
+  uint16_t inner_len = rte_pktmbuf_pkt_len(m);
+  auto* inner = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  inner->src_addr = snap.router_mac;  // the receiver routes by inner IP
+  inner->dst_addr = snap.router_mac;
+  auto* h = reinterpret_cast<uint8_t*>(rte_pktmbuf_prepend(m, kEncapLen));
+  if (h == nullptr) return false;
+  auto* eth = reinterpret_cast<rte_ether_hdr*>(h);
+  eth->src_addr = f.node_mac;
+  rte_ether_addr dmac = {{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+  for (const auto& [ip, mac] : f.neighbors) {
+    if (ip == route.tunnel_v4) dmac = mac;
+  }
+  eth->dst_addr = dmac;
+  eth->ether_type = rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4);
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(h + 14);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->type_of_service = 0;
+  ip->total_length = rte_cpu_to_be_16(uint16_t(20 + 8 + 8 + inner_len));
+  ip->packet_id = 0;
+  ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+  ip->time_to_live = 64;
+  ip->next_proto_id = IPPROTO_UDP;
+  ip->src_addr = rte_cpu_to_be_32(f.node_v4);
+  ip->dst_addr = rte_cpu_to_be_32(route.tunnel_v4);
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  auto* udp = reinterpret_cast<rte_udp_hdr*>(h + 34);
+  uint32_t entropy = rte_hash_crc_4byte(uint32_t(meta.sport) << 16 | meta.dport,
+                                        rte_hash_crc_4byte(meta.src_identity, meta.proto));
+  udp->src_port = rte_cpu_to_be_16(uint16_t(49152 | (entropy & 0x3fff)));
+  udp->dst_port = rte_cpu_to_be_16(f.encap == Encap::kVxlan ? kVxlanPort : kGenevePort);
+  udp->dgram_len = rte_cpu_to_be_16(uint16_t(8 + 8 + inner_len));
+  udp->dgram_cksum = 0;
+  uint8_t* t = h + 42;
+  uint32_t vni = meta.src_identity & 0xffffff;
+  if (f.encap == Encap::kVxlan) {
+    t[0] = 0x08;  // I flag: the VNI is valid
+    t[1] = t[2] = t[3] = 0;
+  } else {
+    t[0] = 0;  // version 0, no options
+    t[1] = 0;
+    t[2] = 0x65;  // protocol type: Transparent Ethernet Bridging (0x6558)
+    t[3] = 0x58;
+  }
+  t[4] = uint8_t(vni >> 16);
+  t[5] = uint8_t(vni >> 8);
+  t[6] = uint8_t(vni);
+  t[7] = 0;
+  return true;
+}
+
+// Validates and strips the outer headers of a frame from the fabric; the
+// inner frame's metadata replaces the outer's, the VNI is its identity.
+DropReason Decapsulate(rte_mbuf* m, PacketMeta& meta, const FabricConfig& f) {
+  if (meta.family != 4 || meta.proto != IPPROTO_UDP) return DropReason::kUnknownL3TargetAddress;
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+  if (rte_be_to_cpu_32(ip->dst_addr) != f.node_v4) return DropReason::kUnknownL3TargetAddress;
+  uint16_t want = f.encap == Encap::kVxlan ? kVxlanPort : kGenevePort;
+  if (meta.dport != want) return DropReason::kUnknownL3TargetAddress;
+  uint32_t hdr = meta.l4_off + 8u;  // the VXLAN or Geneve header
+  if (hdr + 8 > rte_pktmbuf_data_len(m)) return DropReason::kInvalidPacket;
+  const uint8_t* t = rte_pktmbuf_mtod_offset(m, const uint8_t*, hdr);
+  uint32_t opts = 0;
+  if (f.encap == Encap::kVxlan) {
+    if (!(t[0] & 0x08)) return DropReason::kInvalidVni;
+  } else {
+    if ((t[0] >> 6) != 0 || t[2] != 0x65 || t[3] != 0x58) return DropReason::kInvalidPacket;
+    opts = uint32_t(t[0] & 0x3f) * 4;  // options are skipped, not interpreted
+  }
+  uint32_t vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
+  // bpf_overlay.c: a packet claiming the host identity is dropped.
+  if (vni == identity::reserved::kHost || vni == identity::reserved::kUnknown) {
+    return DropReason::kInvalidIdentity;
+  }
+  uint32_t outer = hdr + 8 + opts;
+  if (outer >= rte_pktmbuf_data_len(m) || rte_pktmbuf_adj(m, uint16_t(outer)) == nullptr) {
+    return DropReason::kInvalidPacket;
+  }
+  if (!ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta)) {
+    return meta.drop;
+  }
+  if (meta.flags & kPktArp) return DropReason::kUnsupportedL3Protocol;
+  meta.src_identity = vni;
+  return DropReason::kNone;
+}
+
 // The connection tuple of a parsed IP packet (ICMP echo: id as both ports).
 void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
   k = CtKey();
@@ -100,10 +227,15 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   for (uint16_t i = 0; i < n; ++i) Meta(pkts[i])->in_port = in_port;
   n = ParseBurst(pkts, n, drops, &nd);
 
-  const uint16_t epi = in_port < kMaxPorts ? snap.endpoint_of_port[in_port] : kNoEndpoint;
+  const PortRole role = in_port < kMaxPorts ? snap.role[in_port] : PortRole::kNone;
+  const uint16_t epi = role == PortRole::kEndpoint ? snap.endpoint_of_port[in_port] : kNoEndpoint;
   static const EndpointEntry kNone{};
   const EndpointEntry& src_ep = epi != kNoEndpoint ? snap.endpoints[epi] : kNone;
-  // Stage 1: ARP, anti-spoofing, the source identity, the destination route.
+  // Egress policy is the source's instance's: checked for packets from a
+  // local endpoint, not for packets that arrive over the fabric.
+  const bool check_egress = role == PortRole::kEndpoint;
+
+  // Stage 1: per role, the source identity and the destination route.
   rte_mbuf* work[kBurst];
   AclKey keys[kBurst * 2];
   const AclKey* kp[kBurst * 2];
@@ -117,37 +249,33 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       meta->drop = r;
       drops[nd++] = m;
     };
-    if (epi == kNoEndpoint) {  // fabric and uplink ports come later
+    uint32_t nh = kOutsideRoute;
+    if (role == PortRole::kEndpoint) {
+      if (meta->flags & kPktArp) {
+        if (ArpReply(m, *meta, src_ep, snap.router_mac)) {
+          out.pkts[in_port][out.n[in_port]++] = m;
+          ++counters_.arp_replies;
+        } else {
+          ++counters_.arp_ignored;
+          rte_pktmbuf_free(m);
+        }
+        continue;
+      }
+      // Anti-spoofing: an endpoint sends from its own addresses only.
+      if (!SourceIsEndpoint(m, *meta, src_ep)) {
+        drop(DropReason::kInvalidSourceIp);
+        continue;
+      }
+      meta->src_identity = src_ep.identity;
+    } else if (role == PortRole::kFabric) {
+      DropReason r = Decapsulate(m, *meta, snap.fabric);
+      if (r != DropReason::kNone) {
+        drop(r);
+        continue;
+      }
+    } else {  // the uplink comes later
       drop(DropReason::kUnknownL3TargetAddress);
       continue;
-    }
-    const EndpointEntry& ep = src_ep;  // every packet here came from it
-    if (meta->flags & kPktArp) {
-      if (ArpReply(m, *meta, ep, snap.router_mac)) {
-        out.pkts[in_port][out.n[in_port]++] = m;
-        ++counters_.arp_replies;
-      } else {
-        ++counters_.arp_ignored;
-        rte_pktmbuf_free(m);
-      }
-      continue;
-    }
-    // Anti-spoofing: an endpoint sends from its own addresses only.
-    uint32_t nh = kOutsideRoute;
-    if (meta->family == 4) {
-      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta->l3_off);
-      if (rte_be_to_cpu_32(ip->src_addr) != ep.v4) {
-        drop(DropReason::kInvalidSourceIp);
-        continue;
-      }
-      if (rte_lpm_lookup(snap.lpm4, rte_be_to_cpu_32(ip->dst_addr), &nh) != 0) nh = kOutsideRoute;
-    } else {
-      auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta->l3_off);
-      if (!ep.has_v6 || std::memcmp(ip6->src_addr, ep.v6.data(), 16) != 0) {
-        drop(DropReason::kInvalidSourceIp);
-        continue;
-      }
-      if (rte_lpm6_lookup(snap.lpm6, ip6->dst_addr, &nh) != 0) nh = kOutsideRoute;
     }
     // A later fragment has no ports to check policy on; fragment tracking
     // is not implemented (Cilium's 175 when the first fragment is unknown).
@@ -155,8 +283,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drop(DropReason::kFirstFragmentNotFound);
       continue;
     }
-    meta->src_identity = ep.identity;
-    meta->aux = nh;  // the route: an index into snap.routes, or kOutsideRoute
+    nh = RouteOf(m, *meta, snap);
+    if (role == PortRole::kFabric &&
+        (nh == kOutsideRoute || snap.routes[nh].kind != Route::kLocal)) {
+      drop(DropReason::kNoMatchingLocalContainer);  // no transit through the fabric
+      continue;
+    }
+    meta->aux = nh;
     if (ct_ != nullptr) CtKeyOf(m, *meta, ct_keys[nw]);
     work[nw++] = m;
   }
@@ -174,17 +307,19 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
 
   // Stage 3: policy keys. Egress at the source endpoint (peer = the
   // destination's identity); ingress at a local destination (peer = the
-  // source endpoint's identity).
+  // source's identity, from the endpoint or from the VNI).
   for (uint16_t i = 0; i < nw; ++i) {
-    egress_key[i] = ingress_key[i] = 0xffff;
+    egress_key[i] = ingress_key[i] = kNoKey;
     if (ctres[i] == CtResult::kReply) continue;
     const PacketMeta* meta = Meta(work[i]);
-    const Route& route = meta->aux < snap.routes.size() ? snap.routes[meta->aux] : snap.outside;
-    classifier::MakeAclKey(keys[nk], meta->proto, src_ep.subject_class,
-                           snap.classes->Lookup(route.identity), meta->dport,
-                           Direction::kEgress);
-    kp[nk] = &keys[nk];
-    egress_key[i] = nk++;
+    const Route& route = RouteAt(snap, meta->aux);
+    if (check_egress) {
+      classifier::MakeAclKey(keys[nk], meta->proto, src_ep.subject_class,
+                             snap.classes->Lookup(route.identity), meta->dport,
+                             Direction::kEgress);
+      kp[nk] = &keys[nk];
+      egress_key[i] = nk++;
+    }
     if (route.kind == Route::kLocal) {
       const EndpointEntry& dst = snap.endpoints[route.endpoint];
       classifier::MakeAclKey(keys[nk], meta->proto, dst.subject_class,
@@ -199,43 +334,32 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   PolicyResult res[kBurst * 2];
   if (nk > 0) snap.acl->Classify(kp, nk, res);
 
-  // Stage 5: verdicts, conntrack, rewrite, stage for TX.
-  static const PolicyResult kReplyResult{Verdict::kForwarded, classifier::PolicyReason::kNone, 0,
-                                         0};
+  // Stage 5: verdicts, conntrack, rewrite or encapsulate, stage for TX.
+  static const PolicyResult kPass{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, 0};
   for (uint16_t i = 0; i < nw; ++i) {
     rte_mbuf* m = work[i];
     PacketMeta* meta = Meta(m);
-    const PolicyResult& eg = egress_key[i] != 0xffff ? res[egress_key[i]] : kReplyResult;
-    const PolicyResult* decided = &eg;
-    if (ingress_key[i] != 0xffff) {
-      const PolicyResult& in = res[ingress_key[i]];
-      if (eg.verdict != Verdict::kDropped) decided = &in;
-      if (in.verdict == Verdict::kAudit && eg.verdict == Verdict::kForwarded) decided = &in;
-    }
+    const PolicyResult& eg = egress_key[i] != kNoKey ? res[egress_key[i]] : kPass;
+    const PolicyResult& in = ingress_key[i] != kNoKey ? res[ingress_key[i]] : kPass;
+    // Egress decides first; then ingress; an AUDIT anywhere is reported.
+    const PolicyResult& decided = eg.verdict == Verdict::kForwarded ? in : eg;
     if (ctres[i] == CtResult::kReply) meta->flags |= kPktReply;
-    meta->verdict = uint8_t(decided->verdict);
-    meta->reason = uint8_t(decided->reason);
-    meta->rule_id = decided->rule_id;
-    if (eg.verdict == Verdict::kDropped) {
-      meta->drop = DropReason(uint8_t(eg.reason));
+    meta->verdict = uint8_t(decided.verdict);
+    meta->reason = uint8_t(decided.reason);
+    meta->rule_id = decided.rule_id;
+    if (decided.verdict == Verdict::kDropped) {
+      meta->drop = DropReason(uint8_t(decided.reason));
       drops[nd++] = m;
       continue;
     }
-    if (decided->verdict == Verdict::kDropped) {
-      meta->drop = DropReason(uint8_t(decided->reason));
+    if (eg.verdict == Verdict::kAudit || in.verdict == Verdict::kAudit) ++counters_.audited;
+    const Route& route = RouteAt(snap, meta->aux);
+    if (route.kind == Route::kOutside) {  // the uplink is the next slice
+      meta->drop = DropReason::kFibLookupFailed;
       drops[nd++] = m;
       continue;
     }
-    if (eg.verdict == Verdict::kAudit || decided->verdict == Verdict::kAudit) ++counters_.audited;
-    const Route& route = meta->aux < snap.routes.size() ? snap.routes[meta->aux] : snap.outside;
-    if (route.kind != Route::kLocal) {
-      // Encapsulation to other nodes and the uplink are the next slices.
-      meta->drop = route.kind == Route::kRemote ? DropReason::kNoTunnelEndpoint
-                                                : DropReason::kFibLookupFailed;
-      drops[nd++] = m;
-      continue;
-    }
-    if (!DecrementTtl(m, *meta)) {
+    if (route.kind == Route::kLocal && !DecrementTtl(m, *meta)) {
       meta->drop = DropReason::kTtlExceeded;
       drops[nd++] = m;
       continue;
@@ -254,11 +378,28 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         if (ctres[i] == CtResult::kReply) ++counters_.ct_replies;
       }
     }
-    const EndpointEntry& dst = snap.endpoints[route.endpoint];
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    eth->src_addr = snap.router_mac;
-    eth->dst_addr = dst.mac;
-    out.pkts[dst.port][out.n[dst.port]++] = m;
+    uint16_t out_port;
+    if (route.kind == Route::kRemote) {
+      if (snap.fabric.port == 0xffff) {
+        meta->drop = DropReason::kNoTunnelEndpoint;
+        drops[nd++] = m;
+        continue;
+      }
+      if (!Encapsulate(m, *meta, snap, route)) {
+        meta->drop = DropReason::kErrorWritingToPacket;
+        drops[nd++] = m;
+        continue;
+      }
+      out_port = snap.fabric.port;
+      ++counters_.encapsulated;
+    } else {
+      const EndpointEntry& dst = snap.endpoints[route.endpoint];
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      eth->src_addr = snap.router_mac;
+      eth->dst_addr = dst.mac;
+      out_port = dst.port;
+    }
+    out.pkts[out_port][out.n[out_port]++] = m;
     ++counters_.forwarded;
   }
   Drop(drops, nd, in_port);

@@ -1,17 +1,19 @@
-// The worker's packet path for endpoint ports:
+// The worker's packet path:
 //
-//   RX burst -> parse -> ARP answers -> anti-spoofing -> source identity
-//   (the endpoint's) -> destination route (ipcache LPM: identity, where)
-//   -> egress verdict at the source endpoint and ingress verdict at a local
-//   destination, both in ONE rte_acl_classify over the burst -> rewrite
-//   (MACs, TTL/hop limit, IPv4 checksum, RFC 1624) -> per-port TX.
+//   RX burst -> parse -> per port role: an endpoint port answers ARP,
+//   drops spoofed sources and takes the endpoint's identity; the fabric port
+//   decapsulates VXLAN/Geneve and takes the VNI's identity -> destination
+//   route (ipcache LPM: identity, where) -> conntrack -> egress verdict at a
+//   source endpoint and ingress verdict at a local destination, all in ONE
+//   rte_acl_classify over the burst -> rewrite (MACs, TTL/hop limit, IPv4
+//   checksum, RFC 1624) or encapsulate to the destination's node -> TX.
 //
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and
 // frees in bulk. With a Conntrack, replies of allowed connections skip the
 // policy (Cilium's CT_REPLY) while forward packets are checked every time.
-// Not yet here (issue 3 continues): related ICMP errors, the fabric
-// (VXLAN/Geneve), the uplink, NDP, flow events.
+// Not yet here (issue 3 continues): related ICMP errors, the uplink, NDP,
+// flow events.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -37,7 +39,7 @@ inline constexpr uint16_t kBurst = 32;
 struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t rx = 0, tx = 0, tx_full = 0, forwarded = 0, arp_replies = 0, arp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
-  uint64_t ct_new = 0, ct_replies = 0;
+  uint64_t ct_new = 0, ct_replies = 0, encapsulated = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
 

@@ -27,6 +27,13 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
   auto s = std::make_unique<Snapshot>();
   s->generation = in.generation;
   s->router_mac = in.router_mac;
+  s->fabric = in.fabric;
+  if (in.fabric.port != 0xffff) {
+    if (in.fabric.port >= kMaxPorts) {
+      return absl::InvalidArgumentError(meshgate::StrCat("fabric port ", in.fabric.port, " >= ", kMaxPorts));
+    }
+    s->role[in.fabric.port] = PortRole::kFabric;
+  }
   auto acl = classifier::AclTable::Build(*in.policy);
   if (!acl.ok()) return acl.status();
   s->acl = std::move(*acl);
@@ -54,7 +61,11 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
       }
       endpoint_of_addr[a] = uint16_t(i);
     }
+    if (s->role[e.port] == PortRole::kFabric) {
+      return absl::InvalidArgumentError(meshgate::StrCat("port ", e.port, " is the fabric port"));
+    }
     s->endpoint_of_port[e.port] = uint16_t(i);
+    s->role[e.port] = PortRole::kEndpoint;
     s->endpoints.push_back(ee);
   }
 

@@ -35,6 +35,24 @@ struct Route {
   uint32_t tunnel_v4 = 0;           // kRemote: the node to encapsulate to (host order)
 };
 
+enum class PortRole : uint8_t { kNone = 0, kEndpoint, kFabric, kUplink };
+enum class Encap : uint8_t { kVxlan, kGeneve };
+
+// Cilium's tunnel ports (Documentation/network/concepts/routing.rst).
+inline constexpr uint16_t kVxlanPort = 8472;
+inline constexpr uint16_t kGenevePort = 6081;
+
+// The underlay: this node's address on the fabric and how peers are reached.
+struct FabricConfig {
+  uint16_t port = 0xffff;         // the fabric port; 0xffff = none
+  Encap encap = Encap::kVxlan;
+  uint32_t node_v4 = 0;           // this node's underlay address (host order)
+  rte_ether_addr node_mac{};
+  // Underlay next hops: peer node address -> MAC. Peers not listed get the
+  // broadcast MAC (a point-to-point fabric link needs nothing else).
+  std::vector<std::pair<uint32_t, rte_ether_addr>> neighbors;
+};
+
 struct EndpointEntry {
   uint16_t port = 0;
   rte_ether_addr mac{};
@@ -60,7 +78,9 @@ struct Snapshot {
   Route outside;                                // an address no entry covers (world)
   std::vector<EndpointEntry> endpoints;
   std::array<uint16_t, kMaxPorts> endpoint_of_port;  // port -> endpoint index
+  std::array<PortRole, kMaxPorts> role{};
   rte_ether_addr router_mac{};
+  FabricConfig fabric;
 };
 
 // A local endpoint: the i-th one must be the i-th of the CompileInput that
@@ -78,6 +98,7 @@ struct SnapshotInput {
   const identity::IpCache* ipcache = nullptr;
   std::vector<SnapshotEndpoint> endpoints;
   rte_ether_addr router_mac{};
+  FabricConfig fabric;
 };
 
 // Builds a snapshot: the rte_acl context, the identity class table, LPM

@@ -50,7 +50,11 @@ struct World {
                       std::map<std::string, std::string> ns_labels = {},
                       std::string sa = "") {
     if (cluster.empty()) cluster = this->cluster;
-    uint32_t cid = cluster == this->cluster ? cluster_id : (cluster == "cluster2" ? 2 : 3);
+    // "clusterN" allocates in cluster N's range (as every instance of a mesh
+    // agrees), so two Worlds adding the same endpoints agree on identities.
+    uint32_t cid = cluster == this->cluster ? cluster_id
+                   : cluster.starts_with("cluster") ? uint32_t(std::stoul(cluster.substr(7)))
+                                                    : 3;
     Ep e;
     e.spec.name = name;
     e.spec.ns = ns;

@@ -1,0 +1,223 @@
+// Two instances (cluster1, cluster2) in one process joined by the fabric:
+// VXLAN and Geneve with the source identity in the VNI, as Cilium's tunnel
+// mode (bpf/lib/encap.h, bpf/bpf_overlay.c); ingress policy at the
+// destination's instance; replies through conntrack at both.
+#include <catch2/catch.hpp>
+
+#include <rte_ip.h>
+#include <rte_udp.h>
+
+#include "dataplane/conntrack.h"
+#include "test/dataplane/pipeline_fixture.h"
+
+using namespace meshgate;
+using namespace meshgate::dataplane;
+using namespace meshgate::test;
+
+namespace {
+
+constexpr uint16_t kFabricPort = 3;
+
+struct Instance {
+  World w;
+  std::map<std::string, std::string> ip = {
+      {"cluster1/frontend", "10.1.0.10"}, {"cluster1/test", "10.1.0.11"},
+      {"cluster1/myapp", "10.1.0.20"},    {"cluster2/frontend", "10.2.0.10"},
+      {"cluster2/test", "10.2.0.11"},     {"cluster2/myapp", "10.2.0.20"}};
+  std::map<std::string, uint16_t> port;  // local endpoint -> port
+  uint32_t node, peer;
+  Encap encap;
+  std::unique_ptr<RcuCell<Snapshot>> cell;
+  std::unique_ptr<Conntrack> ct;
+  std::unique_ptr<Pipeline> pl;
+  std::unique_ptr<Snapshot> snap;
+  TxStage out;
+
+  Instance(const std::string& cluster, uint32_t id, uint32_t node_ip, uint32_t peer_ip, Encap e)
+      : node(node_ip), peer(peer_ip), encap(e) {
+    w.cluster = cluster;
+    w.cluster_id = id;
+    for (const char* c : {"cluster1", "cluster2"}) {  // same order everywhere
+      w.Add("frontend", {{"app", "frontend"}}, "default", c);
+      w.Add("test", {{"app", "test"}}, "default", c);
+      w.Add("myapp", {{"app", "myapp"}}, "default", c);
+    }
+    for (const auto& [name, addr] : ip) {
+      if (name.starts_with(cluster + "/")) continue;
+      identity::IpCacheEntry e;
+      e.id = w.Get(name).id;
+      e.tunnel_endpoint = identity::IpAddr::V4(peer);
+      w.ipcache.Upsert(identity::Prefix::Host(*identity::IpAddr::Parse(addr)), e);
+    }
+    cell = std::move(*RcuCell<Snapshot>::Create(1));
+    ct = std::move(*Conntrack::Create(1024, cell->qsbr()));
+    pl = std::make_unique<Pipeline>(*cell, 0, ct.get());
+    Rebuild();
+  }
+  void Rebuild() {
+    SnapshotInput in;
+    in.policy = &w.Compiled();
+    in.ipcache = &w.ipcache;
+    in.router_mac = kRouter;
+    in.fabric.port = kFabricPort;
+    in.fabric.encap = encap;
+    in.fabric.node_v4 = node;
+    in.fabric.node_mac = Mac(0xf0);
+    uint16_t p = 0;
+    for (const auto* e : w.LocalInCompileOrder()) {
+      SnapshotEndpoint se;
+      se.port = p;
+      se.mac = Mac(uint8_t(p + 1));
+      se.identity = e->id;
+      se.addrs.push_back(*identity::IpAddr::Parse(ip.at(w.cluster + "/" + e->spec.name)));
+      port[e->spec.name] = p++;
+      in.endpoints.push_back(se);
+    }
+    auto s = BuildSnapshot(in);
+    REQUIRE(s.ok());
+    snap = std::move(*s);
+  }
+  void Receive(rte_mbuf* m, uint16_t in_port) { pl->Process(*snap, &m, 1, in_port, out); }
+  void Send(const std::string& from, const Bytes& f) {
+    rte_mbuf* m = ToMbuf(Pool(), f);
+    REQUIRE(m != nullptr);
+    Receive(m, port.at(from));
+  }
+  std::vector<rte_mbuf*> Take(uint16_t p) {
+    std::vector<rte_mbuf*> v(out.pkts[p].begin(), out.pkts[p].begin() + out.n[p]);
+    out.n[p] = 0;
+    return v;
+  }
+};
+
+Bytes Tcp4(const char* src, const char* dst, uint16_t sport, uint16_t dport, uint8_t flags = 0x02) {
+  return Eth(0x0800, Ipv4(V4(src), V4(dst), 6, Tcp(sport, dport, flags)));
+}
+
+const char* kMyPolicy = R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)";
+
+}  // namespace
+
+TEST_CASE("VXLAN and Geneve round trips between two instances", "[fabric]") {
+  for (Encap e : {Encap::kVxlan, Encap::kGeneve}) {
+    bool vxlan = e == Encap::kVxlan;
+    INFO((vxlan ? "vxlan" : "geneve"));
+    Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), e);
+    Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
+    b.w.Apply(kMyPolicy);
+    b.Rebuild();
+    a.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: lockdown}
+spec:
+  endpointSelector: {matchLabels: {app: frontend}}
+  ingress: [{}]
+)");
+    a.Rebuild();
+    REQUIRE(a.w.Get("cluster1/frontend").id == b.w.Get("cluster1/frontend").id);
+
+    // cluster1/frontend -> cluster2/myapp: encapsulated at A ...
+    a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80));
+    auto wire = a.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    auto* ip = rte_pktmbuf_mtod_offset(wire[0], rte_ipv4_hdr*, 14);
+    CHECK(rte_be_to_cpu_32(ip->dst_addr) == V4("192.168.0.2"));
+    CHECK(rte_be_to_cpu_32(ip->src_addr) == V4("192.168.0.1"));
+    CHECK(rte_raw_cksum(ip, 20) == 0xffff);
+    auto* udp = rte_pktmbuf_mtod_offset(wire[0], rte_udp_hdr*, 34);
+    CHECK(rte_be_to_cpu_16(udp->dst_port) == (vxlan ? 8472 : 6081));
+    const uint8_t* t = rte_pktmbuf_mtod_offset(wire[0], const uint8_t*, 42);
+    uint32_t vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
+    CHECK(vni == a.w.Get("cluster1/frontend").id);  // the source identity on the wire
+    CHECK(rte_pktmbuf_pkt_len(wire[0]) == 50 + 54);
+    // ... decapsulated at B, checked by B's ingress policy, delivered.
+    b.Receive(wire[0], kFabricPort);
+    auto got = b.Take(b.port["myapp"]);
+    REQUIRE(got.size() == 1);
+    CHECK(Meta(got[0])->src_identity == a.w.Get("cluster1/frontend").id);
+    CHECK(rte_pktmbuf_pkt_len(got[0]) == 54);
+    rte_pktmbuf_free(got[0]);
+
+    // The reply goes back through the fabric; A's frontend takes no
+    // ingress, but conntrack at A knows the connection.
+    b.Send("myapp", Tcp4("10.2.0.20", "10.1.0.10", 80, 40000, 0x12));
+    wire = b.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    a.Receive(wire[0], kFabricPort);
+    got = a.Take(a.port["frontend"]);
+    REQUIRE(got.size() == 1);
+    CHECK((Meta(got[0])->flags & kPktReply));
+    rte_pktmbuf_free(got[0]);
+
+    // cluster1/test is not a frontend: dropped by B (133), not by A.
+    a.Send("test", Tcp4("10.1.0.11", "10.2.0.20", 40001, 80));
+    wire = a.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    b.Receive(wire[0], kFabricPort);
+    CHECK(b.Take(b.port["myapp"]).empty());
+    CHECK(b.pl->counters().drops[kFabricPort].by_reason[133] == 1);
+  }
+}
+
+TEST_CASE("the fabric refuses identity 1, foreign addresses, other ports, malformed headers",
+          "[fabric][drops][cilium:bpf/bpf_overlay.c DROP_INVALID_IDENTITY]") {
+  Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
+  Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), Encap::kVxlan);
+  auto encapsulated = [&]() {
+    a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80));
+    auto wire = a.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    return wire[0];
+  };
+  rte_mbuf* m = encapsulated();
+  uint8_t* t = rte_pktmbuf_mtod_offset(m, uint8_t*, 42);
+  t[4] = 0;
+  t[5] = 0;
+  t[6] = 1;  // VNI = host
+  b.Receive(m, kFabricPort);
+  CHECK(b.pl->dropped(DropReason::kInvalidIdentity) == 1);
+
+  m = encapsulated();
+  rte_pktmbuf_mtod_offset(m, uint8_t*, 42)[0] = 0;  // VXLAN I flag cleared
+  b.Receive(m, kFabricPort);
+  CHECK(b.pl->dropped(DropReason::kInvalidVni) == 1);
+
+  m = encapsulated();  // addressed to another node
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+  ip->dst_addr = rte_cpu_to_be_32(V4("192.168.0.9"));
+  ip->hdr_checksum = 0;
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  b.Receive(m, kFabricPort);
+  CHECK(b.pl->dropped(DropReason::kUnknownL3TargetAddress) == 1);
+
+  m = encapsulated();  // truncated inner frame
+  rte_pktmbuf_trim(m, 40);
+  auto* ip2 = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+  ip2->total_length = rte_cpu_to_be_16(uint16_t(rte_pktmbuf_pkt_len(m) - 14));
+  ip2->hdr_checksum = 0;
+  ip2->hdr_checksum = rte_ipv4_cksum(ip2);
+  auto* udp = rte_pktmbuf_mtod_offset(m, rte_udp_hdr*, 34);
+  udp->dgram_len = rte_cpu_to_be_16(uint16_t(rte_pktmbuf_pkt_len(m) - 34));
+  b.Receive(m, kFabricPort);
+  CHECK(b.pl->counters().forwarded == 0);
+  CHECK(b.pl->dropped(DropReason::kInvalidPacket) == 1);  // the inner frame is a runt
+
+  // A packet for an address that is not B's local endpoint: no transit.
+  a.w.ipcache.Upsert(*identity::Prefix::Parse("10.2.0.99/32"),
+                     {b.w.Get("cluster2/test").id, identity::IpAddr::V4(V4("192.168.0.2"))});
+  a.Rebuild();
+  a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.99", 40000, 80));
+  auto wire = a.Take(kFabricPort);
+  REQUIRE(wire.size() == 1);
+  b.Receive(wire[0], kFabricPort);
+  CHECK(b.pl->dropped(DropReason::kNoMatchingLocalContainer) == 1);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
