@@ -53,8 +53,9 @@ struct alignas(8) PacketMeta {
   uint32_t rule_id = 0;       // the policy rule that decided
   uint8_t verdict = 0;        // classifier::Verdict
   uint8_t reason = 0;         // classifier::PolicyReason
-  uint16_t in_port = 0;
-  uint32_t aux = 0;           // stage-private (e.g. destination endpoint)
+  uint8_t reason_dir = 0;     // TrafficDirection of the policy decision
+  uint8_t in_port = 0;        // < kMaxPorts (32)
+  uint32_t aux = 0;           // the route (an index into Snapshot::routes)
 };
 static_assert(sizeof(PacketMeta) == 32);
 

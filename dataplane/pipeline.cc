@@ -206,11 +206,56 @@ void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
 
 }  // namespace
 
-void Pipeline::Drop(rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept {
+void Pipeline::Drop(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept {
   if (n == 0) return;
   auto& c = counters_.drops[in_port < kMaxPorts ? in_port : 0];
-  for (uint16_t i = 0; i < n; ++i) ++c.by_reason[uint8_t(Meta(pkts[i])->drop)];
+  for (uint16_t i = 0; i < n; ++i) {
+    PacketMeta* meta = Meta(pkts[i]);
+    ++c.by_reason[uint8_t(meta->drop)];
+    if (events_ != nullptr) {
+      meta->verdict = uint8_t(Verdict::kDropped);
+      Event(snap, pkts[i], TrafficDirection(meta->reason_dir));
+    }
+  }
   rte_pktmbuf_free_bulk(pkts, n);
+}
+
+void Pipeline::Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept {
+  if (nev_ == kBurst * 2) return;  // at most one event per packet per burst
+  const PacketMeta& meta = *Meta(m);
+  FlowEvent& e = ev_[nev_++];
+  e = FlowEvent();
+  e.tsc = rte_rdtsc();
+  e.verdict = meta.verdict;
+  e.drop_reason = uint8_t(meta.drop);
+  e.family = meta.family;
+  e.proto = meta.proto;
+  e.direction = uint8_t(dir);
+  e.is_reply = (meta.flags & kPktReply) ? 1 : 0;
+  e.tcp_flags = meta.tcp_flags;
+  e.sport = meta.sport;
+  e.dport = meta.dport;
+  e.in_port = meta.in_port;
+  e.src_identity = meta.src_identity;
+  e.dst_identity = meta.family != 0 ? RouteAt(snap, meta.aux).identity : 0;
+  e.rule_id = meta.rule_id;
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    std::memcpy(e.src, &ip->src_addr, 4);
+    std::memcpy(e.dst, &ip->dst_addr, 4);
+  } else if (meta.family == 6) {
+    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+    std::memcpy(e.src, ip6->src_addr, 16);
+    std::memcpy(e.dst, ip6->dst_addr, 16);
+  }
+}
+
+void Pipeline::FlushEvents() noexcept {
+  if (nev_ == 0) return;
+  uint32_t lost = events_->Enqueue(ev_, nev_);
+  counters_.events += nev_ - lost;
+  counters_.events_lost += lost;
+  nev_ = 0;
 }
 
 uint64_t Pipeline::dropped(DropReason r) const {
@@ -347,6 +392,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     meta->verdict = uint8_t(decided.verdict);
     meta->reason = uint8_t(decided.reason);
     meta->rule_id = decided.rule_id;
+    const TrafficDirection dir = &decided == &eg && egress_key[i] != kNoKey
+                                     ? TrafficDirection::kEgress
+                                     : ingress_key[i] != kNoKey ? TrafficDirection::kIngress
+                                                                : TrafficDirection::kUnknown;
+    meta->reason_dir = uint8_t(dir);
     if (decided.verdict == Verdict::kDropped) {
       meta->drop = DropReason(uint8_t(decided.reason));
       drops[nd++] = m;
@@ -373,6 +423,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           continue;
         }
         ++counters_.ct_new;
+        if (events_ != nullptr) Event(snap, m, dir);  // the verdict of a new connection
       } else {
         ct_->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
         if (ctres[i] == CtResult::kReply) ++counters_.ct_replies;
@@ -402,7 +453,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     out.pkts[out_port][out.n[out_port]++] = m;
     ++counters_.forwarded;
   }
-  Drop(drops, nd, in_port);
+  Drop(snap, drops, nd, in_port);
+  if (events_ != nullptr) FlushEvents();
 }
 
 void Pipeline::Flush(TxStage& out) noexcept {

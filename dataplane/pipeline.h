@@ -12,8 +12,9 @@
 // anything up twice. One drop exit counts the reason per input port and
 // frees in bulk. With a Conntrack, replies of allowed connections skip the
 // policy (Cilium's CT_REPLY) while forward packets are checked every time.
-// Not yet here (issue 3 continues): related ICMP errors, the uplink, NDP,
-// flow events.
+// With a FlowEventRing, every drop and the verdict of every new connection
+// become flow events (flow_event.h), enqueued once per burst.
+// Not yet here (issue 3 continues): related ICMP errors, the uplink, NDP.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -27,6 +28,7 @@
 
 #include "dataplane/conntrack.h"
 #include "dataplane/drop.h"
+#include "dataplane/flow_event.h"
 #include "dataplane/packet.h"
 #include "dataplane/rcu_cell.h"
 #include "dataplane/snapshot.h"
@@ -40,6 +42,7 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t rx = 0, tx = 0, tx_full = 0, forwarded = 0, arp_replies = 0, arp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
   uint64_t ct_new = 0, ct_replies = 0, encapsulated = 0;
+  uint64_t events = 0, events_lost = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
 
@@ -53,8 +56,9 @@ class Pipeline {
  public:
   // `cell` (and `ct`, if given; shared by the instance's workers) must
   // outlive the pipeline; `reader_id` is this lcore's RCU id.
-  Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr)
-      : cell_(cell), reader_id_(reader_id), ct_(ct) {}
+  Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr,
+           FlowEventRing* events = nullptr)
+      : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events) {}
 
   // Processes a burst that arrived on `in_port` against `snap`. Forwarded
   // packets are staged in `out`; dropped ones are counted and freed.
@@ -72,12 +76,17 @@ class Pipeline {
   uint64_t dropped(DropReason r) const;  // summed over ports
 
  private:
-  void Drop(rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept;
+  void Drop(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept;
+  void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;
+  void FlushEvents() noexcept;
 
   RcuCell<Snapshot>& cell_;
   uint32_t reader_id_;
   Conntrack* ct_;
+  FlowEventRing* events_;
   PipelineCounters counters_;
+  FlowEvent ev_[kBurst * 2];  // this burst's events, enqueued at once
+  uint16_t nev_ = 0;
   TxStage stage_;
 };
 
