@@ -57,13 +57,9 @@ bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
   return true;
 }
 
-constexpr uint32_t kOutsideRoute = 0xffffffff;  // no ipcache entry: snap.outside
-
 constexpr uint16_t kNoKey = 0xffff;
 
-const Route& RouteAt(const Snapshot& snap, uint32_t nh) {
-  return nh < snap.routes.size() ? snap.routes[nh] : snap.outside;
-}
+const Route& RouteAt(const Snapshot& snap, uint32_t nh) { return snap.ipcache->At(nh); }
 
 bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep) {
   if (meta.family == 4) {
@@ -74,17 +70,20 @@ bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& 
   return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
 }
 
-// The ipcache entry of the destination (LPM next hop), or kOutsideRoute.
+// The ipcache entry of the destination, or kOutsideRoute.
 uint32_t RouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
-  uint32_t nh;
   if (meta.family == 4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    if (rte_lpm_lookup(snap.lpm4, rte_be_to_cpu_32(ip->dst_addr), &nh) == 0) return nh;
-  } else {
-    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-    if (rte_lpm6_lookup(snap.lpm6, ip6->dst_addr, &nh) == 0) return nh;
+    return snap.ipcache->Lookup4(rte_be_to_cpu_32(ip->dst_addr));
   }
-  return kOutsideRoute;
+  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  return snap.ipcache->Lookup6(ip6->dst_addr);
+}
+
+// The local endpoint a route leads to, or kNoEndpoint (gone in this snapshot).
+uint16_t EndpointOf(const Snapshot& snap, const Route& r) {
+  return r.kind == Route::kLocal && r.port < kMaxPorts ? snap.endpoint_of_port[r.port]
+                                                       : kNoEndpoint;
 }
 
 // Outer headers: Ethernet + IPv4 + UDP + VXLAN or Geneve (no options).
@@ -329,9 +328,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       continue;
     }
     nh = RouteOf(m, *meta, snap);
-    if (role == PortRole::kFabric &&
-        (nh == kOutsideRoute || snap.routes[nh].kind != Route::kLocal)) {
-      drop(DropReason::kNoMatchingLocalContainer);  // no transit through the fabric
+    const Route& route = RouteAt(snap, nh);
+    if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
+                                    : role == PortRole::kFabric) {
+      // A local address with no endpoint in this snapshot, or a packet from
+      // the fabric for anything but a local endpoint (no transit).
+      drop(DropReason::kNoMatchingLocalContainer);
       continue;
     }
     meta->aux = nh;
@@ -366,7 +368,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       egress_key[i] = nk++;
     }
     if (route.kind == Route::kLocal) {
-      const EndpointEntry& dst = snap.endpoints[route.endpoint];
+      const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
       classifier::MakeAclKey(keys[nk], meta->proto, dst.subject_class,
                              snap.classes->Lookup(meta->src_identity), meta->dport,
                              Direction::kIngress);
@@ -444,7 +446,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       out_port = snap.fabric.port;
       ++counters_.encapsulated;
     } else {
-      const EndpointEntry& dst = snap.endpoints[route.endpoint];
+      const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
       eth->src_addr = snap.router_mac;
       eth->dst_addr = dst.mac;

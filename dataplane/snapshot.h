@@ -1,5 +1,6 @@
-// The immutable state a worker reads once per burst: policy tables, the
-// ipcache as an LPM, local endpoints, and the instance's router MAC.
+// The immutable state a worker reads once per burst: policy tables, local
+// endpoints, the instance's router MAC and fabric, and a reference to the
+// long-lived ipcache table (which changes in place, without a snapshot).
 //
 // Built off to the side by control (BuildSnapshot), published through an
 // RcuCell, freed after a grace period (docs/design/snapshots.md). Workers see
@@ -7,8 +8,6 @@
 #pragma once
 
 #include <rte_ether.h>
-#include <rte_lpm.h>
-#include <rte_lpm6.h>
 
 #include <array>
 #include <cstdint>
@@ -19,21 +18,12 @@
 #include "classifier/acl_table.h"
 #include "classifier/compile.h"
 #include "identity/address.h"
+#include "dataplane/ipcache_table.h"
 #include "identity/ipcache.h"
 
 namespace meshgate::dataplane {
 
 inline constexpr uint16_t kMaxPorts = 32;
-inline constexpr uint16_t kNoEndpoint = 0xffff;
-
-// An ipcache entry as the fast path sees it (the LPM next hop indexes these).
-struct Route {
-  enum Kind : uint8_t { kLocal, kRemote, kOutside };
-  uint32_t identity = 2;
-  uint16_t endpoint = kNoEndpoint;  // kLocal: index into Snapshot::endpoints
-  Kind kind = kOutside;
-  uint32_t tunnel_v4 = 0;           // kRemote: the node to encapsulate to (host order)
-};
 
 enum class PortRole : uint8_t { kNone = 0, kEndpoint, kFabric, kUplink };
 enum class Encap : uint8_t { kVxlan, kGeneve };
@@ -65,17 +55,13 @@ struct EndpointEntry {
 
 struct Snapshot {
   Snapshot() { endpoint_of_port.fill(kNoEndpoint); }
-  ~Snapshot();
   Snapshot(const Snapshot&) = delete;
   Snapshot& operator=(const Snapshot&) = delete;
 
   uint64_t generation = 0;
   std::unique_ptr<classifier::AclTable> acl;
   std::unique_ptr<classifier::IdentityClassTable> classes;
-  rte_lpm* lpm4 = nullptr;
-  rte_lpm6* lpm6 = nullptr;
-  std::vector<Route> routes;                    // LPM next hop -> route
-  Route outside;                                // an address no entry covers (world)
+  const IpcacheTable* ipcache = nullptr;        // not owned; outlives every snapshot
   std::vector<EndpointEntry> endpoints;
   std::array<uint16_t, kMaxPorts> endpoint_of_port;  // port -> endpoint index
   std::array<PortRole, kMaxPorts> role{};
@@ -95,15 +81,20 @@ struct SnapshotEndpoint {
 struct SnapshotInput {
   uint64_t generation = 0;
   const classifier::CompiledPolicy* policy = nullptr;
-  const identity::IpCache* ipcache = nullptr;
+  const IpcacheTable* ipcache = nullptr;
   std::vector<SnapshotEndpoint> endpoints;
   rte_ether_addr router_mac{};
   FabricConfig fabric;
 };
 
-// Builds a snapshot: the rte_acl context, the identity class table, LPM
-// tables for both families from the ipcache (endpoint host routes point at
-// their endpoints). Control thread; not thread-safe (rte_acl/rte_lpm build).
+// Builds a snapshot: the rte_acl context, the identity class table and the
+// endpoint table. Control thread; not thread-safe (rte_acl build).
 absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in);
+
+// Makes `table` hold exactly the model's entries (remote ones with their
+// tunnel endpoint) plus a host route to each local endpoint's port, changing
+// only what differs. Control thread.
+absl::Status SyncIpcache(IpcacheTable& table, const identity::IpCache& model,
+                         const std::vector<SnapshotEndpoint>& local);
 
 }  // namespace meshgate::dataplane

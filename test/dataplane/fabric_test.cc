@@ -28,6 +28,7 @@ struct Instance {
   uint32_t node, peer;
   Encap encap;
   std::unique_ptr<RcuCell<Snapshot>> cell;
+  std::unique_ptr<IpcacheTable> table;
   std::unique_ptr<Conntrack> ct;
   std::unique_ptr<Pipeline> pl;
   std::unique_ptr<Snapshot> snap;
@@ -50,6 +51,7 @@ struct Instance {
       w.ipcache.Upsert(identity::Prefix::Host(*identity::IpAddr::Parse(addr)), e);
     }
     cell = std::move(*RcuCell<Snapshot>::Create(1));
+    table = std::move(*IpcacheTable::Create({1 << 12, 256}, cell->qsbr()));
     ct = std::move(*Conntrack::Create(1024, cell->qsbr()));
     pl = std::make_unique<Pipeline>(*cell, 0, ct.get());
     Rebuild();
@@ -57,7 +59,7 @@ struct Instance {
   void Rebuild() {
     SnapshotInput in;
     in.policy = &w.Compiled();
-    in.ipcache = &w.ipcache;
+    in.ipcache = table.get();
     in.router_mac = kRouter;
     in.fabric.port = kFabricPort;
     in.fabric.encap = encap;
@@ -73,6 +75,8 @@ struct Instance {
       port[e->spec.name] = p++;
       in.endpoints.push_back(se);
     }
+    REQUIRE(SyncIpcache(*table, w.ipcache, in.endpoints).ok());
+    table->Reclaim();
     auto s = BuildSnapshot(in);
     REQUIRE(s.ok());
     snap = std::move(*s);

@@ -47,6 +47,8 @@ struct Node {
       {"frontend", "10.1.0.10"}, {"test", "10.1.0.11"}, {"myapp", "10.1.0.20"}};
   std::map<std::string, uint16_t> port;
   uint64_t generation = 0;
+  std::unique_ptr<RcuCell<Snapshot>> qcell;  // the ipcache table's QSBR
+  std::unique_ptr<dataplane::IpcacheTable> table;
 
   Node() {
     w.Add("frontend", {{"app", "frontend"}});
@@ -54,10 +56,16 @@ struct Node {
     w.Add("myapp", {{"app", "myapp"}});
   }
   std::unique_ptr<Snapshot> Build(uint16_t port_base = 0) {
+    if (!table) {
+      qcell = std::move(*RcuCell<Snapshot>::Create(4));
+      auto t = dataplane::IpcacheTable::Create({1 << 12, 256}, qcell->qsbr());
+      REQUIRE(t.ok());
+      table = std::move(*t);
+    }
     SnapshotInput in;
     in.generation = ++generation;
     in.policy = &w.Compiled();
-    in.ipcache = &w.ipcache;
+    in.ipcache = table.get();
     in.router_mac = kRouter;
     uint16_t p = port_base;
     for (const auto* e : w.LocalInCompileOrder()) {
@@ -69,6 +77,8 @@ struct Node {
       port[e->spec.name] = p++;
       in.endpoints.push_back(se);
     }
+    REQUIRE(dataplane::SyncIpcache(*table, w.ipcache, in.endpoints).ok());
+    table->Reclaim();
     auto s = BuildSnapshot(in);
     REQUIRE(s.ok());
     return std::move(*s);

@@ -1,0 +1,103 @@
+// The ipcache as workers see it: prefix -> Route (identity, where), longest
+// prefix wins. Long-lived and updated in place, so an ipcache change (an
+// endpoint appears, an identity changes) never rebuilds a policy snapshot or
+// the ACL (architecture.md invariant 1).
+//
+// IPv4: rte_lpm with RCU-safe tbl8 reclamation (rte_lpm_rcu_qsbr_add) on
+// the workers' QSBR. An update writes a fresh route slot, then switches the
+// prefix's next hop with rte_lpm_add (single atomic entry writes); the old
+// slot is freed after a grace period. A worker sees the old route or the
+// new one, never a torn one.
+// IPv6: rte_lpm6 has no RCU support in DPDK 22.11, so the IPv6 table is
+// rebuilt on change and swapped with one pointer store (copy-on-write),
+// the old one freed after a grace period.
+//
+// Measured limits (docs/design/snapshots.md): rte_lpm keeps a linear rule
+// list per depth, so each add costs O(routes of that depth).
+//
+// Thread-safety: lookups from any worker; updates and Reclaim from one
+// control thread.
+#pragma once
+
+#include <rte_lpm.h>
+#include <rte_lpm6.h>
+#include <rte_rcu_qsbr.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "identity/address.h"
+#include "identity/numeric.h"
+
+namespace meshgate::dataplane {
+
+inline constexpr uint16_t kNoEndpoint = 0xffff;
+inline constexpr uint32_t kOutsideRoute = 0xffffffff;  // no entry covers the address
+
+// An ipcache entry as the fast path sees it.
+struct Route {
+  enum Kind : uint8_t { kLocal, kRemote, kOutside };
+  uint32_t identity = identity::reserved::kWorld;
+  uint16_t port = kNoEndpoint;  // kLocal: the endpoint's port
+  Kind kind = kOutside;
+  uint32_t tunnel_v4 = 0;       // kRemote: the node to encapsulate to (host order)
+  bool operator==(const Route&) const = default;
+};
+
+class IpcacheTable {
+ public:
+  struct Config {
+    uint32_t max_routes = 1 << 20;
+    uint32_t v4_tbl8s = 1 << 14;  // one per /24 holding longer prefixes
+  };
+  static absl::StatusOr<std::unique_ptr<IpcacheTable>> Create(const Config& c, rte_rcu_qsbr* qsbr);
+  ~IpcacheTable();
+  IpcacheTable(const IpcacheTable&) = delete;
+  IpcacheTable& operator=(const IpcacheTable&) = delete;
+
+  // --- control ---
+  absl::Status Upsert(const identity::Prefix& p, const Route& r);
+  absl::Status Remove(const identity::Prefix& p);
+  // Frees retired route slots and IPv6 tables whose grace period is over.
+  void Reclaim();
+  size_t size() const { return slot_of_.size(); }
+  std::vector<identity::Prefix> Prefixes() const;
+
+  // --- workers ---
+  uint32_t Lookup4(uint32_t ip_host_order) const noexcept {
+    uint32_t nh;
+    return rte_lpm_lookup(lpm4_, ip_host_order, &nh) == 0 ? nh : kOutsideRoute;
+  }
+  uint32_t Lookup6(const uint8_t* ip) const noexcept {
+    uint32_t nh;
+    rte_lpm6* t = lpm6_.load(std::memory_order_acquire);
+    return rte_lpm6_lookup(t, ip, &nh) == 0 ? nh : kOutsideRoute;
+  }
+  const Route& At(uint32_t slot) const noexcept {
+    return slot < capacity_ ? routes_[slot] : outside_;
+  }
+
+ private:
+  IpcacheTable() = default;
+  absl::Status RebuildV6();
+  uint32_t AllocSlot();
+
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  rte_lpm* lpm4_ = nullptr;
+  std::atomic<rte_lpm6*> lpm6_{nullptr};  // dp: acquire; cp: release store
+  std::unique_ptr<Route[]> routes_;       // dp: ro; cp: writes unpublished slots only
+  uint32_t capacity_ = 0;
+  Route outside_;
+  // Control only:
+  std::vector<uint32_t> free_;
+  std::map<identity::Prefix, uint32_t> slot_of_;
+  std::deque<std::pair<uint64_t, uint32_t>> retired_slots_;
+  std::deque<std::pair<uint64_t, rte_lpm6*>> retired_v6_;
+};
+
+}  // namespace meshgate::dataplane
