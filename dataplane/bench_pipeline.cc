@@ -335,14 +335,19 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   // Established: the same flows again (conntrack hits; policy still checked).
   say("measuring established flows...");
   RunOnce(pl, s, t, 0, &fwd);  // create them
+  Pipeline no_ct(rc, 0, nullptr);  // breakdown: the same path without conntrack
+  std::vector<double> est_no_ct;
   for (int rep = 0; rep < o.repetitions; ++rep) {
     est.push_back(RunOnce(pl, s, t, 0, &fwd));
+    est_no_ct.push_back(RunOnce(no_ct, s, t, 0, &fwd));
     base.push_back(RunBaseline(t));
   }
   std::string bl = "parse + MAC rewrite only (l2fwd-like), same bursts";
   std::string tag = meshgate::StrCat(o.rules, "rules_", o.identities, "ids");
   out.push_back({"pipeline_established_cycles_per_packet_" + tag, Median(est), "cycles/packet",
                  bl, Median(base)});
+  out.push_back({"pipeline_without_conntrack_cycles_per_packet_" + tag, Median(est_no_ct),
+                 "cycles/packet", bl, Median(base)});
   out.push_back({"pipeline_new_connection_cycles_per_packet_" + tag, Median(newc),
                  "cycles/packet", bl, Median(base)});
   out.push_back({"pipeline_compile_ms_" + tag, compile_ms, "ms", "", 0});

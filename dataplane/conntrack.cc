@@ -43,7 +43,7 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   std::string name = meshgate::StrCat("mgct", g_ct_seq.fetch_add(1));
   rte_hash_parameters p{};
   p.name = name.c_str();
-  p.entries = capacity;
+  p.entries = capacity * 2;  // both directions of every connection are keys
   p.key_len = sizeof(CtKey);
   p.hash_func = rte_hash_crc;
   p.socket_id = SOCKET_ID_ANY;
@@ -77,38 +77,45 @@ uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
                             int32_t* pos) const noexcept {
-  // Forward and reversed tuples of every packet in one bulk lookup.
-  CtKey rev[32];
-  const void* kp[64];
-  int32_t found[64];
+  // One probe per packet: a connection is stored under its tuple (the slot
+  // holds the connection) and its reversed tuple (the slot links to it).
+  const void* kp[32];
+  int32_t found[32];
   if (n > 32) n = 32;
-  for (uint16_t i = 0; i < n; ++i) {
-    rev[i] = keys[i].Reversed();
-    kp[i] = &keys[i];
-    kp[n + i] = &rev[i];
-  }
-  rte_hash_lookup_bulk(h_, kp, 2 * n, found);
+  for (uint16_t i = 0; i < n; ++i) kp[i] = &keys[i];
+  rte_hash_lookup_bulk(h_, kp, n, found);
   for (uint16_t i = 0; i < n; ++i) {
     res[i] = CtResult::kNew;
     pos[i] = -1;
-    for (int d = 0; d < 2; ++d) {
-      int32_t p = found[d * n + i];
-      if (p < 0) continue;
-      if (entries_[p].expires.load(std::memory_order_relaxed) <= now) continue;
-      res[i] = d == 0 ? CtResult::kForward : CtResult::kReply;
-      pos[i] = p;
-      break;
-    }
+    int32_t p = found[i];
+    if (p < 0) continue;
+    uint32_t link = entries_[p].link.load(std::memory_order_acquire);
+    int32_t e = link == 0 ? p : int32_t(link - 1);
+    if (entries_[e].expires.load(std::memory_order_relaxed) <= now) continue;
+    res[i] = link == 0 ? CtResult::kForward : CtResult::kReply;
+    pos[i] = e;
   }
 }
 
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos) noexcept {
-  int32_t p = rte_hash_add_key(h_, &key);  // existing (expired) key: same slot
+  // An existing (expired) connection keeps its slots.
+  int32_t p = rte_hash_add_key(h_, &key);
   if (p < 0) return false;
   Entry& e = entries_[p];
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
+  e.link.store(0, std::memory_order_relaxed);
   e.proto.store(key.proto, std::memory_order_relaxed);
   e.state.store(state, std::memory_order_relaxed);
+  CtKey rev = key.Reversed();
+  int32_t r = rte_hash_add_key(h_, &rev);
+  if (r < 0) {
+    // Full: never half a connection. The entry stays expired (absent to
+    // lookups) and the collector removes the forward key; workers never
+    // delete keys, only control retires slots.
+    e.expires.store(0, std::memory_order_relaxed);
+    return false;
+  }
+  if (r != p) entries_[r].link.store(uint32_t(p) + 1, std::memory_order_release);
   e.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_release);
   *pos = p;
   return true;
@@ -140,13 +147,20 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
     cursor_ = (cursor_ + 1) % slots_;
     void* key = nullptr;
     if (rte_hash_get_key_with_position(h_, p, &key) != 0) continue;  // free slot
-    if (entries_[p].expires.load(std::memory_order_relaxed) > now) continue;
+    uint32_t link = entries_[p].link.load(std::memory_order_relaxed);
+    int32_t e = link == 0 ? p : int32_t(link - 1);
+    if (entries_[e].expires.load(std::memory_order_relaxed) > now) continue;
     CtKey k;
     std::memcpy(&k, key, sizeof(k));
-    int32_t dp = rte_hash_del_key(h_, &k);
-    if (dp < 0) continue;
-    // Readers may still hold `dp` from a lookup: free the slot after a grace period.
-    retired_.emplace_back(rte_rcu_qsbr_start(qsbr_), dp);
+    // Delete both directions together; readers may still hold either
+    // position, so the slots are freed after a grace period.
+    CtKey fwd = link != 0 ? k.Reversed() : k;
+    CtKey rev = fwd.Reversed();
+    uint64_t token = rte_rcu_qsbr_start(qsbr_);
+    for (const CtKey* x : {&fwd, &rev}) {
+      int32_t dp = rte_hash_del_key(h_, x);
+      if (dp >= 0) retired_.emplace_back(token, dp);
+    }
     ++deleted;
   }
   return deleted;

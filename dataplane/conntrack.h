@@ -10,6 +10,9 @@
 // lookup (an expired entry is as good as absent); removal is done by the
 // control thread in small steps (Collect), never by a scan on the hot path.
 //
+// Each connection is stored under both its tuple and its reversed tuple, so
+// a packet costs one probe; the reverse key's slot links to the connection.
+//
 // Concurrency (docs/design/conntrack.md): an rte_hash with lock-free readers
 // and multi-writer adds, shared by all workers of an instance, so the two
 // directions of a flow may be seen by different workers. Established flows
@@ -85,14 +88,17 @@ class Conntrack {
   // expired connections, and frees slots whose grace period has passed.
   // Never blocks. Returns the number of connections deleted.
   uint32_t Collect(uint64_t now_tsc, uint32_t budget);
-  // Occupied key slots: live and expired connections, and deleted ones
-  // whose slots wait for their grace period.
+  // Occupied key slots (two per connection: both directions), including
+  // expired connections and deleted ones whose slots wait for a grace period.
   uint32_t size() const;
   uint32_t capacity() const { return capacity_; }
 
  private:
+  // Indexed by key position. A forward key's slot holds the connection;
+  // a reverse key's slot holds only `link` = forward slot + 1.
   struct Entry {
     std::atomic<uint64_t> expires{0};  // tsc; dp: rw (relaxed), cp: ro
+    std::atomic<uint32_t> link{0};     // 0: this is the connection; else fwd + 1
     std::atomic<uint8_t> state{0};     // TcpState; dp: rw (relaxed)
     std::atomic<uint8_t> proto{0};
   };

@@ -127,7 +127,7 @@ TEST_CASE("two workers: one sees the request, the other the reply", "[conntrack]
   for (auto* m : got) rte_pktmbuf_free(m);
   CHECK(a.counters().ct_new == 100);
   CHECK(b.counters().ct_replies == 100);
-  CHECK(c.ct->size() == 100);
+  CHECK(c.ct->size() == 200);  // both directions of 100 connections
 }
 
 TEST_CASE("a full table drops new connections with 155 and keeps serving known ones",
@@ -200,35 +200,37 @@ TEST_CASE("collection removes expired entries in steps, freeing slots after a gr
   auto ct = Conntrack::Create(256, rc.qsbr());
   Conntrack& t = **ct;
   const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;
-  for (uint16_t i = 0; i < 100; ++i) {
+  auto key = [](uint16_t i) {
     CtKey k;
     k.family = 4;
     k.proto = 17;
     k.sport = i;
+    k.dport = 53;
+    k.src[0] = 10;
+    k.dst[0] = 11;
+    return k;
+  };
+  for (uint16_t i = 0; i < 100; ++i) {
     int32_t pos;
-    REQUIRE(t.Create(k, 0, i < 50 ? t0 : t0 + 1000 * hz, &pos));
+    REQUIRE(t.Create(key(i), 0, i < 50 ? t0 : t0 + 1000 * hz, &pos));
   }
-  CHECK(t.size() == 100);
+  CHECK(t.size() == 200);  // two keys per connection
   uint32_t deleted = 0;
   for (int step = 0; step < 100; ++step) deleted += t.Collect(t0 + 100 * hz, 16);
   CHECK(deleted == 50);
-  // The worker has not passed quiescence: the 50 deleted keys still hold
+  // The worker has not passed quiescence: the deleted keys still hold
   // their slots (a reader may hold their positions).
-  CHECK(t.size() == 100);
+  CHECK(t.size() == 200);
   t.Collect(t0 + 100 * hz, 1);
-  CHECK(t.size() == 100);
+  CHECK(t.size() == 200);
   rc.Quiescent(0);
   t.Collect(t0 + 100 * hz, 1);  // now the retired slots are freed
-  CHECK(t.size() == 50);
+  CHECK(t.size() == 100);
   for (uint16_t i = 200; i < 450; ++i) {  // capacity is usable again
-    CtKey k;
-    k.family = 4;
-    k.proto = 17;
-    k.sport = i;
     int32_t pos;
-    if (!t.Create(k, 0, t0, &pos)) break;
+    if (!t.Create(key(i), 0, t0, &pos)) break;
   }
-  CHECK(t.size() >= 200);
+  CHECK(t.size() >= 400);
   rc.Offline(0);
 }
 
@@ -305,5 +307,5 @@ TEST_CASE("concurrent workers and collector: every reply of an allowed connectio
   CHECK(alloc_failures == 0);
   CHECK(requests_passed == kFlows);
   CHECK(replies_passed == kFlows);
-  CHECK(c.ct->size() == kFlows);  // nothing expired, nothing lost
+  CHECK(c.ct->size() == 2 * kFlows);  // nothing expired, nothing lost
 }
