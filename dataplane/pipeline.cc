@@ -80,6 +80,16 @@ uint32_t RouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
   return snap.ipcache->Lookup6(ip6->dst_addr);
 }
 
+// The ipcache entry of the source address (for packets from outside).
+uint32_t SourceRouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    return snap.ipcache->Lookup4(rte_be_to_cpu_32(ip->src_addr));
+  }
+  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  return snap.ipcache->Lookup6(ip6->src_addr);
+}
+
 // The local endpoint a route leads to, or kNoEndpoint (gone in this snapshot).
 uint16_t EndpointOf(const Snapshot& snap, const Route& r) {
   return r.kind == Route::kLocal && r.port < kMaxPorts ? snap.endpoint_of_port[r.port]
@@ -317,7 +327,17 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         drop(r);
         continue;
       }
-    } else {  // the uplink comes later
+    } else if (role == PortRole::kUplink) {
+      // From outside the mesh: the source identity is the ipcache's (longest
+      // prefix, CIDR identities; unknown is world). A mesh address arriving
+      // from outside is spoofed.
+      const Route& src = RouteAt(snap, SourceRouteOf(m, *meta, snap));
+      if (src.kind != Route::kOutside) {
+        drop(DropReason::kInvalidSourceIp);
+        continue;
+      }
+      meta->src_identity = src.identity;
+    } else {
       drop(DropReason::kUnknownL3TargetAddress);
       continue;
     }
@@ -330,9 +350,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     nh = RouteOf(m, *meta, snap);
     const Route& route = RouteAt(snap, nh);
     if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
-                                    : role == PortRole::kFabric) {
+                                    : role != PortRole::kEndpoint) {
       // A local address with no endpoint in this snapshot, or a packet from
-      // the fabric for anything but a local endpoint (no transit).
+      // the fabric or the uplink for anything but a local endpoint (no transit).
       drop(DropReason::kNoMatchingLocalContainer);
       continue;
     }
@@ -406,12 +426,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (eg.verdict == Verdict::kAudit || in.verdict == Verdict::kAudit) ++counters_.audited;
     const Route& route = RouteAt(snap, meta->aux);
-    if (route.kind == Route::kOutside) {  // the uplink is the next slice
-      meta->drop = DropReason::kFibLookupFailed;
+    if (route.kind == Route::kOutside && snap.uplink.port == 0xffff) {
+      meta->drop = DropReason::kFibLookupFailed;  // no way out of the mesh
       drops[nd++] = m;
       continue;
     }
-    if (route.kind == Route::kLocal && !DecrementTtl(m, *meta)) {
+    if (route.kind != Route::kRemote && !DecrementTtl(m, *meta)) {
       meta->drop = DropReason::kTtlExceeded;
       drops[nd++] = m;
       continue;
@@ -445,6 +465,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       }
       out_port = snap.fabric.port;
       ++counters_.encapsulated;
+    } else if (route.kind == Route::kOutside) {
+      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+      eth->src_addr = snap.uplink.mac;
+      eth->dst_addr = snap.uplink.gateway_mac;
+      out_port = snap.uplink.port;
     } else {
       const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);

@@ -2,11 +2,13 @@
 //
 //   RX burst -> parse -> per port role: an endpoint port answers ARP,
 //   drops spoofed sources and takes the endpoint's identity; the fabric port
-//   decapsulates VXLAN/Geneve and takes the VNI's identity -> destination
+//   decapsulates VXLAN/Geneve and takes the VNI's identity; the uplink takes
+//   the source address's ipcache identity (unknown is world) -> destination
 //   route (ipcache LPM: identity, where) -> conntrack -> egress verdict at a
 //   source endpoint and ingress verdict at a local destination, all in ONE
 //   rte_acl_classify over the burst -> rewrite (MACs, TTL/hop limit, IPv4
-//   checksum, RFC 1624) or encapsulate to the destination's node -> TX.
+//   checksum, RFC 1624), encapsulate to the destination's node, or send to
+//   the uplink's gateway -> TX.
 //
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and
@@ -14,7 +16,7 @@
 // policy (Cilium's CT_REPLY) while forward packets are checked every time.
 // With a FlowEventRing, every drop and the verdict of every new connection
 // become flow events (flow_event.h), enqueued once per burst.
-// Not yet here (issue 3 continues): related ICMP errors, the uplink, NDP.
+// Not yet here (issue 3 continues): related ICMP errors, NDP.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.

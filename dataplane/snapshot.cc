@@ -25,6 +25,13 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
     }
     s->role[in.fabric.port] = PortRole::kFabric;
   }
+  s->uplink = in.uplink;
+  if (in.uplink.port != 0xffff) {
+    if (in.uplink.port >= kMaxPorts || s->role[in.uplink.port] != PortRole::kNone) {
+      return absl::InvalidArgumentError(meshgate::StrCat("bad uplink port ", in.uplink.port));
+    }
+    s->role[in.uplink.port] = PortRole::kUplink;
+  }
   auto acl = classifier::AclTable::Build(*in.policy);
   if (!acl.ok()) return acl.status();
   s->acl = std::move(*acl);
@@ -51,8 +58,9 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
         ee.has_v6 = true;
       }
     }
-    if (s->role[e.port] == PortRole::kFabric) {
-      return absl::InvalidArgumentError(meshgate::StrCat("port ", e.port, " is the fabric port"));
+    if (s->role[e.port] == PortRole::kFabric || s->role[e.port] == PortRole::kUplink) {
+      return absl::InvalidArgumentError(
+          meshgate::StrCat("port ", e.port, " is the fabric or uplink port"));
     }
     s->endpoint_of_port[e.port] = uint16_t(i);
     s->role[e.port] = PortRole::kEndpoint;

@@ -43,6 +43,13 @@ struct FabricConfig {
   std::vector<std::pair<uint32_t, rte_ether_addr>> neighbors;
 };
 
+// The way out of the mesh: the port, and the next hop's MAC.
+struct UplinkConfig {
+  uint16_t port = 0xffff;  // 0xffff = none
+  rte_ether_addr mac{};
+  rte_ether_addr gateway_mac{};
+};
+
 struct EndpointEntry {
   uint16_t port = 0;
   rte_ether_addr mac{};
@@ -67,6 +74,7 @@ struct Snapshot {
   std::array<PortRole, kMaxPorts> role{};
   rte_ether_addr router_mac{};
   FabricConfig fabric;
+  UplinkConfig uplink;
 };
 
 // A local endpoint: the i-th one must be the i-th of the CompileInput that
@@ -85,6 +93,7 @@ struct SnapshotInput {
   std::vector<SnapshotEndpoint> endpoints;
   rte_ether_addr router_mac{};
   FabricConfig fabric;
+  UplinkConfig uplink;
 };
 
 // Builds a snapshot: the rte_acl context, the identity class table and the

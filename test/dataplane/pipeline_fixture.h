@@ -49,6 +49,7 @@ struct Node {
   uint64_t generation = 0;
   std::unique_ptr<RcuCell<Snapshot>> qcell;  // the ipcache table's QSBR
   std::unique_ptr<dataplane::IpcacheTable> table;
+  uint16_t uplink_port = 0xffff;  // set to give the node a way out
 
   Node() {
     w.Add("frontend", {{"app", "frontend"}});
@@ -67,6 +68,9 @@ struct Node {
     in.policy = &w.Compiled();
     in.ipcache = table.get();
     in.router_mac = kRouter;
+    in.uplink.port = uplink_port;
+    in.uplink.mac = Mac(0xe0);
+    in.uplink.gateway_mac = Mac(0xe1);
     uint16_t p = port_base;
     for (const auto* e : w.LocalInCompileOrder()) {
       SnapshotEndpoint se;
