@@ -34,6 +34,7 @@ enum PacketFlags : uint8_t {
   kPktVlan = 1 << 4,
   kPktNoPorts = 1 << 5,      // L4 ports unknown (non-first fragment, other proto)
   kPktReply = 1 << 6,        // a reply of a tracked connection (set by conntrack)
+  kPktRelated = 1 << 7,      // an ICMP error about a tracked connection (conntrack)
 };
 
 // 32 bytes, in the mbuf's dynamic field area (which has 36 bytes).

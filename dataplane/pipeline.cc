@@ -40,6 +40,53 @@ bool ArpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
   return true;
 }
 
+// Answers a Neighbor Solicitation from an endpoint for any address but its
+// own with a Neighbor Advertisement carrying the router MAC (RFC 4861 7.2.4:
+// Router, Solicited and Override set; target link-layer address option).
+// Duplicate address detection (unspecified source) and solicitations for
+// the endpoint's own address stay unanswered. Rewrites in place.
+bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
+              const rte_ether_addr& router) {
+  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  uint8_t* ns = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
+  uint32_t avail = rte_pktmbuf_data_len(m) - meta.l4_off;
+  static const uint8_t kUnspecified[16] = {};
+  if (avail < 24 || ip6->hop_limits != 255 || std::memcmp(ip6->src_addr, kUnspecified, 16) == 0) {
+    return false;
+  }
+  const uint8_t* target = ns + 8;
+  if (ep.has_v6 && std::memcmp(target, ep.v6.data(), 16) == 0) return false;
+  uint8_t tgt[16];
+  std::memcpy(tgt, target, 16);
+  // The advertisement: 24 bytes + an 8-byte target link-layer option.
+  uint32_t want = meta.l4_off + 32;
+  if (rte_pktmbuf_data_len(m) < want) {
+    if (rte_pktmbuf_append(m, uint16_t(want - rte_pktmbuf_data_len(m))) == nullptr) return false;
+  } else if (rte_pktmbuf_data_len(m) > want) {
+    rte_pktmbuf_trim(m, uint16_t(rte_pktmbuf_data_len(m) - want));
+  }
+  ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  uint8_t* na = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
+  std::memcpy(ip6->dst_addr, ip6->src_addr, 16);
+  std::memcpy(ip6->src_addr, tgt, 16);
+  ip6->payload_len = rte_cpu_to_be_16(uint16_t(meta.l4_off + 32 - meta.l3_off - 40));
+  ip6->proto = 58;  // any extension headers are gone with the rewrite below
+  ip6->hop_limits = 255;
+  std::memset(na, 0, 32);
+  na[0] = 136;   // Neighbor Advertisement
+  na[4] = 0xe0;  // R, S, O
+  std::memcpy(na + 8, tgt, 16);
+  na[24] = 2;  // target link-layer address option, length 1 (8 bytes)
+  na[25] = 1;
+  std::memcpy(na + 26, router.addr_bytes, 6);
+  uint16_t ck = rte_ipv6_udptcp_cksum(ip6, na);
+  std::memcpy(na + 2, &ck, 2);
+  auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+  eth->dst_addr = eth->src_addr;
+  eth->src_addr = router;
+  return true;
+}
+
 // TTL / hop limit; false when it would reach zero (RFC 1812 5.3.1).
 bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
   if (meta.family == 4) {
@@ -191,13 +238,53 @@ DropReason Decapsulate(rte_mbuf* m, PacketMeta& meta, const FabricConfig& f) {
   return DropReason::kNone;
 }
 
+bool IsIcmpError(const PacketMeta& meta) {
+  if (meta.family == 4 && meta.proto == 1) {
+    return meta.dport == 3 || meta.dport == 11 || meta.dport == 12;  // RFC 792
+  }
+  if (meta.family == 6 && meta.proto == 58) return meta.dport >= 1 && meta.dport <= 4;  // RFC 4443
+  return false;
+}
+
 // The connection tuple of a parsed IP packet (ICMP echo: id as both ports).
+// For an ICMP error, the tuple of the packet it quotes (RFC 792 / RFC 4443:
+// the original IP header and at least its first 8 payload bytes), so that
+// conntrack can tell whether it is related to a tracked connection.
 void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
   k = CtKey();
   k.family = meta.family;
   k.proto = meta.proto;
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  if (IsIcmpError(meta)) {
+    uint32_t q = meta.l4_off + 8u;  // the quoted packet
+    const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+    if (meta.family == 4 && q + 28 <= len && (d[q] >> 4) == 4) {
+      uint32_t ihl = uint32_t(d[q] & 0xf) * 4;
+      if (ihl >= 20 && q + ihl + 4 <= len) {
+        k.proto = d[q + 9];
+        std::memcpy(k.src, d + q + 12, 4);
+        std::memcpy(k.dst, d + q + 16, 4);
+        const uint8_t* l4 = d + q + ihl;
+        k.sport = uint16_t(l4[0] << 8 | l4[1]);
+        k.dport = uint16_t(l4[2] << 8 | l4[3]);
+        if (k.proto == 1) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
+        return;
+      }
+    } else if (meta.family == 6 && q + 48 <= len && (d[q] >> 4) == 6) {
+      k.proto = d[q + 6];  // quoted extension headers are not followed
+      std::memcpy(k.src, d + q + 8, 16);
+      std::memcpy(k.dst, d + q + 24, 16);
+      const uint8_t* l4 = d + q + 40;
+      k.sport = uint16_t(l4[0] << 8 | l4[1]);
+      k.dport = uint16_t(l4[2] << 8 | l4[3]);
+      if (k.proto == 58) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
+      return;
+    }
+    k.proto = 0;  // an unreadable quote matches no connection
+    return;
+  }
   if (meta.proto == 1 || meta.proto == 58) {
-    k.sport = k.dport = meta.sport;  // the echo identifier; 0 for errors
+    k.sport = k.dport = meta.sport;  // the echo identifier
   } else {
     k.sport = meta.sport;
     k.dport = meta.dport;
@@ -315,6 +402,18 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         }
         continue;
       }
+      // IPv6 neighbour discovery (RFC 4861) comes from link-local
+      // addresses: answered or consumed before anti-spoofing.
+      if (meta->family == 6 && meta->proto == 58 && meta->dport >= 133 && meta->dport <= 137) {
+        if (meta->dport == 135 && NdpReply(m, *meta, src_ep, snap.router_mac)) {
+          out.pkts[in_port][out.n[in_port]++] = m;
+          ++counters_.ndp_replies;
+        } else {
+          ++counters_.ndp_ignored;
+          rte_pktmbuf_free(m);
+        }
+        continue;
+      }
       // Anti-spoofing: an endpoint sends from its own addresses only.
       if (!SourceIsEndpoint(m, *meta, src_ep)) {
         drop(DropReason::kInvalidSourceIp);
@@ -371,6 +470,17 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
+  // An ICMP error quoting a tracked connection (either direction) is
+  // related: it skips the policy like a reply (Cilium's CT_RELATED).
+  bool icmp_error[kBurst];
+  for (uint16_t i = 0; i < nw; ++i) {
+    PacketMeta* meta = Meta(work[i]);
+    icmp_error[i] = IsIcmpError(*meta);
+    if (icmp_error[i] && ctres[i] != CtResult::kNew) {
+      meta->flags |= kPktRelated;
+      ctres[i] = CtResult::kReply;  // bypass; never refreshes or creates
+    }
+  }
 
   // Stage 3: policy keys. Egress at the source endpoint (peer = the
   // destination's identity); ingress at a local destination (peer = the
@@ -410,7 +520,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     const PolicyResult& in = ingress_key[i] != kNoKey ? res[ingress_key[i]] : kPass;
     // Egress decides first; then ingress; an AUDIT anywhere is reported.
     const PolicyResult& decided = eg.verdict == Verdict::kForwarded ? in : eg;
-    if (ctres[i] == CtResult::kReply) meta->flags |= kPktReply;
+    if (ctres[i] == CtResult::kReply && !(meta->flags & kPktRelated)) meta->flags |= kPktReply;
     meta->verdict = uint8_t(decided.verdict);
     meta->reason = uint8_t(decided.reason);
     meta->rule_id = decided.rule_id;
@@ -436,7 +546,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drops[nd++] = m;
       continue;
     }
-    if (ct_ != nullptr) {
+    if (ct_ != nullptr && !icmp_error[i]) {  // errors are not connections
       if (ctres[i] == CtResult::kNew) {
         int32_t pos;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos)) {

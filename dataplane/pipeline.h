@@ -1,6 +1,7 @@
 // The worker's packet path:
 //
-//   RX burst -> parse -> per port role: an endpoint port answers ARP,
+//   RX burst -> parse -> per port role: an endpoint port answers ARP and
+//   IPv6 neighbour solicitations,
 //   drops spoofed sources and takes the endpoint's identity; the fabric port
 //   decapsulates VXLAN/Geneve and takes the VNI's identity; the uplink takes
 //   the source address's ipcache identity (unknown is world) -> destination
@@ -13,10 +14,11 @@
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and
 // frees in bulk. With a Conntrack, replies of allowed connections skip the
-// policy (Cilium's CT_REPLY) while forward packets are checked every time.
+// policy (Cilium's CT_REPLY, CT_RELATED) while forward packets are checked
+// every time.
 // With a FlowEventRing, every drop and the verdict of every new connection
 // become flow events (flow_event.h), enqueued once per burst.
-// Not yet here (issue 3 continues): related ICMP errors, NDP.
+// ICMP errors quoting a tracked connection are related and skip policy too.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -42,6 +44,7 @@ inline constexpr uint16_t kBurst = 32;
 // Per-lcore counters. dp: rw (owning lcore), cp: ro (relaxed reads).
 struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t rx = 0, tx = 0, tx_full = 0, forwarded = 0, arp_replies = 0, arp_ignored = 0;
+  uint64_t ndp_replies = 0, ndp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
   uint64_t ct_new = 0, ct_replies = 0, encapsulated = 0;
   uint64_t events = 0, events_lost = 0;

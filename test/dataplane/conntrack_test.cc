@@ -309,3 +309,39 @@ TEST_CASE("concurrent workers and collector: every reply of an allowed connectio
   CHECK(replies_passed == kFlows);
   CHECK(c.ct->size() == 2 * kFlows);  // nothing expired, nothing lost
 }
+
+TEST_CASE("ICMP errors quoting a tracked connection are related and skip policy",
+          "[conntrack][related][cilium:bpf/bpf_lxc.c CT_RELATED]") {
+  CtNode c;
+  c.n.uplink_port = 5;
+  c.n.w.Apply(kClientLockdown);  // frontend takes no ingress at all
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t fe = c.n.port["frontend"];
+  Bytes syn = Ipv4(V4("10.1.0.10"), V4("8.8.8.8"), 6, Tcp(40000, 443));
+  r.Send(*c.snap, fe, Eth(0x0800, syn));
+  for (auto* m : r.Take(5)) rte_pktmbuf_free(m);
+  uint32_t keys = c.ct->size();
+  // A router on the way says the destination is unreachable, quoting the SYN
+  // (IP header + first 8 bytes; RFC 792).
+  Bytes quote(syn.begin(), syn.begin() + 28);
+  auto unreachable = [](const Bytes& q) {
+    Bytes icmp = {3, 1, 0, 0, 0, 0, 0, 0};
+    return Eth(0x0800, Ipv4(V4("192.0.2.1"), V4("10.1.0.10"), 1, Cat(icmp, q)));
+  };
+  r.Send(*c.snap, 5, unreachable(quote));
+  auto got = r.Take(fe);
+  REQUIRE(got.size() == 1);
+  CHECK((Meta(got[0])->flags & kPktRelated));
+  rte_pktmbuf_free(got[0]);
+  // An error quoting a connection nobody made is checked, and denied.
+  Bytes other = Ipv4(V4("10.1.0.10"), V4("9.9.9.9"), 6, Tcp(40001, 443));
+  r.Send(*c.snap, 5, unreachable(Bytes(other.begin(), other.begin() + 28)));
+  CHECK(r.Take(fe).empty());
+  CHECK(pl.counters().drops[5].by_reason[133] == 1);
+  // A truncated quote matches nothing.
+  r.Send(*c.snap, 5, unreachable(Bytes(quote.begin(), quote.begin() + 10)));
+  CHECK(r.Take(fe).empty());
+  CHECK(c.ct->size() == keys);  // errors never create connections
+}

@@ -227,3 +227,43 @@ spec:
     rte_eth_dev_close(ports[i]);
   }
 }
+
+TEST_CASE("NDP: neighbour solicitations for the gateway get the router MAC",
+          "[pipeline][ndp][rfc4861]") {
+  Node n;
+  n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  uint16_t fe = n.port["frontend"];
+  auto ns = [](const char* target) {
+    Bytes b = {135, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t t[16];
+    inet_pton(AF_INET6, target, t);
+    b.insert(b.end(), t, t + 16);
+    Bytes opt = {1, 1, 0x02, 0, 0, 0, 0, 0x01};  // source link-layer address
+    return Cat(b, opt);
+  };
+  r.Send(*snap, fe, Eth(0x86DD, Ipv6("fe80::1", "ff02::1:ff00:1", 58, ns("fd00:1::1"), 255)));
+  r.Send(*snap, fe, Eth(0x86DD, Ipv6("::", "ff02::1:ff00:10", 58, ns("fd00:1::10"), 255)));    // DAD
+  r.Send(*snap, fe, Eth(0x86DD, Ipv6("fe80::1", "ff02::1:ff00:1", 58, ns("fd00:1::1"), 64)));  // hop limit
+  auto got = r.Take(fe);
+  REQUIRE(got.size() == 1);
+  auto* ip6 = rte_pktmbuf_mtod_offset(got[0], rte_ipv6_hdr*, 14);
+  const uint8_t* na = rte_pktmbuf_mtod_offset(got[0], const uint8_t*, 54);
+  CHECK(na[0] == 136);
+  CHECK(na[4] == 0xe0);
+  CHECK(ip6->hop_limits == 255);
+  CHECK(rte_be_to_cpu_16(ip6->payload_len) == 32);
+  CHECK(std::memcmp(na + 26, kRouter.addr_bytes, 6) == 0);
+  uint8_t want_src[16], want_dst[16];
+  inet_pton(AF_INET6, "fd00:1::1", want_src);
+  inet_pton(AF_INET6, "fe80::1", want_dst);
+  CHECK(std::memcmp(ip6->src_addr, want_src, 16) == 0);
+  CHECK(std::memcmp(ip6->dst_addr, want_dst, 16) == 0);
+  CHECK(rte_ipv6_udptcp_cksum_verify(ip6, na) == 0);  // a valid ICMPv6 checksum
+  rte_pktmbuf_free(got[0]);
+  CHECK(pl.counters().ndp_replies == 1);
+  CHECK(pl.counters().ndp_ignored == 2);
+}
