@@ -2,6 +2,7 @@
 
 #include <rte_arp.h>
 #include <rte_cycles.h>
+#include <rte_debug.h>
 #include <rte_ethdev.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
@@ -302,6 +303,14 @@ void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
 
 }  // namespace
 
+Pipeline::Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct,
+                   FlowEventRing* events)
+    : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events) {
+  if (g_packet_meta_offset < 0) {
+    rte_panic("meshgate: a Pipeline was made before RegisterPacketMeta()\n");
+  }
+}
+
 void Pipeline::Drop(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept {
   if (n == 0) return;
   auto& c = counters_.drops[in_port < kMaxPorts ? in_port : 0];
@@ -594,11 +603,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   if (events_ != nullptr) FlushEvents();
 }
 
-void Pipeline::Flush(TxStage& out) noexcept {
+void Pipeline::Flush(TxStage& out, uint16_t queue) noexcept {
   for (uint16_t p = 0; p < kMaxPorts; ++p) {
     uint16_t n = out.n[p];
     if (n == 0) continue;
-    uint16_t sent = rte_eth_tx_burst(p, 0, out.pkts[p].data(), n);
+    uint16_t sent = rte_eth_tx_burst(p, queue, out.pkts[p].data(), n);
     counters_.tx += sent;
     if (sent < n) {
       counters_.tx_full += n - sent;
@@ -608,17 +617,17 @@ void Pipeline::Flush(TxStage& out) noexcept {
   }
 }
 
-uint32_t Pipeline::PollOnce(const uint16_t* ports, uint16_t nports) noexcept {
+uint32_t Pipeline::PollOnce(const uint16_t* ports, uint16_t nports, uint16_t queue) noexcept {
   const Snapshot* snap = cell_.Read();  // once per iteration
   uint32_t total = 0;
   if (snap != nullptr) {
     rte_mbuf* pkts[kBurst];
     for (uint16_t i = 0; i < nports; ++i) {
-      uint16_t n = rte_eth_rx_burst(ports[i], 0, pkts, kBurst);
+      uint16_t n = rte_eth_rx_burst(ports[i], queue, pkts, kBurst);
       if (n == 0) continue;
       total += n;
       Process(*snap, pkts, n, ports[i], stage_);
-      Flush(stage_);
+      Flush(stage_, queue);
     }
   }
   cell_.Quiescent(reader_id_);  // the loop's fixed point: no snapshot held

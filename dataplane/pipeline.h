@@ -61,21 +61,24 @@ class Pipeline {
  public:
   // `cell` (and `ct`, if given; shared by the instance's workers) must
   // outlive the pipeline; `reader_id` is this lcore's RCU id.
+  // REQUIRES: RegisterPacketMeta() has succeeded (aborts otherwise: every
+  // packet's metadata would be written out of place).
   Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr,
-           FlowEventRing* events = nullptr)
-      : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events) {}
+           FlowEventRing* events = nullptr);
 
   // Processes a burst that arrived on `in_port` against `snap`. Forwarded
   // packets are staged in `out`; dropped ones are counted and freed.
   void Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port,
                TxStage& out) noexcept;
 
-  // One loop iteration over `ports`: read the snapshot once, RX a burst per
-  // port, Process, TX, report quiescence. Returns packets received.
-  uint32_t PollOnce(const uint16_t* ports, uint16_t nports) noexcept;
+  // One loop iteration over `ports` (queue `queue` of each): read the
+  // snapshot once, RX a burst per port, Process, TX, report quiescence.
+  // Returns packets received.
+  uint32_t PollOnce(const uint16_t* ports, uint16_t nports, uint16_t queue = 0) noexcept;
 
-  // Transmits what `out` holds; what a port refuses is counted and freed.
-  void Flush(TxStage& out) noexcept;
+  // Transmits what `out` holds on `queue`; what a port refuses is counted
+  // and freed.
+  void Flush(TxStage& out, uint16_t queue = 0) noexcept;
 
   const PipelineCounters& counters() const { return counters_; }
   uint64_t dropped(DropReason r) const;  // summed over ports

@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
   o.name = "mg-test";
   o.allow_hugepages = false;
   o.no_huge_memory_mb = 512;
-  o.extra = {"--no-pci", "-l", "0"};
+  o.extra = {"--no-pci", "-l", "0,1"};  // lcore 1 for worker tests
   auto st = meshgate::dataplane::InitEal(o);
   if (!st.ok()) {
     std::fprintf(stderr, "EAL: %s\n", std::string(st.message()).c_str());

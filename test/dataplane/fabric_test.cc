@@ -36,6 +36,7 @@ struct Instance {
 
   Instance(const std::string& cluster, uint32_t id, uint32_t node_ip, uint32_t peer_ip, Encap e)
       : node(node_ip), peer(peer_ip), encap(e) {
+    Pool();  // registers the packet metadata before the Pipeline below
     w.cluster = cluster;
     w.cluster_id = id;
     for (const char* c : {"cluster1", "cluster2"}) {  // same order everywhere

@@ -52,6 +52,7 @@ struct Node {
   uint16_t uplink_port = 0xffff;  // set to give the node a way out
 
   Node() {
+    Pool();  // registers the packet metadata before any Pipeline exists
     w.Add("frontend", {{"app", "frontend"}});
     w.Add("test", {{"app", "test"}});
     w.Add("myapp", {{"app", "myapp"}});

@@ -1,0 +1,143 @@
+// The instance: ports from device strings, workers on lcores or polled,
+// everything per instance (two instances in one process).
+#include <catch2/catch.hpp>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_ring.h>
+
+#include <chrono>
+#include <thread>
+
+#include "dataplane/instance.h"
+#include "test/dataplane/pipeline_fixture.h"
+
+using namespace meshgate;
+using namespace meshgate::dataplane;
+using namespace meshgate::test;
+
+namespace {
+
+// A net_ring port whose RX and TX rings the test holds.
+struct RingPort {
+  std::string name;
+  rte_ring* rx;
+  rte_ring* tx;
+  explicit RingPort(const std::string& n) : name(n) {
+    rx = rte_ring_create((n + "_rx").c_str(), 1024, SOCKET_ID_ANY, 0);
+    tx = rte_ring_create((n + "_tx").c_str(), 1024, SOCKET_ID_ANY, 0);
+    REQUIRE((rx && tx));
+    REQUIRE(rte_eth_from_rings(n.c_str(), &rx, 1, &tx, 1, SOCKET_ID_ANY) >= 0);
+  }
+  void Inject(rte_mempool* pool, const Bytes& f) {
+    rte_mbuf* m = ToMbuf(pool, f);
+    REQUIRE(m != nullptr);
+    REQUIRE(rte_ring_enqueue(rx, m) == 0);
+  }
+  std::vector<rte_mbuf*> Drain() {
+    std::vector<rte_mbuf*> v;
+    void* o;
+    while (rte_ring_dequeue(tx, &o) == 0) v.push_back(static_cast<rte_mbuf*>(o));
+    return v;
+  }
+};
+
+// Publishes the Node's endpoints on the instance's ports 0..2.
+void Publish(Instance& in, Node& n) {
+  SnapshotInput si;
+  si.policy = &n.w.Compiled();
+  si.ipcache = &in.ipcache();
+  si.router_mac = kRouter;
+  size_t i = 0;
+  for (const auto* e : n.w.LocalInCompileOrder()) {
+    SnapshotEndpoint se;
+    se.port = in.port_id(i);
+    se.mac = Mac(uint8_t(i + 1));
+    se.identity = e->id;
+    se.addrs.push_back(*identity::IpAddr::Parse(n.ip.at(e->spec.name)));
+    n.port[e->spec.name] = uint16_t(i++);
+    si.endpoints.push_back(se);
+  }
+  REQUIRE(SyncIpcache(in.ipcache(), n.w.ipcache, si.endpoints).ok());
+  auto s = BuildSnapshot(si);
+  REQUIRE(s.ok());
+  in.snapshots().Publish(std::move(*s));
+}
+
+}  // namespace
+
+TEST_CASE("an instance polled on the caller's thread forwards between its ports", "[instance]") {
+  RingPort a("ia0"), b("ia1"), c("ia2");
+  InstanceConfig cfg;
+  cfg.name = "inst_a";
+  cfg.ports = {{"net_ring_ia0"}, {"net_ring_ia1"}, {"net_ring_ia2"}};  // rte_eth_from_rings names
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  Node n;  // frontend, myapp, test: compile order (by name)
+  Publish(**in, n);
+  RingPort* ring[3] = {&a, &b, &c};
+  ring[n.port["frontend"]]->Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  CHECK((*in)->Poll() == 1);
+  auto out = ring[n.port["myapp"]]->Drain();
+  CHECK(out.size() == 1);
+  for (auto* m : out) rte_pktmbuf_free(m);
+  CHECK((*in)->Forwarded() == 1);
+  FlowEvent ev[4];
+  CHECK((*in)->events().Dequeue(ev, 4) == 1);  // the new connection's verdict
+}
+
+TEST_CASE("a worker lcore runs the pipeline until stopped", "[instance][lcore]") {
+  unsigned worker = rte_get_next_lcore(-1, 1, 0);
+  REQUIRE(worker < RTE_MAX_LCORE);  // the test EAL has -l 0,1
+  RingPort a("ib0"), b("ib1"), c("ib2");
+  InstanceConfig cfg;
+  cfg.name = "inst_b";
+  cfg.ports = {{"net_ring_ib0"}, {"net_ring_ib1"}, {"net_ring_ib2"}};
+  cfg.worker_lcores = {worker};
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  CHECK_FALSE((*in)->Start().ok());  // no snapshot yet
+  Node n;
+  Publish(**in, n);
+  REQUIRE((*in)->Start().ok());
+  RingPort* ring[3] = {&a, &b, &c};
+  for (int i = 0; i < 100; ++i) {
+    ring[n.port["frontend"]]->Inject(
+        (*in)->pool(), Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 6, Tcp(uint16_t(1000 + i), 80))));
+  }
+  std::vector<rte_mbuf*> got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.size() < 100 && std::chrono::steady_clock::now() < deadline) {
+    for (auto* m : ring[n.port["myapp"]]->Drain()) got.push_back(m);
+    (*in)->snapshots().Reclaim();
+  }
+  (*in)->Stop();
+  CHECK(got.size() == 100);
+  for (auto* m : got) rte_pktmbuf_free(m);
+}
+
+TEST_CASE("device strings: virtual devices are probed; bad ones are clear errors",
+          "[instance][ports]") {
+  InstanceConfig cfg;
+  cfg.name = "inst_c";
+  cfg.ports = {{"net_bogus0"}};  // no such driver
+  auto bad = Instance::Create(cfg);
+  CHECK_FALSE(bad.ok());
+  CHECK(std::string(bad.status().message()).find("net_bogus0") != std::string::npos);
+  cfg.ports = {{"0000:ff:1f.7"}};  // no such PCI device (and the test EAL has --no-pci)
+  CHECK_FALSE(Instance::Create(cfg).ok());
+  cfg.name = "inst_d";
+  cfg.ports = {{"net_null0,size=64"}};
+  {
+    auto in = Instance::Create(cfg);
+    REQUIRE(in.ok());
+    uint16_t id;
+    CHECK(rte_eth_dev_get_port_by_name("net_null0", &id) == 0);
+  }
+  uint16_t id;
+  CHECK(rte_eth_dev_get_port_by_name("net_null0", &id) != 0);  // detached with the instance
+  cfg.name = "inst_e";
+  auto again = Instance::Create(cfg);  // and can be opened again
+  CHECK(again.ok());
+}
