@@ -2,12 +2,12 @@
 // rte_acl_classify call.
 //
 // The ACL key has no addresses (compile.h): {protocol, subject class, peer
-// class, destination port (ICMP type), direction}. Allow and deny rules sit in
-// separate categories, so one classify gives both answers and deny wins.
+// class, destination port (ICMP type), direction}. Deny and allow rules share
+// one category in two priority bands: every deny rule outranks every allow
+// rule, so the one best match is a deny whenever one matches.
 // rte_acl compares multi-byte fields in network byte order (DPDK
 // app/test/test_acl.c converts its traces with rte_cpu_to_be_*), hence the
-// big-endian key. Deny and allow share one category: every deny rule
-// outranks every allow rule, so the best match is a deny whenever one matches.
+// big-endian key.
 //
 // Thread-safety (DPDK lib/acl/rte_acl.h): building is not multi-thread safe,
 // classification is. A table is built by the control thread, published in a

@@ -6,9 +6,10 @@
 // local endpoints into subject classes (same set of subject selectors and the
 // same named ports). ACL rules are keyed on {protocol, subject class range,
 // peer class range, port range, direction}; there are no addresses in the key,
-// so one ACL serves IPv4 and IPv6. Allow and deny rules go to two rte_acl
-// categories so that deny beats allow whatever the priorities (Cilium
-// deny.rst: "Deny policies take precedence over allow policies").
+// so one ACL serves IPv4 and IPv6. Each rule is marked allow or deny;
+// acl_table.h gives every deny rule a priority above every allow rule, so
+// deny beats allow (Cilium deny.rst: "Deny policies take precedence over
+// allow policies").
 //
 // Pure, no DPDK: the output is plain data, pinned by golden tests, and built
 // into an rte_acl context by acl_table.h. Thread-safety: pure functions.
@@ -62,7 +63,7 @@ struct RuleOrigin {
 
 // One rte_acl rule, as plain data. Ranges are inclusive.
 struct AclRuleSpec {
-  enum Category : uint8_t { kDeny = 0, kAllow = 1 };
+  enum Category : uint8_t { kDeny = 0, kAllow = 1 };  // a priority band in the ACL
   Category category = kAllow;
   Direction dir = Direction::kIngress;
   uint32_t subject_lo = 0, subject_hi = 0;

@@ -582,8 +582,8 @@ class Parser {
   }
 
   void Section(const YAML::Node& n, std::string_view where, Direction dir,
-               std::vector<PeerRule>& out, bool& present) {
-    present = true;
+               std::vector<PeerRule>& out, bool* present = nullptr) {
+    if (present != nullptr) *present = true;
     if (!ListOf(n, where) || n.IsNull()) return;
     for (size_t i = 0; i < n.size(); ++i) {
       auto pr = Peer(n[i], meshgate::StrCat(where, "[", i, "]"), dir);
@@ -607,22 +607,19 @@ class Parser {
     } else if (!n["nodeSelector"]) {
       Error(n, meshgate::StrCat(where, ": one of endpointSelector or nodeSelector is required"));
     }
-    bool dummy = false;
-    if (auto v = n["ingress"]; v) {
-      Section(v, meshgate::StrCat(where, ".ingress"), Direction::kIngress, r.ingress,
-              r.has_ingress);
-    }
-    if (auto v = n["ingressDeny"]; v) {
-      Section(v, meshgate::StrCat(where, ".ingressDeny"), Direction::kIngress,
-              r.ingress_deny, dummy);
-    }
-    if (auto v = n["egress"]; v) {
-      Section(v, meshgate::StrCat(where, ".egress"), Direction::kEgress, r.egress,
-              r.has_egress);
-    }
-    if (auto v = n["egressDeny"]; v) {
-      Section(v, meshgate::StrCat(where, ".egressDeny"), Direction::kEgress,
-              r.egress_deny, dummy);
+    struct {
+      const char* key;
+      Direction dir;
+      std::vector<PeerRule>* out;
+      bool* present;
+    } sections[] = {{"ingress", Direction::kIngress, &r.ingress, &r.has_ingress},
+                    {"ingressDeny", Direction::kIngress, &r.ingress_deny, nullptr},
+                    {"egress", Direction::kEgress, &r.egress, &r.has_egress},
+                    {"egressDeny", Direction::kEgress, &r.egress_deny, nullptr}};
+    for (const auto& sec : sections) {
+      if (auto v = n[sec.key]; v) {
+        Section(v, meshgate::StrCat(where, ".", sec.key), sec.dir, *sec.out, sec.present);
+      }
     }
     if (!n["ingress"] && !n["ingressDeny"] && !n["egress"] && !n["egressDeny"]) {
       // The CRD requires at least one section (matchN(>=1, ...)).

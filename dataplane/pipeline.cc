@@ -118,24 +118,18 @@ bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& 
   return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
 }
 
-// The ipcache entry of the destination, or kOutsideRoute.
-uint32_t RouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
-  if (meta.family == 4) {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    return snap.ipcache->Lookup4(rte_be_to_cpu_32(ip->dst_addr));
-  }
-  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-  return snap.ipcache->Lookup6(ip6->dst_addr);
-}
+enum class Addr { kSource, kDestination };
 
-// The ipcache entry of the source address (for packets from outside).
-uint32_t SourceRouteOf(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap) {
+// The ipcache entry of the packet's source or destination address, or
+// kOutsideRoute when no entry covers it.
+uint32_t IpcacheSlot(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, Addr which) {
   if (meta.family == 4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    return snap.ipcache->Lookup4(rte_be_to_cpu_32(ip->src_addr));
+    return snap.ipcache->Lookup4(
+        rte_be_to_cpu_32(which == Addr::kSource ? ip->src_addr : ip->dst_addr));
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-  return snap.ipcache->Lookup6(ip6->src_addr);
+  return snap.ipcache->Lookup6(which == Addr::kSource ? ip6->src_addr : ip6->dst_addr);
 }
 
 // The local endpoint a route leads to, or kNoEndpoint (gone in this snapshot).
@@ -439,7 +433,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       // From outside the mesh: the source identity is the ipcache's (longest
       // prefix, CIDR identities; unknown is world). A mesh address arriving
       // from outside is spoofed.
-      const Route& src = RouteAt(snap, SourceRouteOf(m, *meta, snap));
+      const Route& src = RouteAt(snap, IpcacheSlot(m, *meta, snap, Addr::kSource));
       if (src.kind != Route::kOutside) {
         drop(DropReason::kInvalidSourceIp);
         continue;
@@ -455,7 +449,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drop(DropReason::kFirstFragmentNotFound);
       continue;
     }
-    nh = RouteOf(m, *meta, snap);
+    nh = IpcacheSlot(m, *meta, snap, Addr::kDestination);
     const Route& route = RouteAt(snap, nh);
     if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
                                     : role != PortRole::kEndpoint) {
