@@ -9,7 +9,9 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -24,6 +26,7 @@
 #include "classifier/compile.h"
 #include "classifier/explain.h"
 #include "control/manifest.h"
+#include "dataplane/bench_link.h"
 #include "dataplane/bench_pipeline.h"
 #include "dataplane/eal.h"
 #include "dataplane/packet.h"
@@ -80,6 +83,12 @@ Usage:
       then 1,000 policy snapshots published while a worker on the second
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet.
+
+  meshgate bench link [--json] [--seconds N] [--testpmd PATH]
+      Forwarding through real memif links: this process generates and sinks
+      on core 0; the forwarder on core 1 is first meshgate (full pipeline,
+      frontend -> myapp) and then dpdk-testpmd --forward-mode=io on the same
+      links. Prints Mpps for both and their ratio.
 
   meshgate help | --help | -h
   meshgate version
@@ -291,6 +300,42 @@ int BenchPipeline(const std::vector<std::string>& args) {
   return results.empty() ? 1 : 0;
 }
 
+int BenchLink(const std::vector<std::string>& args) {
+  bool json = false;
+  dataplane::LinkBenchOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") json = true;
+    else if (args[i] == "--seconds" && i + 1 < args.size()) o.seconds = std::atof(args[++i].c_str());
+    else if (args[i] == "--testpmd" && i + 1 < args.size()) o.testpmd = args[++i];
+    else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
+    else return Fail("bench link: unknown option " + args[i]);
+  }
+  if (o.seconds <= 0 || o.seconds > 600) return Fail("--seconds: want 0..600");
+  std::string base = fmt::format("/tmp/meshgate-link-{}", getpid());
+  o.socket_a = base + "-a.sock";
+  o.socket_b = base + "-b.sock";
+  dataplane::EalOptions eal;
+  eal.name = "meshgate-link";
+  eal.no_huge_memory_mb = 1024;
+  eal.extra = {"--no-pci", "-l", "0,1",
+               "--vdev=net_memif0,role=server,socket=" + o.socket_a,
+               "--vdev=net_memif1,role=server,socket=" + o.socket_b,
+               "--vdev=net_memif2,role=client,socket=" + o.socket_a,
+               "--vdev=net_memif3,role=client,socket=" + o.socket_b};
+  o.testpmd_eal = {fmt::format("--file-prefix=meshgate-testpmd-{}", getpid())};
+  if (dataplane::HugepagesAvailable()) {
+    o.testpmd_eal.push_back("--in-memory");
+  } else {
+    for (const char* a : {"--no-huge", "--no-shconf", "-m", "512"}) o.testpmd_eal.push_back(a);
+  }
+  if (auto st = dataplane::InitEal(eal); !st.ok()) return Fail(std::string(st.message()));
+  auto results = dataplane::RunLinkBench(o);
+  std::remove(o.socket_a.c_str());
+  std::remove(o.socket_b.c_str());
+  PrintBench(results, json);
+  return results.empty() ? 1 : 0;
+}
+
 int BenchClassify(const std::vector<std::string>& args) {
   bool json = false;
   bool custom_cases = false;
@@ -353,6 +398,9 @@ int main(int argc, char** argv) {
   }
   if (args.size() >= 2 && cmd == "bench" && args[1] == "pipeline") {
     return BenchPipeline({args.begin() + 2, args.end()});
+  }
+  if (args.size() >= 2 && cmd == "bench" && args[1] == "link") {
+    return BenchLink({args.begin() + 2, args.end()});
   }
   fmt::print(stderr, "meshgate: unknown command '{}'\n\n", fmt::join(args, " "));
   return Usage(2);

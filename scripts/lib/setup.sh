@@ -4,7 +4,7 @@
 
 MG_PACKAGES=(
   build-essential pkg-config meson ninja-build python3
-  libdpdk-dev dpdk
+  libdpdk-dev dpdk dpdk-dev
   libboost-dev libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
   libyaml-cpp-dev catch2
 )

@@ -1,0 +1,234 @@
+#include "dataplane/bench_link.h"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "dataplane/instance.h"
+#include "identity/endpoint.h"
+#include "identity/strutil.h"
+
+namespace meshgate::dataplane {
+namespace {
+
+using classifier::BenchResult;
+
+bool PortId(const std::string& name, uint16_t* id) {
+  return rte_eth_dev_get_port_by_name(name.c_str(), id) == 0;
+}
+
+bool SetupPort(uint16_t id, rte_mempool* pool) {
+  rte_eth_conf conf{};
+  return rte_eth_dev_configure(id, 1, 1, &conf) == 0 &&
+         rte_eth_rx_queue_setup(id, 0, 1024, SOCKET_ID_ANY, nullptr, pool) == 0 &&
+         rte_eth_tx_queue_setup(id, 0, 1024, SOCKET_ID_ANY, nullptr) == 0 &&
+         rte_eth_dev_start(id) == 0;
+}
+
+bool WaitLinks(uint16_t a, uint16_t b, double seconds) {
+  uint64_t end = rte_rdtsc() + uint64_t(seconds * double(rte_get_tsc_hz()));
+  while (rte_rdtsc() < end) {
+    rte_eth_link la{}, lb{};
+    rte_eth_link_get_nowait(a, &la);
+    rte_eth_link_get_nowait(b, &lb);
+    if (la.link_status == RTE_ETH_LINK_UP && lb.link_status == RTE_ETH_LINK_UP) return true;
+    rte_delay_ms(10);
+  }
+  return false;
+}
+
+// 64-byte UDP frames frontend (10.1.0.10) -> myapp (10.1.0.20), varying
+// source ports over `flows` connections.
+void Frame(uint8_t* p, uint16_t sport) {
+  std::memset(p, 0, 60);
+  p[0] = 0x02, p[5] = 0xaa;  // to the router
+  p[6] = 0x02, p[11] = 0x01;
+  p[12] = 0x08;
+  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
+  ip->version_ihl = RTE_IPV4_VHL_DEF;
+  ip->total_length = rte_cpu_to_be_16(46);
+  ip->time_to_live = 64;
+  ip->next_proto_id = 17;
+  ip->src_addr = rte_cpu_to_be_32(0x0a01000a);
+  ip->dst_addr = rte_cpu_to_be_32(0x0a010014);
+  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  uint8_t* udp = p + 34;
+  udp[0] = uint8_t(sport >> 8), udp[1] = uint8_t(sport);
+  udp[2] = 0x16, udp[3] = 0x2e;  // 5678
+  udp[5] = 26;
+}
+
+// Sends on `tx`, counts what arrives on `rx`, for `seconds`.
+std::pair<uint64_t, uint64_t> Generate(uint16_t tx, uint16_t rx, rte_mempool* pool,
+                                       double seconds) {
+  uint64_t sent = 0, received = 0;
+  rte_mbuf* pkts[32];
+  rte_mbuf* in[64];
+  uint16_t sport = 1024;
+  uint64_t end = rte_rdtsc() + uint64_t(seconds * double(rte_get_tsc_hz()));
+  while (rte_rdtsc() < end) {
+    if (rte_pktmbuf_alloc_bulk(pool, pkts, 32) == 0) {
+      for (auto* m : pkts) {
+        Frame(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60)), sport);
+        sport = sport == 4096 ? 1024 : sport + 1;  // 3,073 connections, revisited
+      }
+      uint16_t n = rte_eth_tx_burst(tx, 0, pkts, 32);
+      sent += n;
+      if (n < 32) rte_pktmbuf_free_bulk(pkts + n, 32 - n);
+    }
+    uint16_t r = rte_eth_rx_burst(rx, 0, in, 64);
+    received += r;
+    if (r) rte_pktmbuf_free_bulk(in, r);
+  }
+  for (int i = 0; i < 100; ++i) {  // drain what is in flight
+    uint16_t r = rte_eth_rx_burst(rx, 0, in, 64);
+    received += r;
+    if (r) rte_pktmbuf_free_bulk(in, r);
+  }
+  return {sent, received};
+}
+
+}  // namespace
+
+std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
+  std::vector<BenchResult> out;
+  auto say = [&](const std::string& s) {
+    if (o.progress) std::fprintf(stderr, "bench link: %s\n", s.c_str());
+  };
+  uint16_t sa, sb, ca, cb;
+  if (!PortId(o.server_a, &sa) || !PortId(o.server_b, &sb) || !PortId(o.client_a, &ca) ||
+      !PortId(o.client_b, &cb)) {
+    say("memif ports missing (the CLI creates them with --vdev)");
+    return out;
+  }
+  unsigned worker = rte_get_next_lcore(-1, 1, 0);
+  if (worker >= RTE_MAX_LCORE) {
+    say("needs a second lcore (-l 0,1)");
+    return out;
+  }
+  if (!RegisterPacketMeta().ok()) return out;
+  rte_mempool* pool = rte_pktmbuf_pool_create("link_gen", 16383, 256, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  if (pool == nullptr || !SetupPort(sa, pool) || !SetupPort(sb, pool)) {
+    say("cannot set up the generator's ports");
+    return out;
+  }
+
+  // 1. meshgate on lcore `worker`: frontend on client_a, myapp on client_b.
+  {
+    InstanceConfig cfg;
+    cfg.name = "link";
+    cfg.ports = {{o.client_a}, {o.client_b}};
+    cfg.worker_lcores = {worker};
+    cfg.rx_desc = cfg.tx_desc = 1024;
+    cfg.mbufs = 16383;
+    auto in = Instance::Create(cfg);
+    if (!in.ok()) {
+      say(std::string(in.status().message()));
+      return out;
+    }
+    identity::Registry reg;
+    identity::EndpointSpec fe, my;
+    fe.labels["app"] = "frontend";
+    my.labels["app"] = "myapp";
+    fe.cluster = my.cluster = "cluster1";
+    uint32_t fe_id = *reg.Allocate(1, identity::IdentityLabels(fe));
+    uint32_t my_id = *reg.Allocate(1, identity::IdentityLabels(my));
+    std::vector<classifier::Policy> none;
+    classifier::CompileInput ci;
+    ci.policies = &none;
+    ci.identities = &reg;
+    ci.endpoints = {{fe_id, {}}, {my_id, {}}};
+    auto cp = classifier::Compile(ci);
+    SnapshotInput si;
+    si.policy = &*cp;
+    si.ipcache = &(*in)->ipcache();
+    si.router_mac = {{0x02, 0, 0, 0, 0, 0xaa}};
+    si.endpoints = {{(*in)->port_id(0), {{0x02, 0, 0, 0, 0, 0x01}}, fe_id,
+                     {identity::IpAddr::V4(0x0a01000a)}},
+                    {(*in)->port_id(1), {{0x02, 0, 0, 0, 0, 0x02}}, my_id,
+                     {identity::IpAddr::V4(0x0a010014)}}};
+    identity::IpCache model;
+    if (!SyncIpcache((*in)->ipcache(), model, si.endpoints).ok()) return out;
+    auto snap = BuildSnapshot(si);
+    if (!snap.ok()) return out;
+    (*in)->snapshots().Publish(std::move(*snap));
+    if (!(*in)->Start().ok() || !WaitLinks(sa, sb, 10)) {
+      say("meshgate: memif links did not come up");
+      return out;
+    }
+    say(meshgate::StrCat("meshgate forwarding on lcore ", worker, " for ", o.seconds, " s..."));
+    auto [sent, recv] = Generate(sa, sb, pool, o.seconds);
+    (*in)->Stop();
+    out.push_back({"link_meshgate_mpps", double(recv) / o.seconds / 1e6, "Mpps",
+                   "dpdk-testpmd io forwarding, same links", 0});
+    out.push_back({"link_meshgate_delivered_ratio", sent ? double(recv) / double(sent) : 0,
+                   "ratio", "", 0});
+  }  // the instance stops its ports here
+  rte_eth_dev_close(ca);  // disconnect: testpmd takes the links next
+  rte_eth_dev_close(cb);
+
+  // 2. dpdk-testpmd io forwarding as the client of the same sockets.
+  if (o.testpmd.empty() || access(o.testpmd.c_str(), X_OK) != 0) {
+    say("dpdk-testpmd not found: no baseline");
+    return out;
+  }
+  std::vector<std::string> args = {o.testpmd, "--lcores=0@1,1@1", "--no-pci",
+                                   "--vdev=net_memif0,role=client,socket=" + o.socket_a,
+                                   "--vdev=net_memif1,role=client,socket=" + o.socket_b};
+  args.insert(args.end(), o.testpmd_eal.begin(), o.testpmd_eal.end());
+  for (std::string a : {"--", "--forward-mode=io", "--nb-cores=1", "--stats-period=100",
+                        "--txd=1024", "--rxd=1024", "--no-lsc-interrupt"}) {
+    args.push_back(a);
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  bool up = pid > 0 && WaitLinks(sa, sb, 20);
+  if (up) {
+    say(meshgate::StrCat("dpdk-testpmd io forwarding for ", o.seconds, " s..."));
+    auto [sent, recv] = Generate(sa, sb, pool, o.seconds);
+    double mpps = double(recv) / o.seconds / 1e6;
+    for (auto& r : out) {
+      if (r.name == "link_meshgate_mpps") {
+        r.baseline_value = mpps;
+        out.push_back({"link_meshgate_to_testpmd_ratio", mpps > 0 ? r.value / mpps : 0,
+                       "ratio", "dpdk-testpmd io forwarding, same links", 1});
+        break;
+      }
+    }
+    out.push_back({"link_testpmd_delivered_ratio", sent ? double(recv) / double(sent) : 0,
+                   "ratio", "", 0});
+  } else {
+    say("dpdk-testpmd: memif links did not come up");
+  }
+  if (pid > 0) {
+    kill(pid, SIGINT);
+    int st;
+    for (int i = 0; i < 50 && waitpid(pid, &st, WNOHANG) == 0; ++i) rte_delay_ms(100);
+    if (waitpid(pid, &st, WNOHANG) == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &st, 0);
+    }
+  }
+  return out;
+}
+
+}  // namespace meshgate::dataplane
