@@ -78,7 +78,8 @@ std::pair<uint64_t, uint64_t> Generate(uint16_t tx, uint16_t rx, rte_mempool* po
   while (rte_rdtsc() < end) {
     if (rte_pktmbuf_alloc_bulk(pool, pkts, 32) == 0) {
       for (auto* m : pkts) {
-        Frame(reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60)), sport);
+        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));
+        if (d != nullptr) Frame(d, sport);  // a fresh mbuf always has room
         sport = sport == 4096 ? 1024 : sport + 1;  // 3,073 connections, revisited
       }
       uint16_t n = rte_eth_tx_burst(tx, 0, pkts, 32);
