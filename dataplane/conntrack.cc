@@ -97,13 +97,15 @@ void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResul
   }
 }
 
-bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos) noexcept {
+bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,
+                       const CtNat& nat) noexcept {
   // An existing (expired) connection keeps its slots.
   int32_t p = rte_hash_add_key(h_, &key);
   if (p < 0) return false;
   Entry& e = entries_[p];
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
   e.link.store(0, std::memory_order_relaxed);
+  e.nat = nat;
   e.proto.store(key.proto, std::memory_order_relaxed);
   e.state.store(state, std::memory_order_relaxed);
   CtKey rev = key.Reversed();

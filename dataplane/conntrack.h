@@ -59,6 +59,17 @@ enum class CtResult : uint8_t {
   kReply,       // a packet in the opposite direction
 };
 
+// Address translation a connection carries (services). kReverse: replies
+// get `addr:port` as their source (the service frontend); kPinned: the
+// connection to a service frontend keeps its backend `addr:port`.
+struct CtNat {
+  enum Kind : uint8_t { kNone = 0, kReverse = 1, kPinned = 2 };
+  Kind kind = kNone;
+  uint8_t family = 0;
+  uint16_t port = 0;  // host order
+  uint8_t addr[16] = {};
+};
+
 struct CtTimeouts {
   uint32_t tcp_syn_s = 60, tcp_established_s = 8000, tcp_close_s = 10, other_s = 60;
 };
@@ -79,7 +90,10 @@ class Conntrack {
                    int32_t* pos) const noexcept;
   // Creates the entry of an allowed new connection. False when the table is
   // full (the caller drops with Cilium's 155, CT_MAP_INSERTION_FAILED).
-  bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos) noexcept;
+  bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos,
+              const CtNat& nat = {}) noexcept;
+  // The NAT state of the connection at `pos` (from LookupBurst or Create).
+  const CtNat& Nat(int32_t pos) const noexcept { return entries_[pos].nat; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
   void Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now_tsc) noexcept;
 
@@ -101,6 +115,7 @@ class Conntrack {
     std::atomic<uint32_t> link{0};     // 0: this is the connection; else fwd + 1
     std::atomic<uint8_t> state{0};     // TcpState; dp: rw (relaxed)
     std::atomic<uint8_t> proto{0};
+    CtNat nat;  // written before `expires` is published (release), then read-only
   };
   Conntrack() = default;
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;

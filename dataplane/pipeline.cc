@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_tcp.h>
 #include <rte_udp.h>
 #include <netinet/in.h>
 
@@ -116,6 +117,55 @@ bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& 
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
   return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
+}
+
+// Recomputes the IPv4 header checksum and the TCP/UDP checksum after an
+// address or port rewrite (a UDP checksum of 0 over IPv4 stays 0: none).
+void FixChecksums(rte_mbuf* m, const PacketMeta& meta) {
+  void* l4 = rte_pktmbuf_mtod_offset(m, void*, meta.l4_off);
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    ip->hdr_checksum = 0;
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    if (meta.proto == 6) {
+      auto* tcp = static_cast<rte_tcp_hdr*>(l4);
+      tcp->cksum = 0;
+      tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
+    } else if (meta.proto == 17 && static_cast<rte_udp_hdr*>(l4)->dgram_cksum != 0) {
+      auto* udp = static_cast<rte_udp_hdr*>(l4);
+      udp->dgram_cksum = 0;
+      udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
+    }
+    return;
+  }
+  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+  if (meta.proto == 6) {
+    auto* tcp = static_cast<rte_tcp_hdr*>(l4);
+    tcp->cksum = 0;
+    tcp->cksum = rte_ipv6_udptcp_cksum(ip6, tcp);
+  } else if (meta.proto == 17) {
+    auto* udp = static_cast<rte_udp_hdr*>(l4);
+    udp->dgram_cksum = 0;
+    udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
+  }
+}
+
+// Rewrites the destination (DNAT) or the source (reverse NAT) address and
+// port of a TCP/UDP/SCTP packet, keeping the metadata in step.
+void Rewrite(rte_mbuf* m, PacketMeta& meta, bool destination, const uint8_t* addr, uint16_t port) {
+  if (meta.family == 4) {
+    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
+    std::memcpy(destination ? &ip->dst_addr : &ip->src_addr, addr, 4);
+  } else {
+    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
+    std::memcpy(destination ? ip6->dst_addr : ip6->src_addr, addr, 16);
+  }
+  uint8_t* l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
+  uint8_t* p = l4 + (destination ? 2 : 0);  // TCP, UDP and SCTP: ports first
+  p[0] = uint8_t(port >> 8);
+  p[1] = uint8_t(port);
+  (destination ? meta.dport : meta.sport) = port;
+  FixChecksums(m, meta);
 }
 
 enum class Addr { kSource, kDestination };
@@ -297,6 +347,48 @@ void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
 
 }  // namespace
 
+template <typename SvcWorkT>
+DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
+                                 SvcWorkT& sw) noexcept {
+  ServiceKey key;
+  key.family = meta.family;
+  key.proto = meta.proto;
+  key.port = meta.dport;
+  if (meta.family == 4) {
+    std::memcpy(key.addr, &rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off)->dst_addr, 4);
+  } else {
+    std::memcpy(key.addr, rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off)->dst_addr, 16);
+  }
+  int32_t s = snap.services->Lookup(key);
+  if (s < 0) return DropReason::kNone;  // not a service frontend
+  // No serving backend, or no conntrack to remember the translation.
+  if (snap.services->NumBackends(s) == 0 || ct_ == nullptr) {
+    return DropReason::kServiceBackendNotFound;
+  }
+  CtKeyOf(m, meta, sw.pre);
+  CtResult r;
+  int32_t pos;
+  ct_->LookupBurst(&sw.pre, 1, now, &r, &pos);
+  sw.active = true;
+  sw.reverse = CtNat{CtNat::kReverse, key.family, key.port, {}};
+  std::memcpy(sw.reverse.addr, key.addr, 16);
+  if (r == CtResult::kForward && ct_->Nat(pos).kind == CtNat::kPinned) {
+    sw.pin = ct_->Nat(pos);  // the connection keeps its backend
+    sw.pinned = true;
+    sw.pin_pos = pos;
+  } else {
+    // Maglev over the client's address, port and protocol (the frontend is
+    // implied by the service, as in Cilium's lookup hash).
+    uint32_t h = rte_hash_crc(sw.pre.src, 16, rte_hash_crc_4byte(uint32_t(meta.sport) << 8 | meta.proto, 0));
+    const ServiceBackend& b = snap.services->Backend(snap.services->Pick(s, h));
+    sw.pin = CtNat{CtNat::kPinned, b.family, b.port, {}};
+    std::memcpy(sw.pin.addr, b.addr, 16);
+    sw.pinned = false;
+  }
+  Rewrite(m, meta, true, sw.pin.addr, sw.pin.port);
+  return DropReason::kNone;
+}
+
 Pipeline::Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct,
                    FlowEventRing* events)
     : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events) {
@@ -379,7 +471,19 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // local endpoint, not for packets that arrive over the fabric.
   const bool check_egress = role == PortRole::kEndpoint;
 
-  // Stage 1: per role, the source identity and the destination route.
+  const uint64_t now = ct_ != nullptr ? rte_rdtsc() : 0;
+  // Services (at a source endpoint): the pre-DNAT tuple, the frontend to
+  // restore on replies, and the backend pinned to the connection.
+  struct SvcWork {
+    bool active = false, pinned = false;
+    int32_t pin_pos = -1;
+    CtKey pre;
+    CtNat reverse, pin;
+  };
+  SvcWork svc[kBurst];
+
+  // Stage 1: per role, the source identity, service DNAT (at a source
+  // endpoint) and the destination route.
   rte_mbuf* work[kBurst];
   AclKey keys[kBurst * 2];
   const AclKey* kp[kBurst * 2];
@@ -423,6 +527,14 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         continue;
       }
       meta->src_identity = src_ep.identity;
+      if (snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
+          (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
+        DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);
+        if (r != DropReason::kNone) {
+          drop(r);
+          continue;
+        }
+      }
     } else if (role == PortRole::kFabric) {
       DropReason r = Decapsulate(m, *meta, snap.fabric);
       if (r != DropReason::kNone) {
@@ -467,7 +579,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // the policy (CT_REPLY); forward packets are checked every time.
   CtResult ctres[kBurst];
   int32_t ctpos[kBurst];
-  const uint64_t now = ct_ != nullptr ? rte_rdtsc() : 0;
   if (ct_ != nullptr && nw > 0) {
     ct_->LookupBurst(ct_keys, nw, now, ctres, ctpos);
   } else {
@@ -551,8 +662,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (ct_ != nullptr && !icmp_error[i]) {  // errors are not connections
       if (ctres[i] == CtResult::kNew) {
-        int32_t pos;
-        if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos)) {
+        int32_t pos, pin;
+        if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
+                         svc[i].active ? svc[i].reverse : CtNat{}) ||
+            (svc[i].active && !svc[i].pinned &&
+             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
           continue;
@@ -561,7 +675,16 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         if (events_ != nullptr) Event(snap, m, dir);  // the verdict of a new connection
       } else {
         ct_->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
-        if (ctres[i] == CtResult::kReply) ++counters_.ct_replies;
+        if (ctres[i] == CtResult::kReply) {
+          ++counters_.ct_replies;
+          const CtNat& nat = ct_->Nat(ctpos[i]);
+          if (nat.kind == CtNat::kReverse && !(meta->flags & kPktRelated)) {
+            Rewrite(m, *meta, false, nat.addr, nat.port);  // from the service frontend
+          }
+        }
+      }
+      if (svc[i].active && svc[i].pinned) {  // keep the pin alive with its connection
+        ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
     }
     uint16_t out_port;

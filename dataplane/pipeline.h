@@ -19,6 +19,11 @@
 // With a FlowEventRing, every drop and the verdict of every new connection
 // become flow events (flow_event.h), enqueued once per burst.
 // ICMP errors quoting a tracked connection are related and skip policy too.
+// Services: at a source endpoint a packet to a service frontend is DNATed to
+// a backend before policy (so L4 policy sees the backend port, as Cilium);
+// the backend is pinned to the connection in conntrack and replies are
+// reverse-NATed to the frontend; no serving backend is Cilium's 158.
+// Services need a Conntrack.
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -85,6 +90,9 @@ class Pipeline {
 
  private:
   void Drop(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept;
+  template <typename SvcWorkT>
+  DropReason ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
+                         SvcWorkT& sw) noexcept;
   void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;
   void FlushEvents() noexcept;
 

@@ -40,6 +40,11 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
   s->classes = std::move(*classes);
 
   s->ipcache = in.ipcache;
+  if (!in.services.empty()) {
+    auto svc = ServiceTable::Build(in.services);
+    if (!svc.ok()) return svc.status();
+    s->services = std::move(*svc);
+  }
   for (size_t i = 0; i < in.endpoints.size(); ++i) {
     const auto& e = in.endpoints[i];
     if (e.port >= kMaxPorts) {

@@ -19,6 +19,7 @@
 #include "classifier/compile.h"
 #include "identity/address.h"
 #include "dataplane/ipcache_table.h"
+#include "dataplane/service_table.h"
 #include "identity/ipcache.h"
 
 namespace meshgate::dataplane {
@@ -69,6 +70,7 @@ struct Snapshot {
   std::unique_ptr<classifier::AclTable> acl;
   std::unique_ptr<classifier::IdentityClassTable> classes;
   const IpcacheTable* ipcache = nullptr;        // not owned; outlives every snapshot
+  std::unique_ptr<ServiceTable> services;        // null: no services
   std::vector<EndpointEntry> endpoints;
   std::array<uint16_t, kMaxPorts> endpoint_of_port;  // port -> endpoint index
   std::array<PortRole, kMaxPorts> role{};
@@ -90,6 +92,7 @@ struct SnapshotInput {
   uint64_t generation = 0;
   const classifier::CompiledPolicy* policy = nullptr;
   const IpcacheTable* ipcache = nullptr;
+  std::vector<ServiceSpec> services;
   std::vector<SnapshotEndpoint> endpoints;
   rte_ether_addr router_mac{};
   FabricConfig fabric;

@@ -1,0 +1,75 @@
+#include "dataplane/service_table.h"
+
+#include <rte_errno.h>
+#include <rte_hash_crc.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "identity/strutil.h"
+
+namespace meshgate::dataplane {
+namespace {
+std::atomic<uint64_t> g_seq{0};
+}
+
+ServiceKey MakeServiceKey(const identity::IpAddr& a, uint16_t port, uint8_t proto) {
+  ServiceKey k;
+  k.family = a.family == identity::Family::kIpv4 ? 4 : 6;
+  k.proto = proto;
+  k.port = port;
+  std::memcpy(k.addr, a.bytes.data(), a.family == identity::Family::kIpv4 ? 4 : 16);
+  return k;
+}
+
+absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
+    const std::vector<ServiceSpec>& specs) {
+  std::unique_ptr<ServiceTable> t(new ServiceTable());
+  std::string name = meshgate::StrCat("mgsvc", g_seq.fetch_add(1));
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = uint32_t(specs.size() * 2 + 8);
+  p.key_len = sizeof(ServiceKey);
+  p.hash_func = rte_hash_crc;
+  p.socket_id = SOCKET_ID_ANY;
+  t->h_ = rte_hash_create(&p);
+  if (t->h_ == nullptr) {
+    return absl::ResourceExhaustedError(meshgate::StrCat("service table: ", rte_strerror(rte_errno)));
+  }
+  t->index_of_pos_.assign(size_t(rte_hash_max_key_id(t->h_)) + 1, -1);
+  for (const auto& s : specs) {
+    Svc svc;
+    svc.key = MakeServiceKey(s.vip, s.port, s.proto);
+    svc.first = uint32_t(t->backends_.size());
+    svc.n = uint32_t(s.backends.size());
+    for (const auto& b : s.backends) {
+      ServiceBackend be;
+      ServiceKey bk = MakeServiceKey(b.addr, b.port, s.proto);
+      be.family = bk.family;
+      be.port = b.port;
+      std::memcpy(be.addr, bk.addr, 16);
+      t->backends_.push_back(be);
+    }
+    for (uint32_t e : s.maglev) {
+      if (e >= svc.n) return absl::InvalidArgumentError("Maglev entry beyond the backends");
+    }
+    svc.table_off = uint32_t(t->table_.size());
+    svc.table_size = uint32_t(s.maglev.size());
+    t->table_.insert(t->table_.end(), s.maglev.begin(), s.maglev.end());
+    int32_t pos = rte_hash_add_key(t->h_, &svc.key);
+    if (pos < 0) return absl::ResourceExhaustedError("service table full");
+    if (t->index_of_pos_[pos] >= 0) {
+      return absl::AlreadyExistsError(
+          meshgate::StrCat("two services share the frontend ", s.vip.ToString(), ":", s.port));
+    }
+    t->index_of_pos_[pos] = int32_t(t->services_.size());
+    t->services_.push_back(svc);
+  }
+  return t;
+}
+
+ServiceTable::~ServiceTable() {
+  if (h_ != nullptr) rte_hash_free(h_);
+}
+
+}  // namespace meshgate::dataplane

@@ -1,0 +1,86 @@
+// Services as the fast path sees them: frontend (address, port, protocol)
+// -> the serving backends and their Maglev table. Built by control from
+// lb/ (selection with affinity, serving states, Maglev); immutable; part of
+// a snapshot.
+//
+// Thread-safety: built by control, read by any worker.
+#pragma once
+
+#include <rte_hash.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "identity/address.h"
+
+namespace meshgate::dataplane {
+
+struct ServiceBackendSpec {
+  identity::IpAddr addr;
+  uint16_t port = 0;
+};
+
+struct ServiceSpec {
+  identity::IpAddr vip;
+  uint16_t port = 0;
+  uint8_t proto = 6;
+  std::vector<ServiceBackendSpec> backends;  // the serving ones, in order
+  std::vector<uint32_t> maglev;              // entries index `backends`; empty: hash % n
+};
+
+struct ServiceKey {
+  uint8_t family = 0, proto = 0;
+  uint16_t port = 0;  // host order
+  uint8_t addr[16] = {};
+};
+static_assert(sizeof(ServiceKey) == 20);
+
+struct ServiceBackend {
+  uint8_t family = 0;
+  uint16_t port = 0;   // host order
+  uint8_t addr[16] = {};
+};
+
+class ServiceTable {
+ public:
+  static absl::StatusOr<std::unique_ptr<ServiceTable>> Build(const std::vector<ServiceSpec>& s);
+  ~ServiceTable();
+  ServiceTable(const ServiceTable&) = delete;
+  ServiceTable& operator=(const ServiceTable&) = delete;
+
+  // The service of a frontend, or -1.
+  int32_t Lookup(const ServiceKey& k) const noexcept {
+    int32_t p = rte_hash_lookup(h_, &k);
+    return p < 0 ? -1 : index_of_pos_[p];
+  }
+  uint32_t NumBackends(int32_t svc) const noexcept { return services_[svc].n; }
+  // The backend for a flow hash (Maglev when the service has a table).
+  uint32_t Pick(int32_t svc, uint32_t hash) const noexcept {
+    const Svc& s = services_[svc];
+    uint32_t i = s.table_size ? table_[s.table_off + hash % s.table_size] : hash % s.n;
+    return s.first + i;
+  }
+  const ServiceBackend& Backend(uint32_t b) const noexcept { return backends_[b]; }
+  // The frontend of a service, for reverse NAT.
+  const ServiceKey& Frontend(int32_t svc) const noexcept { return services_[svc].key; }
+  size_t size() const { return services_.size(); }
+
+ private:
+  struct Svc {
+    ServiceKey key;
+    uint32_t first = 0, n = 0;
+    uint32_t table_off = 0, table_size = 0;
+  };
+  ServiceTable() = default;
+  rte_hash* h_ = nullptr;
+  std::vector<int32_t> index_of_pos_;
+  std::vector<Svc> services_;
+  std::vector<ServiceBackend> backends_;
+  std::vector<uint32_t> table_;
+};
+
+ServiceKey MakeServiceKey(const identity::IpAddr& a, uint16_t port, uint8_t proto);
+
+}  // namespace meshgate::dataplane

@@ -1,0 +1,186 @@
+// Services in the pipeline: DNAT at the source endpoint before policy,
+// reverse NAT on replies, the backend pinned by conntrack, 158 without
+// backends.
+#include <catch2/catch.hpp>
+
+#include <rte_ip.h>
+#include <rte_tcp.h>
+
+#include "dataplane/conntrack.h"
+#include "lb/maglev.h"
+#include "test/dataplane/pipeline_fixture.h"
+
+using namespace meshgate;
+using namespace meshgate::dataplane;
+using namespace meshgate::test;
+
+namespace {
+
+ServiceSpec Svc(std::vector<const char*> backends) {
+  ServiceSpec s;
+  s.vip = *identity::IpAddr::Parse("10.96.0.80");
+  s.port = 80;
+  s.proto = 6;
+  std::vector<std::string> keys;
+  for (const char* b : backends) {
+    s.backends.push_back({*identity::IpAddr::Parse(b), 8080});
+    keys.push_back(lb::MaglevBackendKey(*identity::IpAddr::Parse(b), 8080, "TCP"));
+  }
+  s.maglev = lb::MaglevTable(keys, 251, lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed)->murmur);
+  return s;
+}
+
+// A TCP checksum that verifies: recompute over the packet as it is.
+bool TcpChecksumValid(rte_mbuf* m) {
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+  auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, 34);
+  uint16_t have = tcp->cksum;
+  tcp->cksum = 0;
+  uint16_t want = rte_ipv4_udptcp_cksum(ip, tcp);
+  tcp->cksum = have;
+  return have == want && rte_raw_cksum(ip, 20) == 0xffff;
+}
+
+struct SvcNode {
+  Node n;
+  std::unique_ptr<RcuCell<Snapshot>> cell;
+  std::unique_ptr<Conntrack> ct;
+  std::unique_ptr<Pipeline> pl;
+  std::unique_ptr<Snapshot> snap;
+  TxStage out;
+  SvcNode() {
+    cell = std::move(*RcuCell<Snapshot>::Create(1));
+    ct = std::move(*Conntrack::Create(1024, cell->qsbr()));
+    pl = std::make_unique<Pipeline>(*cell, 0, ct.get());
+  }
+  void Build(std::vector<ServiceSpec> services) {
+    // Node::Build with services: rebuild through the same table.
+    snap = n.Build();
+    SnapshotInput in;
+    in.policy = &n.w.Compiled();
+    in.ipcache = n.table.get();
+    in.router_mac = kRouter;
+    in.services = std::move(services);
+    for (const auto& e : snap->endpoints) {
+      in.endpoints.push_back({e.port, e.mac, e.identity, {identity::IpAddr::V4(e.v4)}});
+    }
+    auto s = BuildSnapshot(in);
+    REQUIRE(s.ok());
+    snap = std::move(*s);
+  }
+  void Send(const std::string& from, const Bytes& f) {
+    rte_mbuf* m = ToMbuf(Pool(), f);
+    REQUIRE(m != nullptr);
+    pl->Process(*snap, &m, 1, n.port.at(from), out);
+  }
+  std::vector<rte_mbuf*> Take(const std::string& to) {
+    uint16_t p = n.port.at(to);
+    std::vector<rte_mbuf*> v(out.pkts[p].begin(), out.pkts[p].begin() + out.n[p]);
+    out.n[p] = 0;
+    return v;
+  }
+};
+
+Bytes Syn(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint8_t flags = 0x02) {
+  return Eth(0x0800, Ipv4(V4(src), V4(dst), 6, Tcp(sport, dport, flags)));
+}
+
+}  // namespace
+
+TEST_CASE("a service: DNAT before policy (backend port), reverse NAT on replies",
+          "[service][cilium:Documentation/security/policy/layer4.rst after service port mapping]") {
+  SvcNode s;
+  s.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+)");
+  s.Build({Svc({"10.1.0.20"})});
+  s.Send("frontend", Syn("10.1.0.10", 40000, "10.96.0.80", 80));
+  auto got = s.Take("myapp");
+  REQUIRE(got.size() == 1);
+  auto* ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+  auto* tcp = rte_pktmbuf_mtod_offset(got[0], rte_tcp_hdr*, 34);
+  CHECK(rte_be_to_cpu_32(ip->dst_addr) == V4("10.1.0.20"));
+  CHECK(rte_be_to_cpu_16(tcp->dst_port) == 8080);
+  CHECK(TcpChecksumValid(got[0]));
+  rte_pktmbuf_free(got[0]);
+  // The reply leaves the backend and reaches the client from the frontend.
+  s.Send("myapp", Syn("10.1.0.20", 8080, "10.1.0.10", 40000, 0x12));
+  got = s.Take("frontend");
+  REQUIRE(got.size() == 1);
+  ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+  tcp = rte_pktmbuf_mtod_offset(got[0], rte_tcp_hdr*, 34);
+  CHECK(rte_be_to_cpu_32(ip->src_addr) == V4("10.96.0.80"));
+  CHECK(rte_be_to_cpu_16(tcp->src_port) == 80);
+  CHECK(TcpChecksumValid(got[0]));
+  rte_pktmbuf_free(got[0]);
+  // test is not a frontend: denied at myapp's ingress, after DNAT (133).
+  s.Send("test", Syn("10.1.0.11", 40001, "10.96.0.80", 80));
+  CHECK(s.Take("myapp").empty());
+  CHECK(s.pl->dropped(DropReason::kPolicyDenied) == 1);
+}
+
+TEST_CASE("the policy sees the backend port, not the service port",
+          "[service][cilium:Documentation/security/policy/layer4.rst]") {
+  SvcNode s;
+  s.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: port-80-only}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]
+)");
+  s.Build({Svc({"10.1.0.20"})});
+  s.Send("frontend", Syn("10.1.0.10", 40000, "10.96.0.80", 80));
+  CHECK(s.Take("myapp").empty());  // 80 is the service port; the backend's is 8080
+  CHECK(s.pl->dropped(DropReason::kPolicyDenied) == 1);
+}
+
+TEST_CASE("connections keep their backend when the service changes; new ones use Maglev",
+          "[service][conntrack][maglev]") {
+  SvcNode s;
+  s.Build({Svc({"10.1.0.11", "10.1.0.20"})});  // test and myapp as backends
+  std::map<uint16_t, std::string> first;
+  int to_test = 0, to_myapp = 0;
+  for (uint16_t sp = 1000; sp < 1100; ++sp) {
+    s.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80));
+    for (auto* m : s.Take("test")) { first[sp] = "test"; ++to_test; rte_pktmbuf_free(m); }
+    for (auto* m : s.Take("myapp")) { first[sp] = "myapp"; ++to_myapp; rte_pktmbuf_free(m); }
+  }
+  CHECK(to_test + to_myapp == 100);
+  CHECK(to_test > 20);  // Maglev spreads connections over both
+  CHECK(to_myapp > 20);
+  // The service now lists only myapp; established connections to test keep
+  // their backend (conntrack), new ones all go to myapp.
+  s.Build({Svc({"10.1.0.20"})});
+  for (uint16_t sp = 1000; sp < 1100; ++sp) {
+    s.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80, 0x10));
+    auto at_test = s.Take("test"), at_myapp = s.Take("myapp");
+    REQUIRE(at_test.size() + at_myapp.size() == 1);
+    REQUIRE((at_test.empty() ? "myapp" : "test") == first[sp]);
+    for (auto* m : at_test) rte_pktmbuf_free(m);
+    for (auto* m : at_myapp) rte_pktmbuf_free(m);
+  }
+  s.Send("frontend", Syn("10.1.0.10", 5000, "10.96.0.80", 80));
+  auto got = s.Take("myapp");
+  CHECK(got.size() == 1);
+  for (auto* m : got) rte_pktmbuf_free(m);
+}
+
+TEST_CASE("a service without serving backends drops with 158", "[service][drops]") {
+  SvcNode s;
+  s.Build({Svc({})});
+  s.Send("frontend", Syn("10.1.0.10", 40000, "10.96.0.80", 80));
+  CHECK(s.pl->dropped(DropReason::kServiceBackendNotFound) == 1);
+  // Another port of the same address is not the service: routed as usual.
+  s.Send("frontend", Syn("10.1.0.10", 40000, "10.96.0.80", 443));
+  CHECK(s.pl->dropped(DropReason::kFibLookupFailed) == 1);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);  // nothing leaked
+}
