@@ -57,8 +57,10 @@ struct Instance {
     pl = std::make_unique<Pipeline>(*cell, 0, ct.get());
     Rebuild();
   }
+  std::vector<ServiceSpec> services;
   void Rebuild() {
     SnapshotInput in;
+    in.services = services;
     in.policy = &w.Compiled();
     in.ipcache = table.get();
     in.router_mac = kRouter;
@@ -225,4 +227,54 @@ TEST_CASE("the fabric refuses identity 1, foreign addresses, other ports, malfor
   b.Receive(wire[0], kFabricPort);
   CHECK(b.pl->dropped(DropReason::kNoMatchingLocalContainer) == 1);
   CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
+TEST_CASE("seed: a global service served by the other cluster, under that cluster's policy",
+          "[fabric][service][seed]") {
+  Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
+  Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), Encap::kVxlan);
+  // cluster1's myapp is scaled to zero: the service's only backend is remote.
+  ServiceSpec svc;
+  svc.vip = *identity::IpAddr::Parse("10.96.0.80");
+  svc.port = 80;
+  svc.backends = {{*identity::IpAddr::Parse("10.2.0.20"), 80}};
+  a.services = {svc};
+  a.Rebuild();
+  b.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: frontend, io.cilium.k8s.policy.cluster: cluster1}}]
+)");
+  b.Rebuild();
+  // cluster1/frontend -> myapp-service: DNAT at A, encapsulated, allowed at B.
+  a.Send("frontend", Tcp4("10.1.0.10", "10.96.0.80", 40000, 80));
+  auto wire = a.Take(kFabricPort);
+  REQUIRE(wire.size() == 1);
+  b.Receive(wire[0], kFabricPort);
+  auto got = b.Take(b.port["myapp"]);
+  REQUIRE(got.size() == 1);
+  auto* ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+  CHECK(rte_be_to_cpu_32(ip->dst_addr) == V4("10.2.0.20"));
+  rte_pktmbuf_free(got[0]);
+  // The answer returns through the fabric and comes from the service.
+  b.Send("myapp", Tcp4("10.2.0.20", "10.1.0.10", 80, 40000, 0x12));
+  wire = b.Take(kFabricPort);
+  REQUIRE(wire.size() == 1);
+  a.Receive(wire[0], kFabricPort);
+  got = a.Take(a.port["frontend"]);
+  REQUIRE(got.size() == 1);
+  ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+  CHECK(rte_be_to_cpu_32(ip->src_addr) == V4("10.96.0.80"));
+  rte_pktmbuf_free(got[0]);
+  // cluster1/test -> myapp-service: DNAT and out at A, denied by B (133).
+  a.Send("test", Tcp4("10.1.0.11", "10.96.0.80", 40001, 80));
+  wire = a.Take(kFabricPort);
+  REQUIRE(wire.size() == 1);
+  b.Receive(wire[0], kFabricPort);
+  CHECK(b.Take(b.port["myapp"]).empty());
+  CHECK(b.pl->counters().drops[kFabricPort].by_reason[133] == 1);
 }
