@@ -50,6 +50,7 @@ struct Node {
   std::unique_ptr<RcuCell<Snapshot>> qcell;  // the ipcache table's QSBR
   std::unique_ptr<dataplane::IpcacheTable> table;
   uint16_t uplink_port = 0xffff;  // set to give the node a way out
+  std::vector<dataplane::ServiceSpec> services;
 
   Node() {
     Pool();  // registers the packet metadata before any Pipeline exists
@@ -70,6 +71,7 @@ struct Node {
     in.ipcache = table.get();
     in.router_mac = kRouter;
     in.uplink.port = uplink_port;
+    in.services = services;
     in.uplink.mac = Mac(0xe0);
     in.uplink.gateway_mac = Mac(0xe1);
     uint16_t p = port_base;

@@ -54,19 +54,8 @@ struct SvcNode {
     pl = std::make_unique<Pipeline>(*cell, 0, ct.get());
   }
   void Build(std::vector<ServiceSpec> services) {
-    // Node::Build with services: rebuild through the same table.
+    n.services = std::move(services);
     snap = n.Build();
-    SnapshotInput in;
-    in.policy = &n.w.Compiled();
-    in.ipcache = n.table.get();
-    in.router_mac = kRouter;
-    in.services = std::move(services);
-    for (const auto& e : snap->endpoints) {
-      in.endpoints.push_back({e.port, e.mac, e.identity, {identity::IpAddr::V4(e.v4)}});
-    }
-    auto s = BuildSnapshot(in);
-    REQUIRE(s.ok());
-    snap = std::move(*s);
   }
   void Send(const std::string& from, const Bytes& f) {
     rte_mbuf* m = ToMbuf(Pool(), f);
