@@ -26,6 +26,7 @@
 #include "classifier/compile.h"
 #include "classifier/explain.h"
 #include "control/manifest.h"
+#include "control/simulate.h"
 #include "dataplane/bench_link.h"
 #include "dataplane/bench_pipeline.h"
 #include "dataplane/eal.h"
@@ -89,6 +90,16 @@ Usage:
       on core 0; the forwarder on core 1 is first meshgate (full pipeline,
       frontend -> myapp) and then dpdk-testpmd --forward-mode=io on the same
       links. Prints Mpps for both and their ratio.
+
+  meshgate simulate [--json] [-v] FILE...
+      Run scenario files (docs/scenarios.md; the format is
+      ../shared/brief/scenario-format.md): one instance per cluster in this
+      process, joined by an in-memory VXLAN underlay, fed identities,
+      ipcache entries, endpoints and services through mesh feed frames;
+      every probe is a real packet through the real pipelines. Prints one
+      line per probe (--json: one object per probe) and a last line
+      "N passed, M failed". Exits 0 iff every probe passed, 1 if any failed,
+      2 when a file could not be run.
 
   meshgate help | --help | -h
   meshgate version
@@ -378,6 +389,33 @@ int BenchClassify(const std::vector<std::string>& args) {
 }  // namespace
 }  // namespace meshgate
 
+namespace meshgate {
+namespace {
+int Simulate(const std::vector<std::string>& args) {
+  control::SimulateOptions o;
+  std::vector<std::string> files;
+  for (const auto& a : args) {
+    if (a == "--json") o.json = true;
+    else if (a == "-v" || a == "--verbose") o.verbose = true;
+    else if (a == "-h" || a == "--help") return Usage(0);
+    else if (a.starts_with("-")) return Fail("simulate: unknown option " + a);
+    else files.push_back(a);
+  }
+  if (files.empty()) return Fail("simulate: no scenario file given");
+  dataplane::EalOptions eal;
+  eal.name = "simulate";
+  eal.no_huge_memory_mb = 1024;
+  eal.extra = {"--no-pci", "-l", "0", "--log-level=*:error"};
+  if (auto st = dataplane::InitEal(eal); !st.ok()) return Fail(std::string(st.message()));
+  if (auto st = dataplane::RegisterPacketMeta(); !st.ok()) return Fail(std::string(st.message()));
+  auto t = control::Simulate(files, o);
+  if (!o.json) fmt::print("{} passed, {} failed\n", t.passed, t.failed);
+  else fmt::print(stderr, "{} passed, {} failed\n", t.passed, t.failed);
+  return t.errors ? 2 : t.failed ? 1 : 0;
+}
+}  // namespace
+}  // namespace meshgate
+
 int main(int argc, char** argv) {
   using namespace meshgate;
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -393,6 +431,7 @@ int main(int argc, char** argv) {
     if (args[1] == "check") return PolicyCheck(rest);
     if (args[1] == "explain") return PolicyExplain(rest);
   }
+  if (cmd == "simulate") return Simulate({args.begin() + 1, args.end()});
   if (args.size() >= 2 && cmd == "bench" && args[1] == "classify") {
     return BenchClassify({args.begin() + 2, args.end()});
   }

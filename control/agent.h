@@ -1,0 +1,121 @@
+// The agent: one instance's control state and the action functions every
+// source ends in (the mesh feed socket, meshgatectl, the scenario runner).
+//
+// It applies mesh feed updates (control/proto/mesh.proto) after validating
+// them as Cilium validates remote data, and on Commit compiles policy,
+// brings the ipcache table in line, merges global services and publishes one
+// new snapshot to its Instance. An update that is refused changes nothing;
+// a Commit that fails leaves the last published snapshot in force.
+//
+// Thread-safety: one control thread.
+#pragma once
+
+#include <rte_ether.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "classifier/compile.h"
+#include "classifier/model.h"
+#include "control/proto/mesh.pb.h"
+#include "dataplane/instance.h"
+#include "dataplane/snapshot.h"
+#include "identity/ipcache.h"
+#include "identity/registry.h"
+#include "lb/service.h"
+
+namespace meshgate::control {
+
+struct AgentConfig {
+  std::string cluster = "default";
+  uint32_t cluster_id = 0;
+  rte_ether_addr router_mac{};
+  int fabric_port = -1;   // index into the instance's ports; -1 = none
+  dataplane::Encap encap = dataplane::Encap::kVxlan;
+  uint32_t node_v4 = 0;   // this node's underlay address (host order)
+  rte_ether_addr node_mac{};
+  int uplink_port = -1;   // index into the instance's ports; -1 = none
+  rte_ether_addr uplink_mac{}, gateway_mac{};
+};
+
+// What the agent has, for reports and `meshgatectl get`.
+struct AgentCounts {
+  size_t identities = 0, ipcache = 0, endpoints = 0, policies = 0, services = 0,
+         frontends = 0;
+  uint64_t generation = 0, revision = 0;
+  bool synced = false;
+};
+
+class Agent {
+ public:
+  Agent(AgentConfig config, dataplane::Instance& instance);
+
+  // Applies one update (staged until Commit). Refused updates change
+  // nothing and say why. `sender_cluster_id` 0 = a mesh-wide controller
+  // (its Hello said so), else identities and ipcache entries must lie in
+  // that cluster's range (Cilium pkg/ipcache/kvstore.go).
+  absl::Status Apply(const mesh::v1::Update& u);
+  // Compiles and publishes when anything changed.
+  absl::Status Commit();
+
+  const AgentConfig& config() const { return config_; }
+  AgentCounts Counts() const;
+  const identity::Registry& identities() const { return reg_; }
+  const identity::IpCache& ipcache() const { return ipcache_; }
+  const std::vector<classifier::Policy>& policies() const { return policies_; }
+  const std::vector<dataplane::ServiceSpec>& service_specs() const { return specs_; }
+
+ private:
+  struct LocalEp {
+    std::string ns, name;
+    uint32_t identity = 0;
+    std::vector<identity::IpAddr> addrs;
+    uint16_t port_index = 0;
+    rte_ether_addr mac{};
+    std::vector<identity::NamedPort> named_ports;
+  };
+  using SvcKey = std::tuple<std::string, std::string, std::string>;  // cluster, ns, name
+
+  absl::Status ApplyManifest(const mesh::v1::ManifestApply& m);
+  absl::Status ApplyIdentity(const mesh::v1::IdentityUpsert& m);
+  absl::Status ApplyIpcache(const mesh::v1::IpcacheUpsert& m);
+  absl::Status ApplyEndpoint(const mesh::v1::EndpointAttach& m);
+  absl::Status ApplyService(const mesh::v1::ClusterServiceUpsert& m);
+  absl::Status ApplyConfig(const mesh::v1::ClusterConfig& m);
+  void EndSync();
+  std::vector<dataplane::ServiceSpec> BuildServices() const;
+
+  AgentConfig config_;
+  dataplane::Instance& inst_;
+  uint32_t sender_cluster_id_ = 0;
+  bool hello_ = false;
+  uint64_t revision_ = 0, generation_ = 0;
+  bool dirty_ = true;
+
+  classifier::CompileOptions opts_;
+  bool policy_default_local_cluster_ = false;
+  identity::Registry reg_;
+  identity::IpCache ipcache_;
+  std::map<std::string, LocalEp> endpoints_;  // "ns/name"
+  std::vector<classifier::Policy> policies_;
+  std::vector<lb::Service> services_;         // this cluster's Service objects
+  std::map<SvcKey, mesh::v1::ClusterServiceUpsert> cluster_services_;
+  std::vector<mesh::v1::Update> manifest_log_;  // applies and deletes, in order
+
+  // Resync: what was re-sent since SyncStart.
+  bool syncing_ = false, synced_ = false;
+  std::set<uint32_t> seen_ids_;
+  std::set<identity::Prefix> seen_prefixes_;
+  std::set<SvcKey> seen_services_;
+  std::set<std::string> seen_endpoints_;
+
+  std::unique_ptr<classifier::CompiledPolicy> compiled_;
+  std::vector<dataplane::ServiceSpec> specs_;
+};
+
+}  // namespace meshgate::control

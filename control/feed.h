@@ -1,0 +1,47 @@
+// The mesh feed's framing: each frame is a varint byte count (protobuf's
+// length-delimited form, as writeDelimitedTo) followed by one
+// meshgate.mesh.v1.Update. The decoder is incremental (bytes arrive in any
+// split from a socket) and refuses, without reading further, a frame larger
+// than its limit or a length prefix that is not a valid varint; a frame that
+// does not parse as an Update is an error too. After an error the stream is
+// unusable (the peer is disconnected); the state already applied stays.
+//
+// Thread-safety: a decoder belongs to one connection.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "control/proto/mesh.pb.h"
+
+namespace meshgate::control {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kDefaultMaxFrame = 4u << 20;  // 4 MiB
+
+// Appends one frame holding `u` to `out`.
+void AppendFrame(const mesh::v1::Update& u, std::string& out);
+std::string EncodeFrame(const mesh::v1::Update& u);
+
+class FrameDecoder {
+ public:
+  explicit FrameDecoder(size_t max_frame = kDefaultMaxFrame) : max_frame_(max_frame) {}
+
+  void Feed(std::string_view bytes);
+  // true: `out` holds the next update; false: more bytes are needed;
+  // an error: the stream is broken (sticky).
+  absl::StatusOr<bool> Next(mesh::v1::Update& out);
+  size_t buffered() const { return buf_.size() - pos_; }
+  uint64_t frames() const { return frames_; }
+
+ private:
+  std::string buf_;
+  size_t pos_ = 0;
+  size_t max_frame_;
+  uint64_t frames_ = 0;
+  absl::Status error_;
+};
+
+}  // namespace meshgate::control
