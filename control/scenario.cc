@@ -185,7 +185,7 @@ bool ParseScenario(const std::string& text, const std::string& file, Scenario& o
       c.Keys(n, w, {"name", "id", "options"});
       ScenarioCluster cl;
       cl.name = c.Str(n, "name", w, true);
-      auto id = c.UInt(n, "id", w, 255);
+      auto id = c.UInt(n, "id", w, 1u << 20);
       if (!n["id"]) c.Error(n, StrCat(w, ": missing \"id\""));
       if (id && (*id < 1 || *id > 255)) c.Error(n["id"], StrCat(w, ".id: ", *id, " (expected 1..255)"));
       cl.id = uint32_t(id.value_or(0));

@@ -751,6 +751,9 @@ ProbeResult Runner::RunProbe(const Probe& p) {
     return r;
   };
   Family fam = p.family == 6 ? Family::kIpv6 : Family::kIpv4;
+  if (p.to.starts_with("ip:")) {  // the address decides the family
+    if (auto a = IpAddr::Parse(p.to.substr(3)); a.ok()) fam = a->family;
+  }
   auto addr_of = [&](const ScenarioEndpoint& e) { return fam == Family::kIpv6 ? e.ipv6 : e.ipv4; };
 
   Flow flow;
@@ -768,7 +771,7 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       if (!x) return fail("unknown source " + p.from);
       size_t n = NodeOf(x->via);
       auto a = fam == Family::kIpv6 ? x->ipv6 : x->ipv4;
-      if (!a) return fail(StrCat(p.from, " has no ", p.family == 6 ? "IPv6" : "IPv4", " address"));
+      if (!a) return fail(StrCat(p.from, " has no ", fam == Family::kIpv6 ? "IPv6" : "IPv4", " address"));
       flow.src = {n, uint16_t(nodes_[n].uplink)};
       flow.smac = nodes_[n].gateway_mac;
       flow.dmac = nodes_[n].uplink_mac;
@@ -777,7 +780,7 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       auto it = eps_.find(p.from);
       if (it == eps_.end()) return fail("source " + p.from + " is not a current endpoint");
       auto a = addr_of(it->second.spec);
-      if (!a) return fail(StrCat(p.from, " has no ", p.family == 6 ? "IPv6" : "IPv4", " address"));
+      if (!a) return fail(StrCat(p.from, " has no ", fam == Family::kIpv6 ? "IPv6" : "IPv4", " address"));
       size_t n = NodeOf(it->second.spec.cluster);
       uint16_t port = nodes_[n].ep_port.at(it->second.spec.name);
       flow.src = {n, port};
@@ -807,7 +810,6 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       auto a = IpAddr::Parse(p.to.substr(3));
       if (!a.ok()) return fail(StrCat("bad address in ", p.to));
       flow.pkt.dst = *a;
-      if (a->family != flow.pkt.src.family) return fail(StrCat(p.to, " is not of the probe's family"));
     } else if (p.to.starts_with("external/")) {
       for (const auto& e : s_.external) {
         if ("external/" + e.name == p.to) {
@@ -1038,7 +1040,7 @@ SimulateTotals Simulate(const std::vector<std::string>& files, const SimulateOpt
     Scenario s;
     std::vector<Diagnostic> diags, warnings;
     bool ok = ParseScenario(ss.str(), file, s, diags, warnings);
-    for (const auto& w : warnings) fmt::print(o.err, "{}: warning: {}\n", file, w.ToString());
+    for (const auto& w : warnings) fmt::print(o.err, "{}:{}: warning: {}\n", w.file, w.line, w.message);
     if (!ok) {
       for (const auto& d : diags) fmt::print(o.err, "{}\n", d.ToString());
       ++t.errors;

@@ -1,0 +1,294 @@
+// The mesh feed: framing (round trips in every split, hostile frames) and the
+// agent's validation of what it is fed (Cilium's rules for remote data,
+// pkg/ipcache/kvstore.go; resync with sync markers), on a real Instance.
+#include <catch2/catch.hpp>
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_ring.h>
+
+#include <random>
+
+#include "control/agent.h"
+#include "control/feed.h"
+#include "dataplane/packet.h"
+#include "identity/numeric.h"
+
+using namespace meshgate;
+using namespace meshgate::control;
+namespace v1 = meshgate::mesh::v1;
+
+namespace {
+
+v1::Update Identity(uint32_t id, std::vector<std::string> labels, uint64_t rev = 0) {
+  v1::Update u;
+  u.set_revision(rev);
+  auto* x = u.mutable_identity_upsert();
+  x->set_id(id);
+  for (auto& l : labels) x->add_labels(l);
+  return u;
+}
+v1::Update Ipcache(const std::string& prefix, uint32_t id, const std::string& cluster) {
+  v1::Update u;
+  auto* x = u.mutable_ipcache_upsert();
+  x->set_prefix(prefix);
+  x->set_identity(id);
+  x->set_tunnel_endpoint("100.64.0.2");
+  x->set_cluster(cluster);
+  return u;
+}
+v1::Update Hello(uint32_t cluster_id) {
+  v1::Update u;
+  u.mutable_hello()->set_protocol_version(kProtocolVersion);
+  u.mutable_hello()->set_cluster_id(cluster_id);
+  return u;
+}
+v1::Update Manifest(const std::string& yaml) {
+  v1::Update u;
+  u.mutable_manifest_apply()->set_yaml(yaml);
+  u.mutable_manifest_apply()->set_file("feed.yaml");
+  return u;
+}
+
+}  // namespace
+
+TEST_CASE("frames round-trip whatever way the bytes are split", "[feed]") {
+  std::vector<v1::Update> in;
+  for (uint32_t i = 0; i < 50; ++i) {
+    in.push_back(Identity(0x10000 + i, {"k8s:app=a" + std::to_string(i)}, i + 1));
+  }
+  in.push_back(Manifest(std::string(300, 'x')));  // a 2-byte varint length
+  std::string bytes;
+  for (const auto& u : in) AppendFrame(u, bytes);
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 20; ++trial) {
+    FrameDecoder d;
+    std::vector<v1::Update> out;
+    size_t at = 0;
+    while (at < bytes.size()) {
+      size_t n = std::min(bytes.size() - at, size_t(rng() % 40 + (trial == 0 ? 0 : 1)));
+      if (trial == 0) n = 1;  // byte by byte
+      d.Feed(std::string_view(bytes).substr(at, n));
+      at += n;
+      v1::Update u;
+      for (;;) {
+        auto r = d.Next(u);
+        REQUIRE(r.ok());
+        if (!*r) break;
+        out.push_back(u);
+      }
+    }
+    REQUIRE(out.size() == in.size());
+    for (size_t i = 0; i < in.size(); ++i) CHECK(out[i].SerializeAsString() == in[i].SerializeAsString());
+    CHECK(d.buffered() == 0);
+  }
+}
+
+TEST_CASE("hostile frames are refused and the stream stays broken", "[feed]") {
+  v1::Update u;
+  SECTION("a frame over the limit is refused before it is read") {
+    FrameDecoder d(1024);
+    d.Feed(std::string("\x80\x80\x04", 3));  // 65536 bytes announced
+    auto r = d.Next(u);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == absl::StatusCode::kResourceExhausted);
+    CHECK(std::string(r.status().message()).find("exceeds the limit of 1024") != std::string::npos);
+    d.Feed(EncodeFrame(Hello(0)));
+    CHECK_FALSE(d.Next(u).ok());  // sticky
+  }
+  SECTION("a length prefix that never ends") {
+    FrameDecoder d;
+    d.Feed(std::string(8, '\xff'));
+    CHECK_FALSE(d.Next(u).ok());
+  }
+  SECTION("bytes that are not an Update") {
+    FrameDecoder d;
+    d.Feed(std::string("\x04\xff\xff\xff\xff", 5));
+    auto r = d.Next(u);
+    REQUIRE_FALSE(r.ok());
+    CHECK(std::string(r.status().message()).find("not a meshgate.mesh.v1.Update") != std::string::npos);
+  }
+  SECTION("a truncated frame waits for the rest") {
+    std::string f = EncodeFrame(Identity(0x10001, {"k8s:app=a"}));
+    FrameDecoder d;
+    d.Feed(f.substr(0, f.size() - 1));
+    auto r = d.Next(u);
+    REQUIRE(r.ok());
+    CHECK_FALSE(*r);
+    d.Feed(f.substr(f.size() - 1));
+    r = d.Next(u);
+    REQUIRE(r.ok());
+    CHECK(*r);
+    CHECK(u.identity_upsert().id() == 0x10001);
+  }
+  SECTION("random garbage never crashes the decoder") {
+    std::mt19937 rng(11);
+    for (int i = 0; i < 2000; ++i) {
+      FrameDecoder d(4096);
+      std::string g(rng() % 64, '\0');
+      for (auto& c : g) c = char(rng());
+      d.Feed(g);
+      for (int k = 0; k < 10; ++k) {
+        auto r = d.Next(u);
+        if (!r.ok() || !*r) break;
+      }
+    }
+  }
+}
+
+namespace {
+
+// One agent over a real instance with two net_ring endpoint ports.
+struct Fixture {
+  std::vector<rte_ring*> rings;
+  std::unique_ptr<dataplane::Instance> inst;
+  std::unique_ptr<Agent> agent;
+  explicit Fixture(const std::string& name) {
+    REQUIRE(dataplane::RegisterPacketMeta().ok());
+    dataplane::InstanceConfig ic;
+    ic.name = name;
+    ic.ipcache = {1 << 10, 64};
+    ic.conntrack_size = 1024;
+    ic.mbufs = 1023;
+    for (int p = 0; p < 2; ++p) {
+      std::string n = name + "p" + std::to_string(p);
+      rte_ring* rx = rte_ring_create((n + "r").c_str(), 256, SOCKET_ID_ANY, 0);
+      rte_ring* tx = rte_ring_create((n + "t").c_str(), 256, SOCKET_ID_ANY, 0);
+      REQUIRE((rx && tx));
+      rings.push_back(rx);
+      rings.push_back(tx);
+      REQUIRE(rte_eth_from_rings(n.c_str(), &rx, 1, &tx, 1, SOCKET_ID_ANY) >= 0);
+      ic.ports.push_back({"net_ring_" + n, dataplane::PortRole::kEndpoint});
+    }
+    auto i = dataplane::Instance::Create(ic);
+    REQUIRE(i.ok());
+    inst = std::move(*i);
+    AgentConfig ac;
+    ac.cluster = "cluster1";
+    ac.cluster_id = 1;
+    agent = std::make_unique<Agent>(ac, *inst);
+  }
+  ~Fixture() {
+    agent.reset();
+    inst.reset();
+  }
+  uint64_t Generation() { return inst->snapshots().current_for_writer()->generation; }
+};
+
+}  // namespace
+
+TEST_CASE("the agent refuses what Cilium refuses from a remote cluster", "[agent]") {
+  Fixture f("agv");
+  // Cluster 2 speaks: its identities are 0x20000..0x2ffff (ClusterLayout).
+  REQUIRE(f.agent->Apply(Hello(2)).ok());
+  CHECK(f.agent->Apply(Identity(0x20001, {"k8s:app=a", "k8s:io.cilium.k8s.policy.cluster=cluster2"})).ok());
+  auto st = f.agent->Apply(Identity(0x10001, {"k8s:app=a"}));
+  CHECK(st.code() == absl::StatusCode::kPermissionDenied);
+  CHECK(f.agent->identities().Find(0x10001) == nullptr);
+  CHECK_FALSE(f.agent->Apply(Identity(identity::reserved::kWorld, {"reserved:world"})).ok());
+  CHECK_FALSE(f.agent->Apply(Identity(0x20002, {})).ok());
+  CHECK_FALSE(f.agent->Apply(Ipcache("10.1.0.9/32", 0x10001, "cluster2")).ok());
+  CHECK_FALSE(f.agent->Apply(Ipcache("10.1.0.300/32", 0x20001, "cluster2")).ok());
+  // A remote node claiming the host identity is a remote node here.
+  REQUIRE(f.agent->Apply(Ipcache("192.168.2.1/32", identity::reserved::kHost, "cluster2")).ok());
+  REQUIRE(f.agent->Apply(Ipcache("10.2.0.9/32", 0x20001, "cluster2")).ok());
+  auto e = f.agent->ipcache().Lookup(*identity::IpAddr::Parse("192.168.2.1"));
+  REQUIRE(e.entry != nullptr);
+  CHECK(e.id == identity::reserved::kRemoteNode);
+  CHECK(f.agent->ipcache().Lookup(*identity::IpAddr::Parse("10.2.0.9")).id == 0x20001);
+  // Unknown message types and stale revisions.
+  v1::Update empty;
+  CHECK(f.agent->Apply(empty).code() == absl::StatusCode::kInvalidArgument);
+  v1::Update newer = Identity(0x20004, {"k8s:app=b"}, 10);
+  REQUIRE(f.agent->Apply(newer).ok());
+  CHECK_FALSE(f.agent->Apply(Identity(0x20005, {"k8s:app=c"}, 9)).ok());
+  CHECK(f.agent->Counts().revision == 10);
+  // Wrong protocol version.
+  v1::Update h = Hello(0);
+  h.mutable_hello()->set_protocol_version(99);
+  CHECK(f.agent->Apply(h).code() == absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_CASE("a refused manifest leaves the policy in force", "[agent]") {
+  Fixture f("agm");
+  REQUIRE(f.agent->Apply(Hello(0)).ok());
+  REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
+  v1::Update ep;
+  auto* x = ep.mutable_endpoint_attach();
+  x->set_name("myapp");
+  x->set_namespace_("default");
+  x->set_identity(0x10001);
+  x->add_addresses("10.1.0.20");
+  x->set_port(0);
+  x->set_mac("02:00:00:00:00:01");
+  REQUIRE(f.agent->Apply(ep).ok());
+  REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)")).ok());
+  REQUIRE(f.agent->Commit().ok());
+  uint64_t g = f.Generation();
+  CHECK(f.agent->Counts().policies == 1);
+  auto st = f.agent->Apply(Manifest(R"(apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{toPorts: [{ports: [{port: "80"}], rules: {http: [{method: GET}]}}]}]
+)"));
+  REQUIRE_FALSE(st.ok());
+  CHECK(std::string(st.message()).find("feed.yaml:6") != std::string::npos);
+  CHECK(f.agent->policies().size() == 1);
+  CHECK(f.agent->policies()[0].rules[0].ingress.size() == 1);
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g);  // nothing changed, nothing published
+  // An endpoint refused: unknown identity, port taken, bad MAC.
+  x->set_name("other");
+  CHECK(f.agent->Apply(ep).code() == absl::StatusCode::kAlreadyExists);
+  x->set_port(1);
+  x->set_identity(0x10009);
+  CHECK(f.agent->Apply(ep).code() == absl::StatusCode::kFailedPrecondition);
+  x->set_identity(0x10001);
+  x->set_mac("zz");
+  CHECK_FALSE(f.agent->Apply(ep).ok());
+  x->set_port(7);
+  CHECK_FALSE(f.agent->Apply(ep).ok());
+  CHECK(f.agent->Counts().endpoints == 1);
+}
+
+TEST_CASE("a resync removes what is no longer sent, keeps what is", "[agent]") {
+  Fixture f("ags");
+  REQUIRE(f.agent->Apply(Hello(0)).ok());
+  v1::Update start, done;
+  start.mutable_sync_start();
+  done.mutable_sync_done();
+  CHECK_FALSE(f.agent->Apply(done).ok());  // done without start
+  REQUIRE(f.agent->Apply(start).ok());
+  for (uint32_t i = 1; i <= 3; ++i) {
+    REQUIRE(f.agent->Apply(Identity(0x20000 + i, {"k8s:app=a" + std::to_string(i)})).ok());
+    REQUIRE(f.agent->Apply(Ipcache("10.2.0." + std::to_string(i) + "/32", 0x20000 + i, "c2")).ok());
+  }
+  REQUIRE(f.agent->Apply(done).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.agent->Counts().synced);
+  CHECK(f.agent->ipcache().entries().size() == 3);
+  // The feed reconnects; until sync-done the old state stays in force.
+  REQUIRE(f.agent->Apply(start).ok());
+  REQUIRE(f.agent->Apply(Identity(0x20001, {"k8s:app=a1"})).ok());
+  REQUIRE(f.agent->Apply(Ipcache("10.2.0.1/32", 0x20001, "c2")).ok());
+  REQUIRE(f.agent->Apply(Identity(0x20009, {"k8s:app=new"})).ok());
+  REQUIRE(f.agent->Apply(Ipcache("10.2.0.9/32", 0x20009, "c2")).ok());
+  CHECK(f.agent->ipcache().entries().size() == 4);
+  CHECK(f.agent->identities().Find(0x20003) != nullptr);
+  REQUIRE(f.agent->Apply(done).ok());
+  CHECK(f.agent->ipcache().entries().size() == 2);
+  CHECK(f.agent->identities().Find(0x20002) == nullptr);
+  CHECK(f.agent->identities().Find(0x20003) == nullptr);
+  CHECK(f.agent->identities().Find(0x20009) != nullptr);
+  REQUIRE(f.agent->Commit().ok());
+  // The published ipcache table followed.
+  CHECK(f.inst->ipcache().Prefixes().size() == 2);
+}
