@@ -23,6 +23,7 @@
 #include "control/agent.h"
 #include "control/feed.h"
 #include "control/manifest.h"
+#include "control/mesh_controller.h"
 #include "control/scenario.h"
 #include "dataplane/drop.h"
 #include "dataplane/instance.h"
@@ -37,13 +38,7 @@ namespace {
 using identity::Family;
 using identity::IpAddr;
 
-constexpr uint32_t NodeV4(uint32_t cid) { return (100u << 24) | (64u << 16) | cid; }
 rte_ether_addr Mac(uint8_t a, uint8_t b, uint8_t c, uint8_t d) { return {{0x02, a, 0, b, c, d}}; }
-std::string MacString(const rte_ether_addr& m) {
-  char buf[RTE_ETHER_ADDR_FMT_SIZE];
-  rte_ether_format_addr(buf, sizeof buf, &m);
-  return buf;
-}
 
 uint8_t ProtoNumber(const std::string& p) {
   if (p == "UDP") return IPPROTO_UDP;
@@ -250,9 +245,6 @@ struct Node {
   std::unique_ptr<dataplane::Instance> inst;
   std::unique_ptr<Agent> agent;
   FrameDecoder decoder;                   // the agent's end of the feed
-  std::map<std::string, std::string> sent;  // feed key -> serialized update
-  bool synced = false;
-  uint64_t revision = 0;
   rte_ether_addr router{}, node_mac{}, uplink_mac{}, gateway_mac{};
 };
 
@@ -290,11 +282,9 @@ class Runner {
   ProbeResult RunProbe(const Probe& p);
 
  private:
-  absl::Status ApplyManifest(const EmbeddedManifest& m);
   absl::Status Send(size_t n, std::string bytes);
   absl::Status SyncAll();
   absl::Status AddEndpoint(const ScenarioEndpoint& e);
-  std::map<std::string, mesh::v1::Update> Desired(size_t n) const;
   size_t NodeOf(const std::string& cluster) const;
   void Pump(std::vector<Delivered>& out);
   uint64_t Drops(size_t n, dataplane::DropReason r) const;
@@ -306,13 +296,7 @@ class Runner {
   int seq_;
   rte_mempool* pool_ = nullptr;
   std::vector<Node> nodes_;
-  identity::Registry reg_;
-  struct Ep {
-    ScenarioEndpoint spec;
-    uint32_t id = 0;
-  };
-  std::map<std::string, Ep> eps_;  // "cluster/name"
-  std::map<std::string, std::vector<lb::Service>> services_;  // by cluster
+  std::unique_ptr<MeshController> ctl_;
   std::map<std::string, Flow> flows_;
   uint16_t next_sport_ = 32768;
 };
@@ -422,49 +406,21 @@ absl::Status Runner::Setup() {
     ac.uplink_mac = n.uplink_mac;
     ac.gateway_mac = n.gateway_mac;
     n.agent = std::make_unique<Agent>(ac, *n.inst);
-    // The feed's first frames: hello (a mesh-wide controller) and the
-    // cluster's options.
-    std::string f;
-    mesh::v1::Update u;
-    u.set_revision(++n.revision);
-    auto* h = u.mutable_hello();
-    h->set_protocol_version(kProtocolVersion);
-    h->set_cluster("mesh");
-    AppendFrame(u, f);
-    u.Clear();
-    u.set_revision(++n.revision);
-    auto* c = u.mutable_cluster_config();
-    c->set_cluster(n.cl->name);
-    c->set_cluster_id(n.cl->id);
-    c->set_policy_default_local_cluster(n.cl->options.policy_default_local_cluster);
-    c->set_policy_audit_mode(n.cl->options.policy_audit_mode);
-    c->set_enforcement_mode(n.cl->options.enforcement_mode);
-    AppendFrame(u, f);
-    if (auto st = Send(i, std::move(f)); !st.ok()) return st;
   }
+  ctl_ = std::make_unique<MeshController>(s_.clusters, s_.namespaces);
   for (const auto& e : s_.endpoints) {
     if (auto st = AddEndpoint(e); !st.ok()) return st;
   }
   for (const auto& m : s_.manifests) {
-    if (auto st = ApplyManifest(m); !st.ok()) return st;
+    if (auto st = ctl_->ApplyManifest(m.cluster, m.yaml, s_.file, m.line_offset); !st.ok()) return st;
   }
   return SyncAll();
 }
 
 absl::Status Runner::AddEndpoint(const ScenarioEndpoint& e) {
-  identity::EndpointSpec spec;
-  spec.name = e.name;
-  spec.ns = e.ns;
-  spec.cluster = e.cluster;
-  spec.labels = e.labels;
-  spec.service_account = e.service_account;
-  for (const auto& ns : s_.namespaces) {
-    if (ns.cluster == e.cluster && ns.name == e.ns) spec.namespace_labels = ns.labels;
-  }
-  auto id = reg_.Allocate(s_.Cluster(e.cluster)->id, identity::IdentityLabels(spec));
-  if (!id.ok()) return id.status();
-  eps_[e.Key()] = {e, *id};
-  return absl::OkStatus();
+  size_t n = NodeOf(e.cluster);
+  uint16_t port = nodes_[n].ep_port.at(e.name);
+  return ctl_->AddEndpoint(e, port, Mac(0, uint8_t(nodes_[n].cl->id), uint8_t(port >> 8), uint8_t(port)));
 }
 
 absl::Status Runner::Send(size_t n, std::string bytes) {
@@ -482,171 +438,11 @@ absl::Status Runner::Send(size_t n, std::string bytes) {
   return absl::OkStatus();
 }
 
-absl::Status Runner::ApplyManifest(const EmbeddedManifest& m) {
-  size_t n = NodeOf(m.cluster);
-  if (n == SIZE_MAX) return absl::InvalidArgumentError(StrCat(m.where, ": unknown cluster ", m.cluster));
-  // The controller reads the Services (it computes their backends, as the
-  // Kubernetes endpoint controller does); the agent gets the text.
-  classifier::ParseContext ctx;
-  ctx.file = s_.file;
-  ctx.cluster_name = m.cluster;
-  ctx.policy_default_local_cluster = nodes_[n].cl->options.policy_default_local_cluster;
-  Manifests parsed;
-  std::vector<Diagnostic> diags;
-  if (!ParseManifests(m.yaml, ctx, parsed, diags, m.line_offset)) {
-    std::string msg;
-    for (const auto& d : diags) StrAppend(&msg, msg.empty() ? "" : "\n", d.ToString());
-    return absl::InvalidArgumentError(msg);
-  }
-  auto& svcs = services_[m.cluster];
-  for (auto& s : parsed.services) {
-    std::erase_if(svcs, [&](const lb::Service& o) { return o.ns == s.ns && o.name == s.name; });
-    svcs.push_back(std::move(s));
-  }
-  mesh::v1::Update u;
-  u.set_revision(++nodes_[n].revision);
-  auto* a = u.mutable_manifest_apply();
-  a->set_yaml(m.yaml);
-  a->set_file(s_.file);
-  a->set_line_offset(m.line_offset);
-  return Send(n, EncodeFrame(u));
-}
-
-// What node `n`'s agent should hold, keyed so that map order is the order
-// to send in (identities, ipcache, endpoints, services).
-std::map<std::string, mesh::v1::Update> Runner::Desired(size_t n) const {
-  std::map<std::string, mesh::v1::Update> want;
-  const Node& node = nodes_[n];
-  for (const auto& [key, e] : eps_) {
-    mesh::v1::Update u;
-    auto* iu = u.mutable_identity_upsert();
-    iu->set_id(e.id);
-    for (const auto& l : reg_.Find(e.id)->list()) iu->add_labels(l.ToString());
-    want[StrCat("1id/", e.id)] = u;
-    const ScenarioCluster* cl = s_.Cluster(e.spec.cluster);
-    for (const auto& a : {e.spec.ipv4, e.spec.ipv6}) {
-      if (!a) continue;
-      mesh::v1::Update ip;
-      auto* x = ip.mutable_ipcache_upsert();
-      x->set_prefix(identity::Prefix::Host(*a).ToString());
-      x->set_identity(e.id);
-      x->set_tunnel_endpoint(IpAddr::V4(NodeV4(cl->id)).ToString());
-      x->set_cluster(cl->name);
-      want[StrCat("2ip/", x->prefix())] = ip;
-    }
-    if (e.spec.cluster == node.cl->name) {
-      mesh::v1::Update ep;
-      auto* x = ep.mutable_endpoint_attach();
-      x->set_name(e.spec.name);
-      x->set_namespace_(e.spec.ns);
-      x->set_identity(e.id);
-      for (const auto& a : {e.spec.ipv4, e.spec.ipv6}) {
-        if (a) x->add_addresses(a->ToString());
-      }
-      uint16_t port = node.ep_port.at(e.spec.name);
-      x->set_port(port);
-      x->set_mac(MacString(Mac(0, uint8_t(node.cl->id), uint8_t(port >> 8), uint8_t(port))));
-      want[StrCat("3ep/", e.spec.ns, "/", e.spec.name)] = ep;
-    }
-  }
-  // Every cluster's services with the backends its endpoint controller
-  // would list; another cluster's only when global (Cilium exports only
-  // global services to the kvstore).
-  for (const auto& [cluster, svcs] : services_) {
-    for (const auto& s : svcs) {
-      if (cluster != node.cl->name && !s.global.global) continue;
-      mesh::v1::Update u;
-      auto* cs = u.mutable_service_upsert();
-      cs->set_cluster(cluster);
-      cs->set_namespace_(s.ns);
-      cs->set_name(s.name);
-      for (const auto& f : s.frontends) cs->add_frontends(f.ToString());
-      cs->set_include_external(s.global.global);
-      cs->set_shared(s.global.shared);
-      cs->set_affinity(std::string(lb::AffinityName(s.global.affinity)));
-      for (const auto& [key, e] : eps_) {
-        if (e.spec.cluster != cluster || e.spec.ns != s.ns || s.selector.empty()) continue;
-        bool match = true;
-        for (const auto& [k, v] : s.selector) {
-          auto it = e.spec.labels.find(k);
-          match = match && it != e.spec.labels.end() && it->second == v;
-        }
-        if (!match) continue;
-        for (const auto& a : {e.spec.ipv4, e.spec.ipv6}) {
-          if (!a) continue;
-          auto* b = cs->add_backends();
-          b->set_address(a->ToString());
-          b->set_cluster(cluster);
-          b->set_state("active");
-          b->set_name(key);
-          for (const auto& sp : s.ports) {
-            if (!sp.target_port_name.empty()) continue;  // endpoints declare no named ports
-            auto* pc = b->add_ports();
-            pc->set_name(sp.name);
-            pc->set_port(sp.target_port ? sp.target_port : sp.port);
-            pc->set_protocol(sp.proto == IPPROTO_UDP ? "UDP" : sp.proto == IPPROTO_SCTP ? "SCTP" : "TCP");
-          }
-        }
-      }
-      want[StrCat("4svc/", cluster, "/", s.ns, "/", s.name)] = u;
-    }
-  }
-  return want;
-}
-
-// Brings every agent to the mesh's current state: a full sync the first
-// time, then upserts of what changed and deletes of what went away.
+// Brings every agent up to date through its feed, then commits.
 absl::Status Runner::SyncAll() {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
-    auto want = Desired(i);
-    std::string frames;
-    auto emit = [&](mesh::v1::Update u) {
-      u.set_revision(++n.revision);
-      AppendFrame(u, frames);
-    };
-    if (!n.synced) {
-      mesh::v1::Update u;
-      u.mutable_sync_start();
-      emit(u);
-    } else {
-      for (auto it = n.sent.rbegin(); it != n.sent.rend(); ++it) {
-        if (want.contains(it->first)) continue;
-        mesh::v1::Update old, del;
-        old.ParseFromString(it->second);
-        if (old.has_identity_upsert()) del.mutable_identity_delete()->set_id(old.identity_upsert().id());
-        if (old.has_ipcache_upsert()) {
-          del.mutable_ipcache_delete()->set_prefix(old.ipcache_upsert().prefix());
-          del.mutable_ipcache_delete()->set_cluster(old.ipcache_upsert().cluster());
-        }
-        if (old.has_endpoint_attach()) {
-          del.mutable_endpoint_detach()->set_name(old.endpoint_attach().name());
-          del.mutable_endpoint_detach()->set_namespace_(old.endpoint_attach().namespace_());
-        }
-        if (old.has_service_upsert()) {
-          auto* d = del.mutable_service_delete();
-          d->set_cluster(old.service_upsert().cluster());
-          d->set_namespace_(old.service_upsert().namespace_());
-          d->set_name(old.service_upsert().name());
-        }
-        emit(del);
-      }
-    }
-    std::map<std::string, std::string> sent;
-    for (auto& [k, u] : want) {
-      std::string bytes = u.SerializeAsString();
-      auto it = n.sent.find(k);
-      if (!n.synced || it == n.sent.end() || it->second != bytes) emit(u);
-      sent[k] = std::move(bytes);
-    }
-    if (!n.synced) {
-      mesh::v1::Update u;
-      u.mutable_sync_done();
-      emit(u);
-      n.synced = true;
-    }
-    n.sent = std::move(sent);
-    if (auto st = Send(i, std::move(frames)); !st.ok()) return st;
+    if (auto st = Send(i, ctl_->Frames(n.cl->name)); !st.ok()) return st;
     if (auto st = n.agent->Commit(); !st.ok()) {
       return absl::Status(st.code(), StrCat("cluster ", n.cl->name, ": ", st.message()));
     }
@@ -657,31 +453,19 @@ absl::Status Runner::SyncAll() {
 absl::Status Runner::RunStepChanges(const ScenarioStep& st) {
   bool changed = false;
   for (const auto& a : st.apply) {
-    if (auto s = ApplyManifest(a); !s.ok()) return s;
+    if (auto e = ctl_->ApplyManifest(a.cluster, a.yaml, s_.file, a.line_offset); !e.ok()) return e;
     changed = true;
   }
   for (const auto& d : st.del) {
-    size_t n = NodeOf(d.cluster);
-    if (d.kind == "Service") {
-      std::erase_if(services_[d.cluster], [&](const lb::Service& s) {
-        return s.ns == d.ns && s.name == d.name;
-      });
-    }
-    mesh::v1::Update u;
-    u.set_revision(++nodes_[n].revision);
-    auto* x = u.mutable_manifest_delete();
-    x->set_kind(d.kind);
-    x->set_namespace_(d.ns);
-    x->set_name(d.name);
-    if (auto s = Send(n, EncodeFrame(u)); !s.ok()) return s;
+    if (auto e = ctl_->DeleteManifest(d.cluster, d.kind, d.ns, d.name); !e.ok()) return e;
     changed = true;
   }
   for (const auto& k : st.remove_endpoints) {
-    if (eps_.erase(k) == 0) return absl::NotFoundError(StrCat("removeEndpoints: no endpoint ", k));
+    if (auto e = ctl_->RemoveEndpoint(k); !e.ok()) return absl::NotFoundError(StrCat("removeEndpoints: ", e.message()));
     changed = true;
   }
   for (const auto& e : st.add_endpoints) {
-    if (auto s = AddEndpoint(e); !s.ok()) return s;
+    if (auto x = AddEndpoint(e); !x.ok()) return x;
     changed = true;
   }
   return changed ? SyncAll() : absl::OkStatus();
@@ -777,8 +561,8 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       flow.dmac = nodes_[n].uplink_mac;
       flow.pkt.src = *a;
     } else {
-      auto it = eps_.find(p.from);
-      if (it == eps_.end()) return fail("source " + p.from + " is not a current endpoint");
+      auto it = ctl_->endpoints().find(p.from);
+      if (it == ctl_->endpoints().end()) return fail("source " + p.from + " is not a current endpoint");
       auto a = addr_of(it->second.spec);
       if (!a) return fail(StrCat(p.from, " has no ", fam == Family::kIpv6 ? "IPv6" : "IPv4", " address"));
       size_t n = NodeOf(it->second.spec.cluster);
@@ -796,7 +580,7 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       std::string ns = slash == std::string::npos ? "default" : ref.substr(0, slash);
       std::string name = slash == std::string::npos ? ref : ref.substr(slash + 1);
       const lb::Service* svc = nullptr;
-      for (const auto& s : services_[src_cluster]) {
+      for (const auto& s : ctl_->services(src_cluster)) {
         if (s.ns == ns && s.name == name) svc = &s;
       }
       if (!svc) return fail(StrCat("no Service ", ns, "/", name, " in cluster ", src_cluster));
@@ -820,8 +604,8 @@ ProbeResult Runner::RunProbe(const Probe& p) {
       }
       if (flow.pkt.dst.family != fam || flow.pkt.dst == IpAddr()) return fail("unknown destination " + p.to);
     } else {
-      auto it = eps_.find(p.to);
-      if (it == eps_.end()) return fail("destination " + p.to + " is not a current endpoint");
+      auto it = ctl_->endpoints().find(p.to);
+      if (it == ctl_->endpoints().end()) return fail("destination " + p.to + " is not a current endpoint");
       auto a = addr_of(it->second.spec);
       if (!a) return fail(StrCat(p.to, " has no ", p.family == 6 ? "IPv6" : "IPv4", " address"));
       flow.pkt.dst = *a;
