@@ -65,7 +65,7 @@ lb::Affinity ParseAffinity(const std::string& s) {
 Agent::Agent(AgentConfig config, dataplane::Instance& instance)
     : config_(std::move(config)), inst_(instance) {}
 
-absl::Status Agent::Apply(const mesh::v1::Update& u) {
+absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
   using U = mesh::v1::Update;
   if (u.revision() != 0) {
     if (u.revision() < revision_) {
@@ -86,19 +86,19 @@ absl::Status Agent::Apply(const mesh::v1::Update& u) {
         return absl::InvalidArgumentError(StrCat("hello: cluster id ", h.cluster_id(),
                                                  " out of range"));
       }
-      sender_cluster_id_ = h.cluster_id();
-      hello_ = true;
+      from.cluster_id = h.cluster_id();
+      from.hello = true;
       break;
     }
     case U::kClusterConfig: st = ApplyConfig(u.cluster_config()); break;
-    case U::kIdentityUpsert: st = ApplyIdentity(u.identity_upsert()); break;
+    case U::kIdentityUpsert: st = ApplyIdentity(u.identity_upsert(), from.cluster_id); break;
     case U::kIdentityDelete: {
       uint32_t id = u.identity_delete().id();
       if (!reg_.Find(id)) return absl::NotFoundError(StrCat("identity ", id, " is not known"));
       st = reg_.Remove(id);
       break;
     }
-    case U::kIpcacheUpsert: st = ApplyIpcache(u.ipcache_upsert()); break;
+    case U::kIpcacheUpsert: st = ApplyIpcache(u.ipcache_upsert(), from.cluster_id); break;
     case U::kIpcacheDelete: {
       auto p = identity::Prefix::Parse(u.ipcache_delete().prefix());
       if (!p.ok()) return p.status();
@@ -227,15 +227,15 @@ absl::Status Agent::ApplyManifest(const mesh::v1::ManifestApply& m) {
   return absl::OkStatus();
 }
 
-absl::Status Agent::ApplyIdentity(const mesh::v1::IdentityUpsert& m) {
+absl::Status Agent::ApplyIdentity(const mesh::v1::IdentityUpsert& m, uint32_t sender) {
   uint32_t id = m.id();
   if (id < identity::kMinimalNumericIdentity || identity::IsLocalScope(id)) {
     return absl::InvalidArgumentError(
         StrCat("identity ", id, ": reserved and node-local identities are not taken from the mesh"));
   }
-  if (sender_cluster_id_ != 0 && !reg_.layout().AcceptFromCluster(id, sender_cluster_id_)) {
+  if (sender != 0 && !reg_.layout().AcceptFromCluster(id, sender)) {
     return absl::PermissionDeniedError(StrCat("identity ", id, " is outside cluster ",
-                                              sender_cluster_id_, "'s range"));
+                                              sender, "'s range"));
   }
   identity::Labels labels;
   for (const auto& t : m.labels()) {
@@ -249,14 +249,14 @@ absl::Status Agent::ApplyIdentity(const mesh::v1::IdentityUpsert& m) {
   return absl::OkStatus();
 }
 
-absl::Status Agent::ApplyIpcache(const mesh::v1::IpcacheUpsert& m) {
+absl::Status Agent::ApplyIpcache(const mesh::v1::IpcacheUpsert& m, uint32_t sender) {
   auto p = identity::Prefix::Parse(m.prefix());
   if (!p.ok()) return p.status();
   uint32_t id = m.identity();
   if (id == 0) return absl::InvalidArgumentError(StrCat("ipcache ", m.prefix(), ": identity 0"));
-  if (sender_cluster_id_ != 0 && !reg_.layout().AcceptFromCluster(id, sender_cluster_id_)) {
+  if (sender != 0 && !reg_.layout().AcceptFromCluster(id, sender)) {
     return absl::PermissionDeniedError(StrCat("ipcache ", m.prefix(), ": identity ", id,
-                                              " is outside cluster ", sender_cluster_id_,
+                                              " is outside cluster ", sender,
                                               "'s range"));
   }
   identity::IpCacheEntry e;

@@ -51,15 +51,32 @@ struct AgentCounts {
   bool synced = false;
 };
 
+// Who is speaking on one feed connection (set by its hello).
+struct FeedSender {
+  uint32_t cluster_id = 0;  // 0 = a mesh-wide controller
+  bool hello = false;
+};
+
+// A local endpoint as the agent holds it.
+struct AgentEndpoint {
+  std::string ns, name;
+  uint32_t identity = 0;
+  std::vector<identity::IpAddr> addrs;
+  uint16_t port_index = 0;
+  rte_ether_addr mac{};
+  std::vector<identity::NamedPort> named_ports;
+};
+
 class Agent {
  public:
   Agent(AgentConfig config, dataplane::Instance& instance);
 
   // Applies one update (staged until Commit). Refused updates change
-  // nothing and say why. `sender_cluster_id` 0 = a mesh-wide controller
-  // (its Hello said so), else identities and ipcache entries must lie in
+  // nothing and say why. A connection's hello sets `from`: cluster id 0 = a
+  // mesh-wide controller, else identities and ipcache entries must lie in
   // that cluster's range (Cilium pkg/ipcache/kvstore.go).
-  absl::Status Apply(const mesh::v1::Update& u);
+  absl::Status Apply(const mesh::v1::Update& u) { return Apply(u, local_sender_); }
+  absl::Status Apply(const mesh::v1::Update& u, FeedSender& from);
   // Compiles and publishes when anything changed.
   absl::Status Commit();
 
@@ -69,21 +86,19 @@ class Agent {
   const identity::IpCache& ipcache() const { return ipcache_; }
   const std::vector<classifier::Policy>& policies() const { return policies_; }
   const std::vector<dataplane::ServiceSpec>& service_specs() const { return specs_; }
+  const std::vector<lb::Service>& services() const { return services_; }
+  const std::map<std::string, AgentEndpoint>& endpoints() const { return endpoints_; }
+  // The policy of the last Commit (null before the first).
+  const classifier::CompiledPolicy* compiled() const { return compiled_.get(); }
+  const classifier::CompileOptions& options() const { return opts_; }
 
  private:
-  struct LocalEp {
-    std::string ns, name;
-    uint32_t identity = 0;
-    std::vector<identity::IpAddr> addrs;
-    uint16_t port_index = 0;
-    rte_ether_addr mac{};
-    std::vector<identity::NamedPort> named_ports;
-  };
+  using LocalEp = AgentEndpoint;
   using SvcKey = std::tuple<std::string, std::string, std::string>;  // cluster, ns, name
 
   absl::Status ApplyManifest(const mesh::v1::ManifestApply& m);
-  absl::Status ApplyIdentity(const mesh::v1::IdentityUpsert& m);
-  absl::Status ApplyIpcache(const mesh::v1::IpcacheUpsert& m);
+  absl::Status ApplyIdentity(const mesh::v1::IdentityUpsert& m, uint32_t sender);
+  absl::Status ApplyIpcache(const mesh::v1::IpcacheUpsert& m, uint32_t sender);
   absl::Status ApplyEndpoint(const mesh::v1::EndpointAttach& m);
   absl::Status ApplyService(const mesh::v1::ClusterServiceUpsert& m);
   absl::Status ApplyConfig(const mesh::v1::ClusterConfig& m);
@@ -92,8 +107,7 @@ class Agent {
 
   AgentConfig config_;
   dataplane::Instance& inst_;
-  uint32_t sender_cluster_id_ = 0;
-  bool hello_ = false;
+  FeedSender local_sender_;  // the operator and in-process callers
   uint64_t revision_ = 0, generation_ = 0;
   bool dirty_ = true;
 

@@ -4,7 +4,7 @@
 
 namespace meshgate::control {
 
-void AppendFrame(const mesh::v1::Update& u, std::string& out) {
+void AppendFrame(const google::protobuf::MessageLite& u, std::string& out) {
   size_t n = u.ByteSizeLong();
   uint64_t v = n;
   do {
@@ -17,7 +17,7 @@ void AppendFrame(const mesh::v1::Update& u, std::string& out) {
   u.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out.data() + at));
 }
 
-std::string EncodeFrame(const mesh::v1::Update& u) {
+std::string EncodeFrame(const google::protobuf::MessageLite& u) {
   std::string s;
   AppendFrame(u, s);
   return s;
@@ -35,7 +35,7 @@ void FrameDecoder::Feed(std::string_view bytes) {
   buf_.append(bytes);
 }
 
-absl::StatusOr<bool> FrameDecoder::Next(mesh::v1::Update& out) {
+absl::StatusOr<bool> FrameDecoder::Next(google::protobuf::MessageLite& out) {
   if (!error_.ok()) return error_;
   // The length prefix: at most 5 varint bytes for a 32-bit count.
   uint64_t len = 0;
@@ -62,7 +62,7 @@ absl::StatusOr<bool> FrameDecoder::Next(mesh::v1::Update& out) {
   out.Clear();
   if (!out.ParseFromArray(buf_.data() + i, int(len))) {
     error_ = absl::InvalidArgumentError(
-        StrCat("mesh feed frame ", frames_ + 1, ": not a meshgate.mesh.v1.Update (", len,
+        StrCat("mesh feed frame ", frames_ + 1, ": not a ", out.GetTypeName(), " (", len,
                " bytes)"));
     return error_;
   }

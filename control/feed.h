@@ -14,6 +14,8 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include <google/protobuf/message_lite.h>
+
 #include "control/proto/mesh.pb.h"
 
 namespace meshgate::control {
@@ -21,9 +23,10 @@ namespace meshgate::control {
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kDefaultMaxFrame = 4u << 20;  // 4 MiB
 
-// Appends one frame holding `u` to `out`.
-void AppendFrame(const mesh::v1::Update& u, std::string& out);
-std::string EncodeFrame(const mesh::v1::Update& u);
+// Appends one frame holding `m` to `out`. (The admin API uses the same
+// framing for its own messages.)
+void AppendFrame(const google::protobuf::MessageLite& m, std::string& out);
+std::string EncodeFrame(const google::protobuf::MessageLite& m);
 
 class FrameDecoder {
  public:
@@ -32,7 +35,7 @@ class FrameDecoder {
   void Feed(std::string_view bytes);
   // true: `out` holds the next update; false: more bytes are needed;
   // an error: the stream is broken (sticky).
-  absl::StatusOr<bool> Next(mesh::v1::Update& out);
+  absl::StatusOr<bool> Next(google::protobuf::MessageLite& out);
   size_t buffered() const { return buf_.size() - pos_; }
   uint64_t frames() const { return frames_; }
 

@@ -26,6 +26,8 @@
 #include "classifier/compile.h"
 #include "classifier/explain.h"
 #include "control/manifest.h"
+#include "control/daemon.h"
+#include "control/mesh_process.h"
 #include "control/simulate.h"
 #include "dataplane/bench_link.h"
 #include "dataplane/bench_pipeline.h"
@@ -100,6 +102,19 @@ Usage:
       line per probe (--json: one object per probe) and a last line
       "N passed, M failed". Exits 0 iff every probe passed, 1 if any failed,
       2 when a file could not be run.
+
+  meshgate run --config FILE
+      Run one cluster's meshgate as a daemon (docs/daemon.md): the ports,
+      worker lcores, the mesh feed socket, the admin socket for meshgatectl,
+      Prometheus metrics and DPDK telemetry (/meshgate/status). Stops
+      cleanly on SIGINT/SIGTERM.
+      --check        validate the config file and exit
+
+  meshgate mesh --config FILE
+      The mesh controller as a process: allocates identities, lists Service
+      backends, feeds every cluster's daemon over its feed socket (full
+      resync on every reconnect) and takes Services, policies and endpoint
+      changes from meshgatectl on its own admin socket.
 
   meshgate help | --help | -h
   meshgate version
@@ -432,6 +447,25 @@ int main(int argc, char** argv) {
     if (args[1] == "explain") return PolicyExplain(rest);
   }
   if (cmd == "simulate") return Simulate({args.begin() + 1, args.end()});
+  if (cmd == "run" || cmd == "mesh") {
+    std::string config;
+    bool check = false;
+    for (size_t i = 1; i < args.size(); ++i) {
+      if ((args[i] == "--config" || args[i] == "-c") && i + 1 < args.size()) config = args[++i];
+      else if (args[i] == "--check" && cmd == "run") check = true;
+      else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
+      else return Fail(cmd + ": unexpected " + args[i]);
+    }
+    if (config.empty()) return Fail(cmd + ": --config FILE is required");
+    if (cmd == "mesh") return control::RunMesh(config);
+    auto c = control::LoadDaemonConfig(config);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    if (check) {
+      fmt::print("{}: ok (cluster {} id {}, {} ports)\n", config, c->cluster, c->cluster_id, c->ports.size());
+      return 0;
+    }
+    return control::RunDaemon(*c);
+  }
   if (args.size() >= 2 && cmd == "bench" && args[1] == "classify") {
     return BenchClassify({args.begin() + 2, args.end()});
   }

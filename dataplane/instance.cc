@@ -1,5 +1,7 @@
 #include "dataplane/instance.h"
 
+#include <rte_cycles.h>
+
 #include <rte_bus.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
@@ -109,9 +111,13 @@ int Instance::WorkerMain(void* arg) {
   auto* w = static_cast<Worker*>(arg);
   Instance& in = *w->inst;
   in.cell_->Online(uint32_t(w->index));
+  const uint32_t sleep_us = in.config_.idle_sleep_us;
+  uint32_t idle = 0;
   while (!in.stop_.load(std::memory_order_relaxed)) {
-    in.pipelines_[w->index]->PollOnce(in.ports_.data(), uint16_t(in.ports_.size()),
-                                      uint16_t(w->index));
+    uint32_t n = in.pipelines_[w->index]->PollOnce(in.ports_.data(), uint16_t(in.ports_.size()),
+                                                   uint16_t(w->index));
+    idle = n ? 0 : idle + 1;
+    if (sleep_us != 0 && idle >= 256) rte_delay_us_sleep(sleep_us);  // quiescent already
   }
   in.cell_->Offline(uint32_t(w->index));
   return 0;

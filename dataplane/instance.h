@@ -45,6 +45,10 @@ struct InstanceConfig {
   IpcacheTable::Config ipcache;
   uint16_t rx_desc = 512, tx_desc = 512;
   uint32_t mbufs = 8191;
+  // A worker that found nothing to do in 256 polls in a row sleeps this long
+  // before polling again (0 = busy-poll always). For hosts that share their
+  // cores (a demo, CI); never per packet.
+  uint32_t idle_sleep_us = 0;
 };
 
 class Instance {
