@@ -4,6 +4,9 @@
 #include <rte_errno.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -12,6 +15,20 @@
 namespace meshgate::dataplane {
 namespace {
 bool g_initialized = false;  // process-wide by nature: EAL is per process
+char g_runtime_dir[4096] = {};
+
+// The EAL leaves its runtime directory (/var/run/dpdk/<prefix>) behind even
+// with --in-memory; its files (the telemetry socket) go away at exit. Remove
+// what is left so that runs do not pile up directories.
+void RemoveRuntimeDir() {
+  if (g_runtime_dir[0] == '\0') return;
+  std::filesystem::path d(g_runtime_dir);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(d, ec)) {
+    if (e.is_socket(ec) || e.is_regular_file(ec)) std::filesystem::remove(e.path(), ec);
+  }
+  std::filesystem::remove(d, ec);  // only if empty
+}
 
 std::string Joined(const std::vector<std::string>& v) {
   std::string out;
@@ -61,6 +78,8 @@ absl::Status InitEal(const EalOptions& o) {
         meshgate::StrCat("rte_eal_init failed (", rte_strerror(rte_errno), "); arguments:", Joined(args)));
   }
   g_initialized = true;
+  std::strncpy(g_runtime_dir, rte_eal_get_runtime_dir(), sizeof g_runtime_dir - 1);
+  std::atexit(RemoveRuntimeDir);
   return absl::OkStatus();
 }
 
