@@ -67,11 +67,12 @@ Agent::Agent(AgentConfig config, dataplane::Instance& instance)
 
 absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
   using U = mesh::v1::Update;
-  if (u.revision() != 0) {
-    if (u.revision() < revision_) {
-      return absl::InvalidArgumentError(
-          StrCat("revision ", u.revision(), " is older than ", revision_));
-    }
+  // Revisions only go forward within one sender's session; a hello starts
+  // a new session (a restarted controller counts from 1 again).
+  if (u.has_hello()) from.revision = 0;
+  if (u.revision() != 0 && u.revision() < from.revision) {
+    return absl::InvalidArgumentError(
+        StrCat("revision ", u.revision(), " is older than ", from.revision));
   }
   absl::Status st;
   switch (u.body_case()) {
@@ -163,7 +164,7 @@ absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
       return absl::InvalidArgumentError("update without a known body (unknown message type)");
   }
   if (!st.ok()) return st;
-  if (u.revision() != 0) revision_ = u.revision();
+  if (u.revision() != 0) revision_ = from.revision = u.revision();
   dirty_ = true;
   return absl::OkStatus();
 }

@@ -55,6 +55,7 @@ struct AgentCounts {
 struct FeedSender {
   uint32_t cluster_id = 0;  // 0 = a mesh-wide controller
   bool hello = false;
+  uint64_t revision = 0;    // the last one applied from this sender
 };
 
 // A local endpoint as the agent holds it.

@@ -1,0 +1,212 @@
+#!/bin/bash
+# End-to-end: `meshgate run` on real devices (two pods in network namespaces
+# on veth + net_af_packet), fed by `meshgate mesh`, driven by meshgatectl:
+# config errors, socket mode and "in use", apply/get/observe/explain/stats/
+# status, Prometheus metrics over HTTP, DPDK telemetry, hostile feed frames
+# (refused, daemon alive, state untouched), a feed cut mid-frame, a resync
+# after the controller restarts with a changed mesh, clean stop on SIGTERM.
+# Usage: daemon_test.sh MESHGATE MESHGATECTL   (as root)
+set -u
+mg=$1
+ctl=$2
+pass=0
+fail=0
+check() {  # name, condition...
+  local name=$1; shift
+  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
+}
+id=$(printf '%05d' $(($$ % 100000)))
+run=$(mktemp -d /tmp/meshgate-daemon-test.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  for n in fe app; do ip netns pids "mgd-$id-$n" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "mgd-$id-$n" 2>/dev/null; done
+  rm -rf "$run"
+}
+trap cleanup EXIT
+
+# 1. Config errors name the line.
+printf 'cluster: {name: c1, id: 1}\nports:\n  - {device: net_null0, role: sideways}\n' > "$run/bad.yaml"
+out=$("$mg" run --config "$run/bad.yaml" 2>&1); rc=$?
+check "bad role rc=$rc" [ $rc -eq 2 ]
+check "bad role line: $out" grep -q "bad.yaml:3: ports\[0\].role" <<<"$out"
+printf 'cluster: {name: c1, id: 1}\nportz: []\n' > "$run/bad2.yaml"
+out=$("$mg" run --config "$run/bad2.yaml" 2>&1)
+check "unknown key: $out" grep -q 'bad2.yaml:2: config: unknown key "portz"' <<<"$out"
+out=$("$mg" run --config "$run/none.yaml" 2>&1); rc=$?
+check "missing config rc=$rc" [ $rc -eq 2 ]
+
+# 2. Two pods on veth + net_af_packet.
+for n in fe app; do
+  ip netns add "mgd-$id-$n"
+  ip link add "d${id}$n" type veth peer name eth0 netns "mgd-$id-$n"
+  ip link set "d${id}$n" up
+done
+ip -n "mgd-$id-fe" link set eth0 address 02:00:01:00:00:00
+ip -n "mgd-$id-app" link set eth0 address 02:00:01:00:00:01
+ip -n "mgd-$id-fe" addr add 10.1.0.10/32 dev eth0
+ip -n "mgd-$id-app" addr add 10.1.0.20/32 dev eth0
+for n in fe app; do
+  ip -n "mgd-$id-$n" link set lo up
+  ip -n "mgd-$id-$n" link set eth0 up
+  ip -n "mgd-$id-$n" route add 169.254.1.1 dev eth0
+  ip -n "mgd-$id-$n" route add default via 169.254.1.1 dev eth0
+  ip netns exec "mgd-$id-$n" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  ip netns exec "mgd-$id-$n" ethtool -K eth0 tx off >/dev/null
+done
+mport=$((20000 + $$ % 20000))
+cat > "$run/c1.yaml" <<Y
+cluster: {name: cluster1, id: 1}
+lcores: [1]
+idleSleepUs: 200
+ports:
+  - {device: "net_af_packet0,iface=d${id}fe", role: endpoint}
+  - {device: "net_af_packet1,iface=d${id}app", role: endpoint}
+sockets: {feed: $run/feed.sock, admin: $run/admin.sock}
+metrics: 127.0.0.1:$mport
+maxFrameBytes: 65536
+Y
+"$mg" run --config "$run/c1.yaml" > "$run/c1.log" 2>&1 &
+dpid=$!
+pids+=($dpid)
+for i in $(seq 1 100); do [ -S "$run/admin.sock" ] && break; sleep 0.1; done
+check "socket mode 0600" [ "$(stat -c %a "$run/feed.sock")" = 600 ]
+out=$("$mg" run --config "$run/c1.yaml" 2>&1); rc=$?
+check "second daemon refused rc=$rc" [ $rc -eq 1 ]
+check "socket in use: $(tail -1 <<<"$out")" grep -q "socket in use" <<<"$out"
+check "not synced before the feed" grep -q "feed synced *no" <<<"$("$ctl" -s "$run/admin.sock" status)"
+
+cat > "$run/mesh.yaml" <<Y
+name: t
+admin: $run/mesh.sock
+clusters: [{name: cluster1, id: 1, feed: $run/feed.sock}]
+endpoints:
+  - {name: frontend, cluster: cluster1, labels: {app: frontend}, ipv4: 10.1.0.10, port: 0, mac: "02:00:01:00:00:00"}
+  - {name: myapp, cluster: cluster1, labels: {app: myapp}, ipv4: 10.1.0.20, port: 1, mac: "02:00:01:00:00:01"}
+  - {name: other, cluster: cluster1, labels: {app: other}, ipv4: 10.1.0.30, port: 2, mac: "02:00:01:00:00:02"}
+Y
+# port 2 does not exist: the daemon refuses that endpoint and disconnects;
+# fix the mesh and start again.
+"$mg" mesh --config "$run/mesh.yaml" > "$run/mesh.log" 2>&1 &
+mpid=$!
+sleep 1
+check "refused endpoint logged" grep -q "port 2 is not an endpoint port" "$run/c1.log"
+kill $mpid; wait $mpid 2>/dev/null
+sed -i '/name: other/d' "$run/mesh.yaml"
+"$mg" mesh --config "$run/mesh.yaml" > "$run/mesh.log" 2>&1 &
+mpid=$!
+pids+=($mpid)
+for i in $(seq 1 100); do "$ctl" -s "$run/admin.sock" status | grep -q "feed synced *yes" && break; sleep 0.1; done
+check "synced" grep -q "feed synced *yes" <<<"$("$ctl" -s "$run/admin.sock" status)"
+eps=$("$ctl" -s "$run/admin.sock" get endpoints -o json)
+check "get endpoints json: $eps" grep -q '"ENDPOINT":"default/myapp"' <<<"$eps"
+check "get identities" grep -q "k8s:app=frontend" <<<"$("$ctl" -s "$run/admin.sock" get identities)"
+check "get ipcache yaml" grep -q 'PREFIX: "10.1.0.20/32"' <<<"$("$ctl" -s "$run/admin.sock" get ipcache -o yaml)"
+check "unknown get" [ "$("$ctl" -s "$run/admin.sock" get nothing >/dev/null 2>&1; echo $?)" -eq 1 ]
+
+# 3. Traffic, policy, observe, explain, stats, metrics.
+echo "hello from myapp" > "$run/index.html"
+ip netns exec "mgd-$id-app" python3 -m http.server 80 --directory "$run" > /dev/null 2>&1 &
+pids+=($!)
+for i in $(seq 1 50); do ip netns exec "mgd-$id-app" bash -c 'exec 3<>/dev/tcp/127.0.0.1/80' 2>/dev/null && break; sleep 0.1; done
+out=$(ip netns exec "mgd-$id-fe" curl -s -m 3 http://10.1.0.20/index.html)
+check "curl through the daemon: $out" [ "$out" = "hello from myapp" ]
+cat > "$run/pol.yaml" <<'Y'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: only-test}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: test}}]}]
+Y
+check "apply" "$ctl" -s "$run/admin.sock" apply -f "$run/pol.yaml"
+check "get policies" grep -q "only-test" <<<"$("$ctl" -s "$run/admin.sock" get policies)"
+out=$(ip netns exec "mgd-$id-fe" curl -s --connect-timeout 1 -m 2 http://10.1.0.20/index.html)
+check "denied after apply: $out" [ -z "$out" ]
+obs=$("$ctl" -s "$run/admin.sock" observe --verdict DROPPED --from-label app=frontend --last 1 -o json)
+check "observe json: $obs" grep -q '"drop_reason":133.*"destination_port":80' <<<"$obs"
+check "observe compact" grep -q "DROPPED (POLICY_DENIED)" <<<"$("$ctl" -s "$run/admin.sock" observe --to-ip 10.1.0.20 --port 80 --last 2)"
+check "observe filter excludes" [ -z "$("$ctl" -s "$run/admin.sock" observe --verdict DROPPED --from-label app=nobody)" ]
+# observe --follow while traffic flows
+"$ctl" -s "$run/admin.sock" observe --follow --verdict FORWARDED --protocol ICMP > "$run/follow.out" 2>&1 &
+fpid=$!
+sleep 0.3
+ip netns exec "mgd-$id-app" ping -c 2 -i 0.2 -W 1 10.1.0.10 > /dev/null
+sleep 0.5
+kill $fpid; wait $fpid 2>/dev/null
+check "observe --follow saw the pings: $(head -2 "$run/follow.out")" grep -q "10.1.0.20 (default/app=myapp.*-> 10.1.0.10" "$run/follow.out"
+ex=$("$ctl" -s "$run/admin.sock" explain --subject default/myapp --peer-ip 10.1.0.10 --port 80)
+check "explain: $ex" grep -q "verdict: DROPPED (133" <<<"$ex"
+check "stats drops" grep -q "POLICY_DENIED *133" <<<"$("$ctl" -s "$run/admin.sock" stats)"
+m=$(curl -s "http://127.0.0.1:$mport/metrics")
+check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
+check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"
+check "metrics gauges" grep -q '^meshgate_endpoints 2$' <<<"$m"
+prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")
+tel=$(echo /meshgate/status | timeout 10 dpdk-telemetry.py -f "$prefix" 2>/dev/null | tail -1)
+check "telemetry: $tel" grep -q '"/meshgate/status": {"status": "cluster1 ' <<<"$tel"
+check "delete" "$ctl" -s "$run/admin.sock" delete CiliumNetworkPolicy only-test
+out=$(ip netns exec "mgd-$id-fe" curl -s -m 3 http://10.1.0.20/index.html)
+check "allowed after delete" [ "$out" = "hello from myapp" ]
+
+# 4. Hostile feed input: refused with a reply, disconnected, daemon alive,
+#    state untouched.
+before=$("$ctl" -s "$run/admin.sock" get ipcache -o json)
+hostile() {  # bytes as a python expression
+  python3 - "$run/feed.sock" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(eval(sys.argv[2]))
+s.settimeout(3)
+data = b""
+try:
+    while True:
+        c = s.recv(4096)
+        if not c: break
+        data += c
+except socket.timeout:
+    print("no close"); sys.exit(1)
+print(repr(data))
+PY
+}
+r=$(hostile 'b"\x05\xff\xff\xff\xff\xff"')
+check "garbage refused: $r" grep -q "not a meshgate.mesh.v1.Update" <<<"$r"
+r=$(hostile 'b"\xff\xff\xff\x7f"')
+check "oversized refused: $r" grep -q "exceeds the limit of 65536" <<<"$r"
+r=$(hostile 'b"\x03\xa0\x06\x01"')  # field 100 (a newer sender's message): no known body
+check "unknown type refused: $r" grep -q "unknown message type" <<<"$r"
+python3 - "$run/feed.sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"\x40\x08")  # announces 64 bytes, sends 1, hangs up
+s.close()
+PY
+sleep 0.3
+check "daemon alive" kill -0 $dpid
+check "state untouched" [ "$("$ctl" -s "$run/admin.sock" get ipcache -o json)" = "$before" ]
+
+# 5. Resync: the controller restarts with myapp gone; the daemon ends with
+#    exactly the new state.
+kill $mpid; wait $mpid 2>/dev/null
+sed -i '/name: myapp/d' "$run/mesh.yaml"
+"$mg" mesh --config "$run/mesh.yaml" > "$run/mesh2.log" 2>&1 &
+mpid=$!
+pids+=($mpid)
+for i in $(seq 1 50); do "$ctl" -s "$run/admin.sock" get endpoints | grep -q myapp || break; sleep 0.1; done
+eps=$("$ctl" -s "$run/admin.sock" get endpoints -o json)
+check "resync removed myapp: $eps" [ -n "$(grep frontend <<<"$eps")" -a -z "$(grep myapp <<<"$eps")" ]
+check "resync removed its ipcache entry" [ -z "$("$ctl" -s "$run/admin.sock" get ipcache | grep 10.1.0.20)" ]
+
+# 6. Clean stop.
+kill -TERM $dpid
+wait $dpid; rc=$?
+check "SIGTERM exit 0 (rc=$rc)" [ $rc -eq 0 ]
+check "sockets removed" [ ! -e "$run/feed.sock" -a ! -e "$run/admin.sock" ]
+check "stopped logged" grep -q "stopped" "$run/c1.log"
+
+echo "daemon_test: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] || { echo "--- daemon log"; cat "$run/c1.log"; }
+[ "$fail" -eq 0 ]
