@@ -29,7 +29,9 @@
 #include "control/daemon.h"
 #include "control/mesh_process.h"
 #include "control/simulate.h"
+#include "control/vm.h"
 #include "dataplane/bench_link.h"
+#include "dataplane/bench_maglev.h"
 #include "dataplane/bench_pipeline.h"
 #include "dataplane/eal.h"
 #include "dataplane/packet.h"
@@ -87,6 +89,12 @@ Usage:
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet.
 
+  meshgate bench maglev [--json] [--quick]
+      Maglev table generation with Cilium's parameters (seed, murmur3
+      permutations) for M = 16381 and 65521 with 10/100/1000 backends
+      (medians), and service lookup + backend pick in cycles/packet beside a
+      bare rte_hash lookup of the same keys.
+
   meshgate bench link [--json] [--seconds N] [--testpmd PATH]
       Forwarding through real memif links: this process generates and sinks
       on core 0; the forwarder on core 1 is first meshgate (full pipeline,
@@ -115,6 +123,10 @@ Usage:
       backends, feeds every cluster's daemon over its feed socket (full
       resync on every reconnect) and takes Services, policies and endpoint
       changes from meshgatectl on its own admin socket.
+
+  meshgate vm --socket PATH --mac MAC --ip ADDR [--serve] [--probe ADDR:PORT ...]
+      A VM stand-in on a vhost-user socket (a net_virtio_user port in its own
+      process): answers connections and probes addresses; see `meshgate vm --help`.
 
   meshgate help | --help | -h
   meshgate version
@@ -447,6 +459,7 @@ int main(int argc, char** argv) {
     if (args[1] == "explain") return PolicyExplain(rest);
   }
   if (cmd == "simulate") return Simulate({args.begin() + 1, args.end()});
+  if (cmd == "vm") return control::RunVm({args.begin() + 1, args.end()});
   if (cmd == "run" || cmd == "mesh") {
     std::string config;
     bool check = false;
@@ -471,6 +484,23 @@ int main(int argc, char** argv) {
   }
   if (args.size() >= 2 && cmd == "bench" && args[1] == "pipeline") {
     return BenchPipeline({args.begin() + 2, args.end()});
+  }
+  if (args.size() >= 2 && cmd == "bench" && args[1] == "maglev") {
+    bool json = false;
+    dataplane::MaglevBenchOptions o;
+    for (size_t i = 2; i < args.size(); ++i) {
+      if (args[i] == "--json") json = true;
+      else if (args[i] == "--quick") o.repetitions = 3, o.lookups = 1 << 16, o.backends = {10, 100};
+      else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
+      else return Fail("bench maglev: unknown option " + args[i]);
+    }
+    dataplane::EalOptions eal;
+    eal.name = "meshgate-bench";
+    eal.extra = {"--no-pci", "-l", "0", "--log-level=*:error"};
+    if (auto st = dataplane::InitEal(eal); !st.ok()) return Fail(std::string(st.message()));
+    auto results = dataplane::RunMaglevBench(o);
+    PrintBench(results, json);
+    return results.empty() ? 1 : 0;
   }
   if (args.size() >= 2 && cmd == "bench" && args[1] == "link") {
     return BenchLink({args.begin() + 2, args.end()});
