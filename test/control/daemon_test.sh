@@ -63,7 +63,7 @@ idleSleepUs: 200
 ports:
   - {device: "net_af_packet0,iface=d${id}fe", role: endpoint}
   - {device: "net_af_packet1,iface=d${id}app", role: endpoint}
-sockets: {feed: $run/feed.sock, admin: $run/admin.sock}
+sockets: {feed: $run/feed.sock, admin: $run/admin.sock, tcp: {enabled: true, port: $((mport + 1))}}
 metrics: 127.0.0.1:$mport
 maxFrameBytes: 65536
 Y
@@ -184,6 +184,21 @@ s.connect(sys.argv[1])
 s.sendall(b"\x40\x08")  # announces 64 bytes, sends 1, hangs up
 s.close()
 PY
+# The feed on loopback TCP: the same refusal.
+r=$(python3 - $((mport + 1)) <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+s.sendall(b"\x05\xff\xff\xff\xff\xff")
+data = b""
+while True:
+    c = s.recv(4096)
+    if not c: break
+    data += c
+print(repr(data))
+PY
+)
+check "TCP feed refuses garbage: $r" grep -q "not a meshgate.mesh.v1.Update" <<<"$r"
+check "TCP feed logged" grep -q "feed: tcp 127.0.0.1:" "$run/c1.log"
 sleep 0.3
 check "daemon alive" kill -0 $dpid
 check "state untouched" [ "$("$ctl" -s "$run/admin.sock" get ipcache -o json)" = "$before" ]
