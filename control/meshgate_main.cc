@@ -95,11 +95,16 @@ Usage:
       (medians), and service lookup + backend pick in cycles/packet beside a
       bare rte_hash lookup of the same keys.
 
-  meshgate bench link [--json] [--seconds N] [--testpmd PATH]
+  meshgate bench link [--json] [--seconds N] [--testpmd PATH] [--profile P]
+                      [--flows N] [--rules N]
       Forwarding through real memif links: this process generates and sinks
       on core 0; the forwarder on core 1 is first meshgate (full pipeline,
       frontend -> myapp) and then dpdk-testpmd --forward-mode=io on the same
-      links. Prints Mpps for both and their ratio.
+      links. Prints Mpps for both and their ratio, meshgate's cycles/packet
+      (core time / packets processed) and drops. Profiles: established
+      (UDP over --flows connections, default 3073), new-conn (TCP SYNs, each
+      a new connection), deny (all denied by policy), service (to a service
+      frontend, DNAT), ipv6. --rules adds synthetic ACL rules.
 
   meshgate simulate [--json] [-v] FILE...
       Run scenario files (docs/scenarios.md; the format is
@@ -345,10 +350,18 @@ int BenchLink(const std::vector<std::string>& args) {
     if (args[i] == "--json") json = true;
     else if (args[i] == "--seconds" && i + 1 < args.size()) o.seconds = std::atof(args[++i].c_str());
     else if (args[i] == "--testpmd" && i + 1 < args.size()) o.testpmd = args[++i];
+    else if (args[i] == "--profile" && i + 1 < args.size()) o.profile = args[++i];
+    else if (args[i] == "--flows" && i + 1 < args.size()) o.flows = uint32_t(std::atol(args[++i].c_str()));
+    else if (args[i] == "--rules" && i + 1 < args.size()) o.rules = uint32_t(std::atol(args[++i].c_str()));
     else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
     else return Fail("bench link: unknown option " + args[i]);
   }
   if (o.seconds <= 0 || o.seconds > 600) return Fail("--seconds: want 0..600");
+  if (o.flows == 0 || o.flows > 64000) return Fail("--flows: want 1..64000");
+  if (o.rules > 200000) return Fail("--rules: want 0..200000");
+  bool known = false;
+  for (const char* p : dataplane::kLinkProfiles) known = known || o.profile == p;
+  if (!known) return Fail("--profile: established, new-conn, deny, service or ipv6");
   std::string base = fmt::format("/tmp/meshgate-link-{}", getpid());
   o.socket_a = base + "-a.sock";
   o.socket_b = base + "-b.sock";

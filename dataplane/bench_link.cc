@@ -3,6 +3,7 @@
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_ip.h>
+#include <rte_tcp.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <signal.h>
@@ -11,8 +12,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <array>
 #include <cstring>
 
+#include "dataplane/bench_policy.h"
 #include "dataplane/instance.h"
 #include "identity/endpoint.h"
 #include "identity/strutil.h"
@@ -46,51 +49,82 @@ bool WaitLinks(uint16_t a, uint16_t b, double seconds) {
   return false;
 }
 
-// 64-byte UDP frames frontend (10.1.0.10) -> myapp (10.1.0.20), varying
-// source ports over `flows` connections.
-void Frame(uint8_t* p, uint16_t sport) {
-  std::memset(p, 0, 60);
+enum class Profile { kEstablished, kNewConn, kDeny, kService, kIpv6 };
+
+// One frame of a profile: 60 bytes (IPv6: 78), packet number `i`.
+uint16_t Frame(uint8_t* p, Profile prof, uint64_t i, uint32_t flows) {
+  bool v6 = prof == Profile::kIpv6;
+  bool tcp = prof == Profile::kNewConn;
+  uint16_t len = v6 ? 78 : 60;
+  std::memset(p, 0, len);
   p[0] = 0x02, p[5] = 0xaa;  // to the router
   p[6] = 0x02, p[11] = 0x01;
-  p[12] = 0x08;
-  auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
-  ip->version_ihl = RTE_IPV4_VHL_DEF;
-  ip->total_length = rte_cpu_to_be_16(46);
-  ip->time_to_live = 64;
-  ip->next_proto_id = 17;
-  ip->src_addr = rte_cpu_to_be_32(0x0a01000a);
-  ip->dst_addr = rte_cpu_to_be_32(0x0a010014);
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
-  uint8_t* udp = p + 34;
-  udp[0] = uint8_t(sport >> 8), udp[1] = uint8_t(sport);
-  udp[2] = 0x16, udp[3] = 0x2e;  // 5678
-  udp[5] = 26;
+  uint16_t sport, dport = 5678;
+  if (prof == Profile::kNewConn) {  // 16M distinct connections before a repeat
+    sport = uint16_t(1024 + i % 64000);
+    dport = uint16_t(5678 + (i / 64000) % 256);
+  } else {
+    sport = uint16_t(1024 + i % flows);
+  }
+  uint8_t* l4;
+  if (v6) {
+    p[12] = 0x86, p[13] = 0xdd;
+    auto* ip = reinterpret_cast<rte_ipv6_hdr*>(p + 14);
+    ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+    ip->payload_len = rte_cpu_to_be_16(24);
+    ip->proto = 17;
+    ip->hop_limits = 64;
+    ip->src_addr[0] = 0xfd, ip->src_addr[15] = 0x10;
+    ip->dst_addr[0] = 0xfd, ip->dst_addr[15] = 0x20;
+    l4 = p + 54;
+    l4[5] = 24;
+  } else {
+    p[12] = 0x08;
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
+    ip->version_ihl = RTE_IPV4_VHL_DEF;
+    ip->total_length = rte_cpu_to_be_16(46);
+    ip->time_to_live = 64;
+    ip->next_proto_id = tcp ? 6 : 17;
+    ip->src_addr = rte_cpu_to_be_32(0x0a01000a);
+    ip->dst_addr = rte_cpu_to_be_32(prof == Profile::kService ? 0x0a600050 : 0x0a010014);
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+    l4 = p + 34;
+    if (prof == Profile::kService) dport = 80;
+    if (tcp) {
+      l4[12] = 5 << 4;
+      l4[13] = 0x02;  // SYN
+    } else {
+      l4[5] = 26;
+    }
+  }
+  l4[0] = uint8_t(sport >> 8), l4[1] = uint8_t(sport);
+  l4[2] = uint8_t(dport >> 8), l4[3] = uint8_t(dport);
+  return len;
 }
 
 // Sends on `tx`, counts what arrives on `rx`, for `seconds`.
 std::pair<uint64_t, uint64_t> Generate(uint16_t tx, uint16_t rx, rte_mempool* pool,
-                                       double seconds) {
-  uint64_t sent = 0, received = 0;
+                                       double seconds, Profile prof, uint32_t flows) {
+  uint64_t sent = 0, received = 0, i = 0;
   rte_mbuf* pkts[32];
   rte_mbuf* in[64];
-  uint16_t sport = 1024;
   uint64_t end = rte_rdtsc() + uint64_t(seconds * double(rte_get_tsc_hz()));
   while (rte_rdtsc() < end) {
     if (rte_pktmbuf_alloc_bulk(pool, pkts, 32) == 0) {
       for (auto* m : pkts) {
-        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 60));
-        if (d != nullptr) Frame(d, sport);  // a fresh mbuf always has room
-        sport = sport == 4096 ? 1024 : sport + 1;  // 3,073 connections, revisited
+        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 78));
+        if (d != nullptr) rte_pktmbuf_trim(m, uint16_t(78 - Frame(d, prof, i++, flows)));
       }
       uint16_t n = rte_eth_tx_burst(tx, 0, pkts, 32);
       sent += n;
+      i -= 32 - n;  // unsent packet numbers go again
       if (n < 32) rte_pktmbuf_free_bulk(pkts + n, 32 - n);
     }
     uint16_t r = rte_eth_rx_burst(rx, 0, in, 64);
     received += r;
     if (r) rte_pktmbuf_free_bulk(in, r);
   }
-  for (int i = 0; i < 100; ++i) {  // drain what is in flight
+  for (int k = 0; k < 100; ++k) {  // drain what is in flight
     uint16_t r = rte_eth_rx_burst(rx, 0, in, 64);
     received += r;
     if (r) rte_pktmbuf_free_bulk(in, r);
@@ -105,6 +139,17 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   auto say = [&](const std::string& s) {
     if (o.progress) std::fprintf(stderr, "bench link: %s\n", s.c_str());
   };
+  Profile prof = Profile::kEstablished;
+  if (o.profile == "new-conn") prof = Profile::kNewConn;
+  else if (o.profile == "deny") prof = Profile::kDeny;
+  else if (o.profile == "service") prof = Profile::kService;
+  else if (o.profile == "ipv6") prof = Profile::kIpv6;
+  else if (o.profile != "established") {
+    say("unknown profile " + o.profile);
+    return out;
+  }
+  const std::string tag = meshgate::StrCat(o.profile, o.rules ? meshgate::StrCat("_", o.rules, "rules") : "",
+                                           prof == Profile::kNewConn || prof == Profile::kDeny ? "" : meshgate::StrCat("_", o.flows, "flows"));
   uint16_t sa, sb, ca, cb;
   if (!PortId(o.server_a, &sa) || !PortId(o.server_b, &sb) || !PortId(o.client_a, &ca) ||
       !PortId(o.client_b, &cb)) {
@@ -137,27 +182,59 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       say(std::string(in.status().message()));
       return out;
     }
+    cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 23) : (1u << 16);
     identity::Registry reg;
-    identity::EndpointSpec fe, my;
-    fe.labels["app"] = "frontend";
-    my.labels["app"] = "myapp";
-    fe.cluster = my.cluster = "cluster1";
-    uint32_t fe_id = *reg.Allocate(1, identity::IdentityLabels(fe));
-    uint32_t my_id = *reg.Allocate(1, identity::IdentityLabels(my));
-    std::vector<classifier::Policy> none;
+    // frontend is client-0 and myapp svc-0 of the synthetic rules; one more
+    // rule allows (or, for deny, does not allow) the profile's traffic.
+    uint32_t fe_id = *reg.Allocate(1, Pod("client-0", 1, 0));
+    uint32_t my_id = *reg.Allocate(1, Pod("svc-0", 1, 0));
+    auto policies = Policies(o.rules, 1000);
+    {
+      classifier::Rule r;
+      r.subject = classifier::Selector({identity::Requirement::Make("app", identity::SelectorOp::kIn, {"svc-0"})});
+      classifier::PeerRule pr;
+      pr.l3_present = pr.l4_present = true;
+      pr.peers.push_back(classifier::Selector({identity::Requirement::Make(
+          "app", identity::SelectorOp::kIn, {prof == Profile::kDeny ? "nobody" : "client-0"})}));
+      pr.ports.push_back({identity::kProtoUdp, 5678, 5678, ""});
+      pr.ports.push_back({identity::kProtoTcp, 5678, 5678 + 255, ""});
+      r.ingress.push_back(std::move(pr));
+      r.has_ingress = true;
+      policies[0].rules.push_back(std::move(r));
+    }
     classifier::CompileInput ci;
-    ci.policies = &none;
+    ci.policies = &policies;
     ci.identities = &reg;
     ci.endpoints = {{fe_id, {}}, {my_id, {}}};
     auto cp = classifier::Compile(ci);
+    if (!cp.ok()) {
+      say(std::string(cp.status().message()));
+      return out;
+    }
     SnapshotInput si;
     si.policy = &*cp;
     si.ipcache = &(*in)->ipcache();
     si.router_mac = {{0x02, 0, 0, 0, 0, 0xaa}};
+    std::array<uint8_t, 16> fe6{}, my6{};
+    fe6[0] = my6[0] = 0xfd;
+    fe6[15] = 0x10;
+    my6[15] = 0x20;
+    identity::IpAddr fe_v6, my_v6;
+    fe_v6.family = my_v6.family = identity::Family::kIpv6;
+    fe_v6.bytes = fe6;
+    my_v6.bytes = my6;
     si.endpoints = {{(*in)->port_id(0), {{0x02, 0, 0, 0, 0, 0x01}}, fe_id,
-                     {identity::IpAddr::V4(0x0a01000a)}},
+                     {identity::IpAddr::V4(0x0a01000a), fe_v6}},
                     {(*in)->port_id(1), {{0x02, 0, 0, 0, 0, 0x02}}, my_id,
-                     {identity::IpAddr::V4(0x0a010014)}}};
+                     {identity::IpAddr::V4(0x0a010014), my_v6}}};
+    if (prof == Profile::kService) {
+      ServiceSpec svc;
+      svc.vip = identity::IpAddr::V4(0x0a600050);
+      svc.port = 80;
+      svc.proto = identity::kProtoUdp;
+      svc.backends = {{identity::IpAddr::V4(0x0a010014), 5678}};
+      si.services.push_back(svc);
+    }
     identity::IpCache model;
     if (!SyncIpcache((*in)->ipcache(), model, si.endpoints).ok()) return out;
     auto snap = BuildSnapshot(si);
@@ -168,12 +245,19 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       return out;
     }
     say(meshgate::StrCat("meshgate forwarding on lcore ", worker, " for ", o.seconds, " s..."));
-    auto [sent, recv] = Generate(sa, sb, pool, o.seconds);
+    auto [sent, recv] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
     (*in)->Stop();
-    out.push_back({"link_meshgate_mpps", double(recv) / o.seconds / 1e6, "Mpps",
-                   "dpdk-testpmd io forwarding, same links", 0});
-    out.push_back({"link_meshgate_delivered_ratio", sent ? double(recv) / double(sent) : 0,
+    uint64_t processed = (*in)->pipeline(0).counters().rx, dropped = 0;
+    for (auto r : AllDropReasons()) dropped += (*in)->Dropped(r);
+    // Deny: nothing is delivered by design; the rate is what meshgate processed.
+    double mpps = double(prof == Profile::kDeny ? processed : recv) / o.seconds / 1e6;
+    out.push_back({"link_meshgate_mpps_" + tag, mpps, "Mpps", "dpdk-testpmd io forwarding, same links", 0});
+    out.push_back({"link_meshgate_cycles_per_packet_" + tag,
+                   processed ? double(rte_get_tsc_hz()) * o.seconds / double(processed) : 0,
+                   "cycles/packet (core time / processed)", "", 0});
+    out.push_back({"link_meshgate_delivered_ratio_" + tag, sent ? double(recv) / double(sent) : 0,
                    "ratio", "", 0});
+    out.push_back({"link_meshgate_dropped_" + tag, double(dropped), "packets", "", 0});
   }  // the instance stops its ports here
   rte_eth_dev_close(ca);  // disconnect: testpmd takes the links next
   rte_eth_dev_close(cb);
@@ -205,17 +289,17 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   bool up = pid > 0 && WaitLinks(sa, sb, 20);
   if (up) {
     say(meshgate::StrCat("dpdk-testpmd io forwarding for ", o.seconds, " s..."));
-    auto [sent, recv] = Generate(sa, sb, pool, o.seconds);
+    auto [sent, recv] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
     double mpps = double(recv) / o.seconds / 1e6;
     for (auto& r : out) {
-      if (r.name == "link_meshgate_mpps") {
+      if (r.name == "link_meshgate_mpps_" + tag) {
         r.baseline_value = mpps;
-        out.push_back({"link_meshgate_to_testpmd_ratio", mpps > 0 ? r.value / mpps : 0,
+        out.push_back({"link_meshgate_to_testpmd_ratio_" + tag, mpps > 0 ? r.value / mpps : 0,
                        "ratio", "dpdk-testpmd io forwarding, same links", 1});
         break;
       }
     }
-    out.push_back({"link_testpmd_delivered_ratio", sent ? double(recv) / double(sent) : 0,
+    out.push_back({"link_testpmd_delivered_ratio_" + tag, sent ? double(recv) / double(sent) : 0,
                    "ratio", "", 0});
   } else {
     say("dpdk-testpmd: memif links did not come up");

@@ -16,8 +16,22 @@
 
 namespace meshgate::dataplane {
 
+// Traffic profiles (frontend -> myapp on the two links):
+//   established  UDP over `flows` connections, revisited (conntrack hits)
+//   new-conn     TCP SYNs, every one a new connection (conntrack inserts)
+//   deny         UDP that myapp's policy denies (all dropped at ingress:
+//                Mpps counts what meshgate processed)
+//   service      UDP to a service frontend, DNAT to myapp, over `flows`
+//   ipv6         UDP over IPv6, over `flows`
+// `rules` synthetic rules (bench_policy.h) sit in the ACL beside the one that
+// allows the traffic.
+inline constexpr const char* kLinkProfiles[] = {"established", "new-conn", "deny", "service", "ipv6"};
+
 struct LinkBenchOptions {
   double seconds = 3;
+  std::string profile = "established";
+  uint32_t flows = 3073;
+  uint32_t rules = 0;
   std::string socket_a, socket_b;  // memif control sockets (the CLI makes them)
   // Port names as given to EAL (--vdev): the generator's servers and the
   // in-process forwarder's clients.

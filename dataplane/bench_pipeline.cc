@@ -1,4 +1,5 @@
 #include "dataplane/bench_pipeline.h"
+#include "dataplane/bench_policy.h"
 
 #include <rte_cycles.h>
 #include <rte_ip.h>
@@ -26,7 +27,6 @@ using classifier::BenchResult;
 using identity::Requirement;
 using identity::SelectorOp;
 
-constexpr uint32_t kClientSelectors = 1000, kServices = 16;
 constexpr uint32_t kNodeIp = 0xC0A80001, kPeerIp = 0xC0A80002;  // 192.168.0.1 / .2
 constexpr uint32_t kClientBase = 0x0A800000;                     // 10.128.0.0
 constexpr uint32_t kServiceBase = 0x0A010000;                    // 10.1.0.0
@@ -39,36 +39,6 @@ double Median(std::vector<double> v) {
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-identity::Labels Pod(const std::string& app, uint32_t cluster, uint32_t salt) {
-  identity::EndpointSpec ep;
-  ep.labels["app"] = app;
-  if (salt != 0) ep.labels["pod-template-hash"] = meshgate::StrCat(salt);
-  ep.cluster = meshgate::StrCat("cluster", cluster);
-  return identity::IdentityLabels(ep);
-}
-
-// Rule i: app=svc-(i%16) accepts app=client-(i%1000) on TCP (base + i/1000).
-std::vector<classifier::Policy> Policies(uint32_t rules, uint16_t base_port) {
-  std::vector<classifier::Policy> ps(1);
-  ps[0].name = "bench";
-  ps[0].ns = "default";
-  for (uint32_t i = 0; i < rules; ++i) {
-    classifier::Rule r;
-    r.subject = classifier::Selector({Requirement::Make(
-        "app", SelectorOp::kIn, {meshgate::StrCat("svc-", i % kServices)})});
-    classifier::PeerRule pr;
-    pr.l3_present = pr.l4_present = true;
-    pr.peers.push_back(classifier::Selector({Requirement::Make(
-        "app", SelectorOp::kIn, {meshgate::StrCat("client-", i % kClientSelectors)})}));
-    uint16_t port = uint16_t(base_port + i / kClientSelectors);
-    pr.ports.push_back({identity::kProtoTcp, port, port, ""});
-    r.ingress.push_back(std::move(pr));
-    r.has_ingress = true;
-    ps[0].rules.push_back(std::move(r));
-  }
-  return ps;
 }
 
 // A VXLAN frame from the peer node: client (identity in the VNI) -> service.

@@ -7,7 +7,7 @@ MG_PACKAGES=(
   libdpdk-dev dpdk dpdk-dev
   libboost-dev libprotobuf-dev protobuf-compiler libabsl-dev libfmt-dev
   libyaml-cpp-dev catch2
-  iproute2 iputils-ping ethtool curl
+  iproute2 iputils-ping ethtool curl gnuplot-nox
 )
 
 mg_log() { printf '\033[1m[meshgate]\033[0m %s\n' "$*" >&2; }

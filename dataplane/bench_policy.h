@@ -1,0 +1,52 @@
+// Synthetic policies and pods shared by the benchmarks: rule i lets
+// app=client-(i % 1000) reach app=svc-(i % 16) on TCP port base + i / 1000,
+// so the rule count grows without new selectors per rule beyond 1,000 and
+// every identity of a selector joins one peer class. Benchmarks only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "classifier/model.h"
+#include "identity/endpoint.h"
+#include "identity/labels.h"
+#include "identity/strutil.h"
+
+namespace meshgate::dataplane {
+
+inline constexpr uint32_t kClientSelectors = 1000, kServices = 16;
+
+inline identity::Labels Pod(const std::string& app, uint32_t cluster, uint32_t salt) {
+  identity::EndpointSpec ep;
+  ep.labels["app"] = app;
+  if (salt != 0) ep.labels["pod-template-hash"] = meshgate::StrCat(salt);
+  ep.cluster = meshgate::StrCat("cluster", cluster);
+  return identity::IdentityLabels(ep);
+}
+
+// Rule i: app=svc-(i%16) accepts app=client-(i%1000) on TCP (base + i/1000).
+inline std::vector<classifier::Policy> Policies(uint32_t rules, uint16_t base_port) {
+  using identity::Requirement;
+  using identity::SelectorOp;
+  std::vector<classifier::Policy> ps(1);
+  ps[0].name = "bench";
+  ps[0].ns = "default";
+  for (uint32_t i = 0; i < rules; ++i) {
+    classifier::Rule r;
+    r.subject = classifier::Selector({Requirement::Make(
+        "app", SelectorOp::kIn, {meshgate::StrCat("svc-", i % kServices)})});
+    classifier::PeerRule pr;
+    pr.l3_present = pr.l4_present = true;
+    pr.peers.push_back(classifier::Selector({Requirement::Make(
+        "app", SelectorOp::kIn, {meshgate::StrCat("client-", i % kClientSelectors)})}));
+    uint16_t port = uint16_t(base_port + i / kClientSelectors);
+    pr.ports.push_back({identity::kProtoTcp, port, port, ""});
+    r.ingress.push_back(std::move(pr));
+    r.has_ingress = true;
+    ps[0].rules.push_back(std::move(r));
+  }
+  return ps;
+}
+
+}  // namespace meshgate::dataplane

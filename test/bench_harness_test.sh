@@ -1,0 +1,36 @@
+#!/bin/bash
+# The benchmark harness end to end in its smoke mode: every step runs, every
+# link profile reports meshgate beside dpdk-testpmd, the report and the plots
+# are written. (Numbers are not asserted: this machine is shared; see
+# docs/benchmarks.md for measured figures.)
+# Usage: bench_harness_test.sh SOURCE_ROOT BUILD_ROOT
+set -u
+src=$1
+export MG_BUILD=$2
+out=$(mktemp -d /tmp/meshgate-bench-test.XXXXXX)
+trap 'rm -rf "$out"' EXIT
+pass=0 fail=0
+check() { local n=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $n"; fail=$((fail + 1)); fi; }
+log=$("$src/scripts/bench/run" --smoke --no-setup --out "$out" 2>&1); rc=$?
+check "harness rc=$rc: $(tail -5 <<<"$log")" [ $rc -eq 0 ]
+check "progress shown" grep -q "\[9/9\] meshgate bench link" <<<"$log"
+check "pktgen absence said" grep -q "pktgen not on PATH" <<<"$log"
+for p in established new-conn deny service ipv6; do
+  check "profile $p measured with a testpmd baseline" python3 - "$out/raw.jsonl" "$p" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+p = sys.argv[2]
+ok = [r for r in rows if r["name"].startswith("link_meshgate_mpps_" + p) and r["value"] > 0 and (r["baseline_value"] or 0) > 0]
+sys.exit(0 if ok else 1)
+PY
+done
+check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
+check "maglev figures" grep -q '"name": "maglev_table_build_ms_M16381_N100"' "$out/raw.jsonl"
+check "pipeline figures" grep -q '"name": "pipeline_established_cycles_per_packet' "$out/raw.jsonl"
+check "report" grep -q "## Links, per profile" "$out/report.md"
+for png in link_profiles link_flows link_rules maglev; do
+  check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -tx1 | grep -q '89 50 4e 47'"
+  check "$png in the report" grep -q "($png.png)" "$out/report.md"
+done
+echo "bench_harness_test: $pass passed, $fail failed"
+[ $fail -eq 0 ]
