@@ -2,6 +2,7 @@
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_pdump.h>
 #include <rte_telemetry.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -859,6 +860,7 @@ int Daemon::Run() {
   for (const auto& p : c_.ports) pci = pci || (p.device.size() >= 7 && p.device[4] == ':' && p.device[7] == ':');
   if (!pci) eal.extra.push_back("--no-pci");
   eal.extra.insert(eal.extra.end(), c_.eal.begin(), c_.eal.end());
+  eal.secondaries = c_.capture;
   if (!dataplane::HugepagesAvailable()) {
     Log("no hugepages reserved (or no hugetlbfs mounted): running with --no-huge; reserve them with "
         "'echo 512 > /proc/sys/vm/nr_hugepages' for production");
@@ -870,6 +872,13 @@ int Daemon::Run() {
   if (auto st = dataplane::RegisterPacketMeta(); !st.ok()) {
     Log(std::string(st.message()));
     return 1;
+  }
+  if (c_.capture) {
+    if (rte_pdump_init() != 0) {
+      Log("rte_pdump_init failed: packet capture unavailable");
+      return 1;
+    }
+    Log(StrCat("packet capture on: dpdk-dumpcap --file-prefix ", eal.name, "-", getpid(), " -i <port>"));
   }
   dataplane::InstanceConfig ic;
   ic.name = "mg" + std::to_string(c_.cluster_id);
@@ -943,6 +952,7 @@ int Daemon::Run() {
   io_.run();
   telemetry_ = nullptr;
   inst_->Stop();
+  if (c_.capture) rte_pdump_uninit();
   ::unlink(c_.feed_socket.c_str());
   ::unlink(c_.admin_socket.c_str());
   agent_.reset();

@@ -49,6 +49,7 @@ struct DaemonConfig {
   uint16_t feed_tcp_port = 4250;
   std::string metrics;  // "127.0.0.1:9962"; empty = off
   size_t max_frame = 4u << 20;
+  bool capture = false;  // rte_pdump: dpdk-dumpcap --file-prefix meshgate-<cluster>-<pid>
   std::vector<std::string> eal;  // extra EAL arguments
 };
 

@@ -86,7 +86,7 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   try {
     g.Keys(root, "config", {"cluster", "options", "lcores", "idleSleepUs", "ports", "routerMac",
                             "node", "uplink", "conntrackSize", "sockets", "metrics",
-                            "maxFrameBytes", "eal"});
+                            "maxFrameBytes", "eal", "capture"});
     if (auto cl = root["cluster"]) {
       g.Keys(cl, "cluster", {"name", "id"});
       if (cl["name"]) c.cluster = g.Str(cl["name"], "cluster.name");
@@ -173,6 +173,7 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
       }
     }
     if (auto m = root["metrics"]) c.metrics = g.Str(m, "metrics");
+    if (auto x = root["capture"]) c.capture = g.Bool(x, "capture");
     if (auto m = root["maxFrameBytes"]) c.max_frame = g.UInt(m, "maxFrameBytes", 1024, 1u << 30);
     if (auto e = root["eal"]) {
       if (!e.IsSequence()) g.Error(e, "eal: expected a list of arguments");

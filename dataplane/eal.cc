@@ -4,6 +4,7 @@
 #include <rte_errno.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +17,7 @@ namespace meshgate::dataplane {
 namespace {
 bool g_initialized = false;  // process-wide by nature: EAL is per process
 char g_runtime_dir[4096] = {};
+char g_hugefile_prefix[256] = {};  // "<prefix>map_" when secondaries may attach
 
 // The EAL leaves its runtime directory (/var/run/dpdk/<prefix>) behind even
 // with --in-memory; its files (the telemetry socket) go away at exit. Remove
@@ -28,6 +30,17 @@ void RemoveRuntimeDir() {
     if (e.is_socket(ec) || e.is_regular_file(ec)) std::filesystem::remove(e.path(), ec);
   }
   std::filesystem::remove(d, ec);  // only if empty
+  // Hugepage files of a process that let secondaries attach.
+  if (g_hugefile_prefix[0] == '\0') return;
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, mnt, type;
+  std::string rest;
+  while (mounts >> dev >> mnt >> type && std::getline(mounts, rest)) {
+    if (type != "hugetlbfs") continue;
+    for (const auto& e : std::filesystem::directory_iterator(mnt, ec)) {
+      if (e.path().filename().string().rfind(g_hugefile_prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+    }
+  }
 }
 
 std::string Joined(const std::vector<std::string>& v) {
@@ -53,7 +66,10 @@ std::vector<std::string> EalArgs(const EalOptions& o) {
   std::vector<std::string> a = {o.name,
                                 meshgate::StrCat("--file-prefix=", o.name, "-", getpid()),
                                 "--log-level=lib.eal:error"};
-  if (o.allow_hugepages && HugepagesAvailable()) {
+  if (o.secondaries) {
+    // Hugepage files and a shared config under the prefix, for secondaries
+    // to attach to while we run (removed at exit).
+  } else if (o.allow_hugepages && HugepagesAvailable()) {
     // Hugepages mapped and unlinked at once: no file survives the process.
     a.push_back("--in-memory");
   } else {
@@ -69,6 +85,11 @@ std::vector<std::string> EalArgs(const EalOptions& o) {
 
 absl::Status InitEal(const EalOptions& o) {
   if (g_initialized) return absl::FailedPreconditionError("EAL is already initialised");
+  if (o.secondaries && !HugepagesAvailable()) {
+    return absl::FailedPreconditionError(
+        "packet capture (secondary processes) needs hugepages: reserve them "
+        "(echo 512 > /proc/sys/vm/nr_hugepages) and mount a hugetlbfs");
+  }
   auto args = EalArgs(o);
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
@@ -79,6 +100,7 @@ absl::Status InitEal(const EalOptions& o) {
   }
   g_initialized = true;
   std::strncpy(g_runtime_dir, rte_eal_get_runtime_dir(), sizeof g_runtime_dir - 1);
+  if (o.secondaries) std::snprintf(g_hugefile_prefix, sizeof g_hugefile_prefix, "%s-%dmap_", o.name.c_str(), int(getpid()));
   std::atexit(RemoveRuntimeDir);
   return absl::OkStatus();
 }

@@ -16,6 +16,10 @@ struct EalOptions {
   // Memory in MiB for --no-huge (ignored with hugepages, which grow on demand).
   int no_huge_memory_mb = 512;
   bool allow_hugepages = true;  // use them when mounted and reserved
+  // Let secondary processes (dpdk-dumpcap, dpdk-pdump, dpdk-proc-info)
+  // attach: hugepages with files and a shared config under the file prefix
+  // (<name>-<pid>). The files are removed at exit. Requires hugepages.
+  bool secondaries = false;
   std::vector<std::string> extra;  // appended as-is (e.g. --vdev, -l)
 };
 

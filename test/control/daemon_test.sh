@@ -66,6 +66,7 @@ ports:
 sockets: {feed: $run/feed.sock, admin: $run/admin.sock, tcp: {enabled: true, port: $((mport + 1))}}
 metrics: 127.0.0.1:$mport
 maxFrameBytes: 65536
+capture: true
 Y
 "$mg" run --config "$run/c1.yaml" > "$run/c1.log" 2>&1 &
 dpid=$!
@@ -146,6 +147,15 @@ check "metrics gauges" grep -q '^meshgate_endpoints 2$' <<<"$m"
 prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")
 tel=$(echo /meshgate/status | timeout 10 dpdk-telemetry.py -f "$prefix" 2>/dev/null | tail -1)
 check "telemetry: $tel" grep -q '"/meshgate/status": {"status": "cluster1 ' <<<"$tel"
+# Packet capture through rte_pdump: dpdk-dumpcap attaches as a secondary.
+check "capture announced" grep -q "packet capture on: dpdk-dumpcap --file-prefix meshgate-cluster1-$dpid" "$run/c1.log"
+(sleep 1.5; ip netns exec "mgd-$id-app" ping -c 5 -i 0.2 -W 1 10.1.0.10 > /dev/null) &
+pingpid=$!
+cap=$(timeout 20 dpdk-dumpcap --file-prefix "meshgate-cluster1-$dpid" -i 1 -c 4 -w "$run/cap.pcapng" 2>&1); rc=$?
+wait $pingpid
+check "dumpcap rc=$rc: $(tail -2 <<<"$cap")" [ $rc -eq 0 ]
+check "capture file written" [ -s "$run/cap.pcapng" ]
+check "pcapng with the pings: $(tail -3 <<<"$cap")" grep -Eq "Packets received/dropped on interface 'net_af_packet1': [4-9]/0" <<<"$cap"
 check "delete" "$ctl" -s "$run/admin.sock" delete CiliumNetworkPolicy only-test
 out=$(ip netns exec "mgd-$id-fe" curl -s -m 3 http://10.1.0.20/index.html)
 check "allowed after delete" [ "$out" = "hello from myapp" ]
@@ -221,6 +231,8 @@ wait $dpid; rc=$?
 check "SIGTERM exit 0 (rc=$rc)" [ $rc -eq 0 ]
 check "sockets removed" [ ! -e "$run/feed.sock" -a ! -e "$run/admin.sock" ]
 check "stopped logged" grep -q "stopped" "$run/c1.log"
+check "no hugepage files left" [ -z "$(ls /dev/hugepages 2>/dev/null | grep "meshgate-cluster1-${dpid}map_")" ]
+check "no runtime directory left" [ ! -e "/var/run/dpdk/meshgate-cluster1-$dpid" ]
 
 echo "daemon_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] || { echo "--- daemon log"; cat "$run/c1.log"; }
