@@ -626,11 +626,7 @@ adm::Response Daemon::Stats() {
   for (const char* c : {"REASON", "CODE", "PORT", "COUNT"}) dr->add_columns(c);
   for (auto reason : dataplane::AllDropReasons()) {
     for (size_t p = 0; p < inst_->num_ports(); ++p) {
-      uint64_t n = 0;
-      uint16_t pid = inst_->port_id(p);
-      for (size_t w = 0; w < inst_->num_workers(); ++w) {
-        if (pid < dataplane::kMaxPorts) n += inst_->pipeline(w).counters().drops[pid].by_reason[uint8_t(reason)];
-      }
+      uint64_t n = inst_->Dropped(reason, p);
       if (n == 0) continue;
       auto* row = dr->add_rows();
       for (const auto& s : {std::string(dataplane::DropReasonEnumName(reason)), std::to_string(int(reason)),
@@ -728,11 +724,7 @@ std::string Daemon::Metrics() {
   StrAppend(&o, "# HELP meshgate_drops_total Packets dropped, by reason and input port.\n# TYPE meshgate_drops_total counter\n");
   for (auto reason : dataplane::AllDropReasons()) {
     for (size_t p = 0; p < inst_->num_ports(); ++p) {
-      uint64_t n = 0;
-      uint16_t pid = inst_->port_id(p);
-      for (size_t w = 0; w < inst_->num_workers(); ++w) {
-        if (pid < dataplane::kMaxPorts) n += inst_->pipeline(w).counters().drops[pid].by_reason[uint8_t(reason)];
-      }
+      uint64_t n = inst_->Dropped(reason, p);
       StrAppend(&o, "meshgate_drops_total{reason=\"", dataplane::DropReasonEnumName(reason), "\",code=\"",
                 int(reason), "\",port=\"", p, "\"} ", n, "\n");
     }

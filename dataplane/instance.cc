@@ -165,6 +165,14 @@ uint64_t Instance::Dropped(DropReason r) const {
   return n;
 }
 
+uint64_t Instance::Dropped(DropReason r, size_t i) const {
+  uint16_t pid = ports_[i];
+  if (pid >= kMaxPorts) return 0;
+  uint64_t n = 0;
+  for (const auto& p : pipelines_) n += p->counters().drops[pid].by_reason[uint8_t(r)];
+  return n;
+}
+
 uint64_t Instance::Forwarded() const {
   uint64_t n = 0;
   for (const auto& p : pipelines_) n += p->counters().forwarded;

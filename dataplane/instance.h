@@ -78,6 +78,7 @@ class Instance {
 
   const Pipeline& pipeline(size_t w) const { return *pipelines_[w]; }
   uint64_t Dropped(DropReason r) const;  // over all workers
+  uint64_t Dropped(DropReason r, size_t port_index) const;  // arrived on config port i
   uint64_t Forwarded() const;
 
  private:

@@ -9,8 +9,7 @@ src=$1
 export MG_BUILD=$2
 out=$(mktemp -d /tmp/meshgate-bench-test.XXXXXX)
 trap 'rm -rf "$out"' EXIT
-pass=0 fail=0
-check() { local n=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $n"; fail=$((fail + 1)); fi; }
+source "$(dirname "$0")/lib/check.sh"
 log=$("$src/scripts/bench/run" --smoke --no-setup --out "$out" 2>&1); rc=$?
 check "harness rc=$rc: $(tail -5 <<<"$log")" [ $rc -eq 0 ]
 check "progress shown" grep -q "\[9/9\] meshgate bench link" <<<"$log"
@@ -32,5 +31,4 @@ for png in link_profiles link_flows link_rules maglev; do
   check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -tx1 | grep -q '89 50 4e 47'"
   check "$png in the report" grep -q "($png.png)" "$out/report.md"
 done
-echo "bench_harness_test: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish bench_harness_test

@@ -7,12 +7,7 @@ src=$2
 shared=${MESHGATE_SHARED:-$src/../shared}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {  # name, condition...
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
-}
+source "$(dirname "$0")/../lib/check.sh"
 
 # 1. Every shipped scenario (and the shared ones) is accepted.
 files=("$src"/test/scenarios/*.yaml)
@@ -106,5 +101,4 @@ print(n)' <<<"$out" 2>&1)
 check "bench JSON well formed: $bad" [ "$bad" = "$lines" ]
 check "bench has ratio to raw baseline" grep -q '"classify_ratio_to_raw_' <<<"$out"
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish cli_test

@@ -9,12 +9,7 @@
 set -u
 mg=$1
 ctl=$2
-pass=0
-fail=0
-check() {  # name, condition...
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
-}
+source "$(dirname "$0")/../lib/check.sh"
 id=$(printf '%05d' $(($$ % 100000)))
 run=$(mktemp -d /tmp/meshgate-daemon-test.XXXXXX)
 pids=()
@@ -234,6 +229,5 @@ check "stopped logged" grep -q "stopped" "$run/c1.log"
 check "no hugepage files left" [ -z "$(ls /dev/hugepages 2>/dev/null | grep "meshgate-cluster1-${dpid}map_")" ]
 check "no runtime directory left" [ ! -e "/var/run/dpdk/meshgate-cluster1-$dpid" ]
 
-echo "daemon_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] || { echo "--- daemon log"; cat "$run/c1.log"; }
-[ "$fail" -eq 0 ]
+finish daemon_test

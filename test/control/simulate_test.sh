@@ -8,12 +8,7 @@ src=$2
 shared=${MESHGATE_SHARED:-$src/../shared}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-check() {  # name, condition...
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
-}
+source "$(dirname "$0")/../lib/check.sh"
 
 # 1. Every shipped scenario passes, each probe through the pipelines.
 for f in "$src"/test/scenarios/*.yaml; do
@@ -118,5 +113,4 @@ check "missing file rc=$rc" [ $rc -eq 2 ]
 out=$("$mg" simulate "$base" "$tmp/verdict.yaml" 2>&1); rc=$?
 check "two files: totals" grep -qx "51 passed, 1 failed" <<<"$(tail -n 1 <<<"$out")"
 
-echo "simulate_test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish simulate_test

@@ -9,12 +9,7 @@
 set -u
 mg=$1
 ctl=$2
-pass=0
-fail=0
-check() {  # name, condition...
-  local name=$1; shift
-  if "$@"; then pass=$((pass + 1)); else echo "FAIL: $name"; fail=$((fail + 1)); fi
-}
+source "$(dirname "$0")/../lib/check.sh"
 run=$(mktemp -d /tmp/meshgate-vm-test.XXXXXX)
 pids=()
 cleanup() {
@@ -113,6 +108,5 @@ out=$(vm1 --probe 10.1.0.20:80 --expect allow); rc=$?
 check "after reconnect traffic flows (rc=$rc): $out" [ $rc -eq 0 ]
 check "vhost stats counted" grep -Eq "^1 +net_vhost1.* endpoint +[1-9]" <<<"$("$ctl" -s "$run/admin.sock" stats)"
 
-echo "vm_test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] || { echo "--- daemon log"; cat "$run/c1.log"; }
-[ "$fail" -eq 0 ]
+finish vm_test
