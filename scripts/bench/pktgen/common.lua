@@ -5,7 +5,7 @@
 -- meshgate's router MAC; what meshgate forwards arrives on port 1.
 -- Results go to $MG_PKTGEN_OUT as JSON lines in meshgate's --json format.
 package.path = package.path .. ";?.lua;"
-require "Pktgen"
+
 
 local M = {}
 
