@@ -164,6 +164,13 @@ absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
       return absl::InvalidArgumentError("update without a known body (unknown message type)");
   }
   if (!st.ok()) return st;
+  if (from.persistent) {
+    if (u.has_identity_upsert()) pinned_ids_.insert(u.identity_upsert().id());
+    if (u.has_ipcache_upsert()) pinned_prefixes_.insert(*identity::Prefix::Parse(u.ipcache_upsert().prefix()));
+    if (u.has_endpoint_attach()) {
+      pinned_endpoints_.insert(StrCat(u.endpoint_attach().namespace_(), "/", u.endpoint_attach().name()));
+    }
+  }
   if (u.revision() != 0) revision_ = from.revision = u.revision();
   dirty_ = true;
   return absl::OkStatus();
@@ -348,18 +355,22 @@ void Agent::EndSync() {
   std::vector<uint32_t> gone;
   for (const auto& [id, l] : reg_.all()) {
     if (id >= identity::kMinimalNumericIdentity && !identity::IsLocalScope(id) &&
-        !seen_ids_.contains(id)) {
+        !seen_ids_.contains(id) && !pinned_ids_.contains(id)) {
       gone.push_back(id);
     }
   }
   for (uint32_t id : gone) (void)reg_.Remove(id);
   std::vector<identity::Prefix> stale;
   for (const auto& [p, e] : ipcache_.entries()) {
-    if (!e.from_cidr_policy && !seen_prefixes_.contains(p)) stale.push_back(p);
+    if (!e.from_cidr_policy && !seen_prefixes_.contains(p) && !pinned_prefixes_.contains(p)) {
+      stale.push_back(p);
+    }
   }
   for (const auto& p : stale) ipcache_.Remove(p);
   std::erase_if(cluster_services_, [&](const auto& kv) { return !seen_services_.contains(kv.first); });
-  std::erase_if(endpoints_, [&](const auto& kv) { return !seen_endpoints_.contains(kv.first); });
+  std::erase_if(endpoints_, [&](const auto& kv) {
+    return !seen_endpoints_.contains(kv.first) && !pinned_endpoints_.contains(kv.first);
+  });
 }
 
 std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {

@@ -56,6 +56,9 @@ struct FeedSender {
   uint32_t cluster_id = 0;  // 0 = a mesh-wide controller
   bool hello = false;
   uint64_t revision = 0;    // the last one applied from this sender
+  // What this sender puts in place stays through the feed's resyncs (the
+  // daemon's own config endpoints).
+  bool persistent = false;
 };
 
 // A local endpoint as the agent holds it.
@@ -128,6 +131,10 @@ class Agent {
   std::set<identity::Prefix> seen_prefixes_;
   std::set<SvcKey> seen_services_;
   std::set<std::string> seen_endpoints_;
+  // Put in place by persistent senders: never removed by a resync.
+  std::set<uint32_t> pinned_ids_;
+  std::set<identity::Prefix> pinned_prefixes_;
+  std::set<std::string> pinned_endpoints_;
 
   std::unique_ptr<classifier::CompiledPolicy> compiled_;
   std::vector<dataplane::ServiceSpec> specs_;

@@ -24,6 +24,7 @@
 #include "dataplane/drop.h"
 #include "dataplane/eal.h"
 #include "dataplane/packet.h"
+#include "identity/endpoint.h"
 #include "identity/strutil.h"
 
 namespace meshgate::control {
@@ -121,6 +122,7 @@ class Daemon {
   void AcceptMetrics();
   void ScheduleCommit();
   absl::Status Commit();
+  absl::Status AttachConfigEndpoints();
   void DrainEvents();
   adm::Flow ToFlow(const StoredFlow& f) const;
   bool Matches(const adm::Observe& o, const adm::Flow& f) const;
@@ -450,6 +452,59 @@ void Daemon::DrainEvents() {
   events_timer_->async_wait([this](boost::system::error_code ec) {
     if (!ec) DrainEvents();
   });
+}
+
+// The config's endpoints, through the same actions as the feed's, from a
+// persistent sender (a resync does not remove them). Identities come from
+// the top of this cluster's range, down.
+absl::Status Daemon::AttachConfigEndpoints() {
+  FeedSender self;
+  self.persistent = true;
+  const auto& layout = agent_->identities().layout();
+  for (const auto& e : c_.endpoints) {
+    identity::EndpointSpec spec;
+    spec.name = e.spec.name;
+    spec.ns = e.spec.ns;
+    spec.cluster = c_.cluster;
+    spec.labels = e.spec.labels;
+    spec.service_account = e.spec.service_account;
+    identity::Labels labels = identity::IdentityLabels(spec);
+    uint32_t id = layout.MaxId(c_.cluster_id);
+    for (;; --id) {
+      if (id < layout.MinId(c_.cluster_id)) return absl::ResourceExhaustedError("no identity left");
+      const identity::Labels* have = agent_->identities().Find(id);
+      if (have == nullptr || *have == labels) break;
+    }
+    v1::Update u;
+    auto* iu = u.mutable_identity_upsert();
+    iu->set_id(id);
+    for (const auto& l : labels.list()) iu->add_labels(l.ToString());
+    if (auto st = agent_->Apply(u, self); !st.ok()) return st;
+    v1::Update att;
+    auto* a = att.mutable_endpoint_attach();
+    a->set_name(e.spec.name);
+    a->set_namespace_(e.spec.ns);
+    a->set_identity(id);
+    a->set_port(e.port);
+    char mac[RTE_ETHER_ADDR_FMT_SIZE];
+    rte_ether_format_addr(mac, sizeof mac, &e.mac);
+    a->set_mac(mac);
+    for (const auto& addr : {e.spec.ipv4, e.spec.ipv6}) {
+      if (!addr) continue;
+      a->add_addresses(addr->ToString());
+      v1::Update ip;
+      auto* x = ip.mutable_ipcache_upsert();
+      x->set_prefix(identity::Prefix::Host(*addr).ToString());
+      x->set_identity(id);
+      x->set_cluster(c_.cluster);
+      if (auto st = agent_->Apply(ip, self); !st.ok()) return st;
+    }
+    if (auto st = agent_->Apply(att, self); !st.ok()) {
+      return absl::Status(st.code(), StrCat("endpoint ", e.spec.name, ": ", st.message()));
+    }
+    Log(StrCat("endpoint ", e.spec.ns, "/", e.spec.name, " from the config: identity ", id, ", port ", e.port));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<std::string> Daemon::LabelsOf(uint32_t id) const {
@@ -911,6 +966,10 @@ int Daemon::Run() {
       Log(std::string(st.message()));
       return 1;
     }
+  }
+  if (auto st = AttachConfigEndpoints(); !st.ok()) {
+    Log(StrCat("config endpoints: ", st.message()));
+    return 1;
   }
   if (auto st = Commit(); !st.ok()) return 1;
   if (auto st = inst_->Start(); !st.ok()) {

@@ -27,6 +27,15 @@ struct DaemonPort {
   dataplane::PortRole role = dataplane::PortRole::kEndpoint;
 };
 
+// An endpoint the config puts in place itself (a standalone daemon, or VMs
+// known only to this host). Its identity is allocated here, from the top of
+// the cluster's range (the mesh controller allocates from the bottom).
+struct DaemonEndpoint {
+  ScenarioEndpoint spec;
+  uint16_t port = 0;
+  rte_ether_addr mac{};
+};
+
 struct DaemonConfig {
   std::string file;
   std::string cluster;
@@ -35,6 +44,7 @@ struct DaemonConfig {
   std::vector<unsigned> lcores = {1};  // worker lcores; the main lcore (0) is control
   uint32_t idle_sleep_us = 0;
   std::vector<DaemonPort> ports;
+  std::vector<DaemonEndpoint> endpoints;
   rte_ether_addr router_mac{};
   uint32_t node_v4 = 0;  // underlay address (host order)
   rte_ether_addr node_mac{};

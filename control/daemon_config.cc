@@ -86,7 +86,7 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
   try {
     g.Keys(root, "config", {"cluster", "options", "lcores", "idleSleepUs", "ports", "routerMac",
                             "node", "uplink", "conntrackSize", "sockets", "metrics",
-                            "maxFrameBytes", "eal", "capture"});
+                            "maxFrameBytes", "eal", "capture", "endpoints"});
     if (auto cl = root["cluster"]) {
       g.Keys(cl, "cluster", {"name", "id"});
       if (cl["name"]) c.cluster = g.Str(cl["name"], "cluster.name");
@@ -174,6 +174,39 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
     }
     if (auto m = root["metrics"]) c.metrics = g.Str(m, "metrics");
     if (auto x = root["capture"]) c.capture = g.Bool(x, "capture");
+    if (auto eps = root["endpoints"]) {
+      if (!eps.IsSequence()) g.Error(eps, "endpoints: expected a list");
+      for (size_t i = 0; eps.IsSequence() && i < eps.size(); ++i) {
+        std::string w = StrCat("endpoints[", i, "]");
+        const auto& n = eps[i];
+        g.Keys(n, w, {"name", "namespace", "labels", "serviceAccount", "ipv4", "ipv6", "port", "mac"});
+        DaemonEndpoint e;
+        e.spec.cluster = c.cluster;
+        if (n["name"]) e.spec.name = g.Str(n["name"], w + ".name");
+        if (e.spec.name.empty()) g.Error(n, w + ": name is required");
+        if (n["namespace"]) e.spec.ns = g.Str(n["namespace"], w + ".namespace");
+        if (n["serviceAccount"]) e.spec.service_account = g.Str(n["serviceAccount"], w + ".serviceAccount");
+        if (auto l = n["labels"]) {
+          if (!l.IsMap()) g.Error(l, w + ".labels: expected a map");
+          for (const auto& kv : l) e.spec.labels[kv.first.as<std::string>("")] = g.Str(kv.second, w + ".labels");
+        }
+        for (const char* fam : {"ipv4", "ipv6"}) {
+          if (!n[fam]) continue;
+          auto a = identity::IpAddr::Parse(g.Str(n[fam], StrCat(w, ".", fam)));
+          bool v6 = std::string(fam) == "ipv6";
+          if (!a.ok() || (a->family == identity::Family::kIpv6) != v6) {
+            g.Error(n[fam], StrCat(w, ".", fam, ": not an ", v6 ? "IPv6" : "IPv4", " address"));
+          } else {
+            (v6 ? e.spec.ipv6 : e.spec.ipv4) = *a;
+          }
+        }
+        if (!n["ipv4"] && !n["ipv6"]) g.Error(n, w + ": at least one address (ipv4, ipv6)");
+        if (!n["port"] || !n["mac"]) g.Error(n, w + ": port (index of an endpoint port) and mac are required");
+        if (n["port"]) e.port = uint16_t(g.UInt(n["port"], w + ".port", 0, 1000));
+        if (n["mac"]) e.mac = g.Mac(n["mac"], w + ".mac");
+        c.endpoints.push_back(std::move(e));
+      }
+    }
     if (auto m = root["maxFrameBytes"]) c.max_frame = g.UInt(m, "maxFrameBytes", 1024, 1u << 30);
     if (auto e = root["eal"]) {
       if (!e.IsSequence()) g.Error(e, "eal: expected a list of arguments");

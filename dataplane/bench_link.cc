@@ -177,12 +177,13 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     cfg.worker_lcores = {worker};
     cfg.rx_desc = cfg.tx_desc = 1024;
     cfg.mbufs = 16383;
+    // new-conn: room for every connection of the run (each takes two keys).
+    cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 21) : (1u << 16);
     auto in = Instance::Create(cfg);
     if (!in.ok()) {
       say(std::string(in.status().message()));
       return out;
     }
-    cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 23) : (1u << 16);
     identity::Registry reg;
     // frontend is client-0 and myapp svc-0 of the synthetic rules; one more
     // rule allows (or, for deny, does not allow) the profile's traffic.
@@ -248,7 +249,13 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     auto [sent, recv] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
     (*in)->Stop();
     uint64_t processed = (*in)->pipeline(0).counters().rx, dropped = 0;
-    for (auto r : AllDropReasons()) dropped += (*in)->Dropped(r);
+    std::string why;
+    for (auto r : AllDropReasons()) {
+      uint64_t n = (*in)->Dropped(r);
+      dropped += n;
+      if (n) why += meshgate::StrCat(" ", DropReasonEnumName(r), "=", n);
+    }
+    if (!why.empty()) say("meshgate drops:" + why);
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
     double mpps = double(prof == Profile::kDeny ? processed : recv) / o.seconds / 1e6;
     out.push_back({"link_meshgate_mpps_" + tag, mpps, "Mpps", "dpdk-testpmd io forwarding, same links", 0});

@@ -58,6 +58,9 @@ idleSleepUs: 200
 ports:
   - {device: "net_af_packet0,iface=d${id}fe", role: endpoint}
   - {device: "net_af_packet1,iface=d${id}app", role: endpoint}
+  - {device: "net_null0", role: endpoint}
+endpoints:   # put in place by the daemon itself, kept through resyncs
+  - {name: db, labels: {app: db}, ipv4: 10.1.0.40, port: 2, mac: "02:00:01:00:00:02"}
 sockets: {feed: $run/feed.sock, admin: $run/admin.sock, tcp: {enabled: true, port: $((mport + 1))}}
 metrics: 127.0.0.1:$mport
 maxFrameBytes: 65536
@@ -80,14 +83,15 @@ clusters: [{name: cluster1, id: 1, feed: $run/feed.sock}]
 endpoints:
   - {name: frontend, cluster: cluster1, labels: {app: frontend}, ipv4: 10.1.0.10, port: 0, mac: "02:00:01:00:00:00"}
   - {name: myapp, cluster: cluster1, labels: {app: myapp}, ipv4: 10.1.0.20, port: 1, mac: "02:00:01:00:00:01"}
-  - {name: other, cluster: cluster1, labels: {app: other}, ipv4: 10.1.0.30, port: 2, mac: "02:00:01:00:00:02"}
+  - {name: other, cluster: cluster1, labels: {app: other}, ipv4: 10.1.0.30, port: 3, mac: "02:00:01:00:00:03"}
 Y
-# port 2 does not exist: the daemon refuses that endpoint and disconnects;
+# port 3 does not exist: the daemon refuses that endpoint and disconnects;
 # fix the mesh and start again.
 "$mg" mesh --config "$run/mesh.yaml" > "$run/mesh.log" 2>&1 &
 mpid=$!
 sleep 1
-check "refused endpoint logged" grep -q "port 2 is not an endpoint port" "$run/c1.log"
+check "refused endpoint logged" grep -q "port 3 is not an endpoint port" "$run/c1.log"
+check "config endpoint logged" grep -q "endpoint default/db from the config: identity 131071, port 2" "$run/c1.log"
 kill $mpid; wait $mpid 2>/dev/null
 sed -i '/name: other/d' "$run/mesh.yaml"
 "$mg" mesh --config "$run/mesh.yaml" > "$run/mesh.log" 2>&1 &
@@ -208,6 +212,27 @@ sleep 0.3
 check "daemon alive" kill -0 $dpid
 check "state untouched" [ "$("$ctl" -s "$run/admin.sock" get ipcache -o json)" = "$before" ]
 
+# A stuck observer (asks to follow, never reads) and a stuck feed client
+# (half a frame, then nothing) block neither the workers nor other clients.
+python3 - "$run/admin.sock" "$run/feed.sock" > "$run/stuck.out" 2>&1 <<'PY' &
+import socket, sys, time
+a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); a.connect(sys.argv[1])
+a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+a.sendall(b"\x04\x22\x02\x08\x01")  # Request{observe{follow: true}}
+f = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); f.connect(sys.argv[2])
+f.sendall(b"\x40\x08")
+print("stuck", flush=True)
+time.sleep(8)
+PY
+stuck=$!
+sleep 0.5
+out=$(ip netns exec "mgd-$id-fe" ping -c 20 -i 0.05 -W 1 10.1.0.20 2>&1 | grep -c "bytes from")
+check "traffic flows beside stuck clients ($out/20)" [ "$out" -ge 19 ]
+check "status answers beside stuck clients" timeout 5 "$ctl" -s "$run/admin.sock" status
+check "get answers beside stuck clients" timeout 5 "$ctl" -s "$run/admin.sock" get endpoints
+kill $stuck 2>/dev/null; wait $stuck 2>/dev/null
+check "daemon alive after stuck clients" kill -0 $dpid
+
 # 5. Resync: the controller restarts with myapp gone; the daemon ends with
 #    exactly the new state.
 kill $mpid; wait $mpid 2>/dev/null
@@ -219,6 +244,8 @@ for i in $(seq 1 50); do "$ctl" -s "$run/admin.sock" get endpoints | grep -q mya
 eps=$("$ctl" -s "$run/admin.sock" get endpoints -o json)
 check "resync removed myapp: $eps" [ -n "$(grep frontend <<<"$eps")" -a -z "$(grep myapp <<<"$eps")" ]
 check "resync removed its ipcache entry" [ -z "$("$ctl" -s "$run/admin.sock" get ipcache | grep 10.1.0.20)" ]
+check "config endpoint kept through the resync: $eps" grep -q '"ENDPOINT":"default/db","IDENTITY":"131071"' <<<"$eps"
+check "its ipcache entry kept" grep -q "10.1.0.40/32 *131071" <<<"$("$ctl" -s "$run/admin.sock" get ipcache)"
 
 # 6. Clean stop.
 kill -TERM $dpid
