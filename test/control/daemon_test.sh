@@ -58,7 +58,7 @@ idleSleepUs: 200
 ports:
   - {device: "net_af_packet0,iface=d${id}fe", role: endpoint}
   - {device: "net_af_packet1,iface=d${id}app", role: endpoint}
-  - {device: "net_null0", role: endpoint}
+  - {device: "net_null0,no-rx=1", role: endpoint}   # never receives
 endpoints:   # put in place by the daemon itself, kept through resyncs
   - {name: db, labels: {app: db}, ipv4: 10.1.0.40, port: 2, mac: "02:00:01:00:00:02"}
 sockets: {feed: $run/feed.sock, admin: $run/admin.sock, tcp: {enabled: true, port: $((mport + 1))}}
@@ -142,7 +142,7 @@ check "stats drops" grep -q "POLICY_DENIED *133" <<<"$("$ctl" -s "$run/admin.soc
 m=$(curl -s "http://127.0.0.1:$mport/metrics")
 check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
 check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"
-check "metrics gauges" grep -q '^meshgate_endpoints 2$' <<<"$m"
+check "metrics gauges" grep -q "^meshgate_endpoints 3$" <<<"$m"
 prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")
 tel=$(echo /meshgate/status | timeout 10 dpdk-telemetry.py -f "$prefix" 2>/dev/null | tail -1)
 check "telemetry: $tel" grep -q '"/meshgate/status": {"status": "cluster1 ' <<<"$tel"
