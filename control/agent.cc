@@ -3,6 +3,7 @@
 #include <rte_ether.h>
 
 #include <algorithm>
+#include <deque>
 
 #include "control/feed.h"
 #include "control/manifest.h"
@@ -384,6 +385,43 @@ std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
       lb::BackendInfo info;
     };
     std::vector<Cand> cands;
+    // Without the mesh's word on this cluster's backends, they are the local
+    // endpoints the selector matches (as the endpoint controller would list
+    // them): a standalone daemon's Services work too.
+    std::deque<mesh::v1::Backend> derived;
+    if (!cluster_services_.contains({config_.cluster, s.ns, s.name}) && !s.selector.empty()) {
+      for (const auto& [key, e] : endpoints_) {
+        const identity::Labels* l = reg_.Find(e.identity);
+        if (e.ns != s.ns || l == nullptr) continue;
+        bool match = true;
+        for (const auto& [k, v] : s.selector) {
+          const identity::Label* x = l->Find(k);
+          match = match && x != nullptr && x->source == "k8s" && x->value == v;
+        }
+        if (!match) continue;
+        for (const auto& a : e.addrs) {
+          auto& b = derived.emplace_back();
+          b.set_address(a.ToString());
+          b.set_cluster(config_.cluster);
+          b.set_name(key);
+          for (const auto& sp : s.ports) {
+            uint16_t port = sp.target_port ? sp.target_port : sp.port;
+            if (!sp.target_port_name.empty()) {  // a named targetPort: the endpoint's port
+              port = 0;
+              for (const auto& np : e.named_ports) {
+                if (np.name == sp.target_port_name && np.proto == sp.proto) port = np.port;
+              }
+              if (port == 0) continue;
+            }
+            auto* pc = b.add_ports();
+            pc->set_name(sp.name);
+            pc->set_port(port);
+            pc->set_protocol(std::string(ProtoName(sp.proto)));
+          }
+          cands.push_back({a, &b, {}});
+        }
+      }
+    }
     for (const auto& [k, cs] : cluster_services_) {
       const auto& [cluster, ns, name] = k;
       if (ns != s.ns || name != s.name) continue;

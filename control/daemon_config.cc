@@ -170,6 +170,15 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
         if (t["enabled"]) c.feed_tcp = g.Bool(t["enabled"], "sockets.tcp.enabled");
         if (t["address"]) c.feed_tcp_address = g.Str(t["address"], "sockets.tcp.address");
         if (t["port"]) c.feed_tcp_port = uint16_t(g.UInt(t["port"], "sockets.tcp.port", 1, 65535));
+        // The feed has no authentication: it listens on loopback only.
+        auto a = identity::IpAddr::Parse(c.feed_tcp_address);
+        bool loopback = a.ok() && (a->family == identity::Family::kIpv4 ? (a->v4_host_order() >> 24) == 127
+                                                                          : a->ToString() == "::1");
+        if (!loopback) {
+          g.Error(t["address"] ? t["address"] : t,
+                  StrCat("sockets.tcp.address: \"", c.feed_tcp_address,
+                         "\" is not a loopback address (the feed has no authentication)"));
+        }
       }
     }
     if (auto m = root["metrics"]) c.metrics = g.Str(m, "metrics");

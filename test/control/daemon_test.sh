@@ -29,6 +29,9 @@ check "bad role line: $out" grep -q "bad.yaml:3: ports\[0\].role" <<<"$out"
 printf 'cluster: {name: c1, id: 1}\nportz: []\n' > "$run/bad2.yaml"
 out=$("$mg" run --config "$run/bad2.yaml" 2>&1)
 check "unknown key: $out" grep -q 'bad2.yaml:2: config: unknown key "portz"' <<<"$out"
+printf 'cluster: {name: c1, id: 1}\nports: [{device: net_null0}]\nsockets:\n  tcp: {enabled: true, address: 0.0.0.0}\n' > "$run/bad3.yaml"
+out=$("$mg" run --config "$run/bad3.yaml" 2>&1)
+check "feed TCP on loopback only: $out" grep -q 'bad3.yaml:4: sockets.tcp.address: "0.0.0.0" is not a loopback address' <<<"$out"
 out=$("$mg" run --config "$run/none.yaml" 2>&1); rc=$?
 check "missing config rc=$rc" [ $rc -eq 2 ]
 
@@ -146,6 +149,12 @@ check "metrics gauges" grep -q "^meshgate_endpoints 3$" <<<"$m"
 prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")
 tel=$(echo /meshgate/status | timeout 10 dpdk-telemetry.py -f "$prefix" 2>/dev/null | tail -1)
 check "telemetry: $tel" grep -q '"/meshgate/status": {"status": "cluster1 ' <<<"$tel"
+# A Service applied to the daemon directly: its local backends are the
+# endpoints its selector matches (here the config endpoint db).
+printf 'apiVersion: v1\nkind: Service\nmetadata: {name: db}\nspec:\n  clusterIP: 10.96.0.54\n  selector: {app: db}\n  ports: [{port: 5432}]\n' > "$run/svc.yaml"
+check "apply a Service" "$ctl" -s "$run/admin.sock" apply -f "$run/svc.yaml"
+check "its backends from local endpoints" grep -q "10.96.0.54:5432 *TCP *10.1.0.40:5432" <<<"$("$ctl" -s "$run/admin.sock" get services)"
+check "delete the Service" "$ctl" -s "$run/admin.sock" delete Service db
 # Packet capture through rte_pdump: dpdk-dumpcap attaches as a secondary.
 check "capture announced" grep -q "packet capture on: dpdk-dumpcap --file-prefix meshgate-cluster1-$dpid" "$run/c1.log"
 (sleep 1.5; ip netns exec "mgd-$id-app" ping -c 5 -i 0.2 -W 1 10.1.0.10 > /dev/null) &
