@@ -19,9 +19,11 @@
 #include <vector>
 
 #include "control/feed.h"
+#include "control/json_quote.h"
 #include "control/proto/admin.pb.h"
 
 namespace adm = meshgate::admin::v1;
+using meshgate::control::JsonQuote;
 
 namespace {
 
@@ -80,27 +82,16 @@ std::string ReadInput(const std::string& f, bool& ok) {
   return ss.str();
 }
 
-std::string Json(const std::string& s) {
-  std::string o = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (c == '\n') o += "\\n";
-    else if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", int(c));
-    else o += c;
-  }
-  return o + "\"";
-}
-
 void PrintTables(const adm::Response& r, const std::string& format) {
   if (format == "json") {
     std::string o = "{";
     for (int t = 0; t < r.tables_size(); ++t) {
       const auto& tb = r.tables(t);
-      o += (t ? "," : "") + Json(tb.title()) + ":[";
+      o += (t ? "," : "") + JsonQuote(tb.title()) + ":[";
       for (int i = 0; i < tb.rows_size(); ++i) {
         o += i ? ",{" : "{";
         for (int c = 0; c < tb.columns_size() && c < tb.rows(i).cells_size(); ++c) {
-          o += (c ? "," : "") + Json(tb.columns(c)) + ":" + Json(tb.rows(i).cells(c));
+          o += (c ? "," : "") + JsonQuote(tb.columns(c)) + ":" + JsonQuote(tb.rows(i).cells(c));
         }
         o += "}";
       }
@@ -115,7 +106,7 @@ void PrintTables(const adm::Response& r, const std::string& format) {
       if (tb.rows_size() == 0) fmt::print("  []\n");
       for (const auto& row : tb.rows()) {
         for (int c = 0; c < tb.columns_size() && c < row.cells_size(); ++c) {
-          fmt::print("{}{}: {}\n", c ? "    " : "  - ", tb.columns(c), Json(row.cells(c)));
+          fmt::print("{}{}: {}\n", c ? "    " : "  - ", tb.columns(c), JsonQuote(row.cells(c)));
         }
       }
     }
@@ -159,7 +150,7 @@ void PrintFlow(const adm::Flow& f, const std::string& format) {
   if (format == "json") {
     auto arr = [](const auto& v) {
       std::string o = "[";
-      for (int i = 0; i < v.size(); ++i) o += (i ? "," : "") + Json(v[i]);
+      for (int i = 0; i < v.size(); ++i) o += (i ? "," : "") + JsonQuote(v[i]);
       return o + "]";
     };
     fmt::print(
@@ -168,11 +159,11 @@ void PrintFlow(const adm::Flow& f, const std::string& format) {
         "\"destination_port\":{}}},\"source\":{{\"identity\":{},\"labels\":{}}},\"destination\":{{"
         "\"identity\":{},\"labels\":{}}},\"traffic_direction\":{},\"is_reply\":{},\"node_name\":{},"
         "\"policy_rule\":{},\"Summary\":{}}}}}\n",
-        f.time_unix_ns(), Json(f.verdict()), f.drop_reason(), Json(f.drop_reason_desc()),
-        Json(f.ip_source()), Json(f.ip_destination()), Json(f.l4_protocol()), f.source_port(),
+        f.time_unix_ns(), JsonQuote(f.verdict()), f.drop_reason(), JsonQuote(f.drop_reason_desc()),
+        JsonQuote(f.ip_source()), JsonQuote(f.ip_destination()), JsonQuote(f.l4_protocol()), f.source_port(),
         f.destination_port(), f.source_identity(), arr(f.source_labels()), f.destination_identity(),
-        arr(f.destination_labels()), Json(f.traffic_direction()), f.is_reply() ? "true" : "false",
-        Json(f.node_name()), f.policy_rule(), Json(f.summary()));
+        arr(f.destination_labels()), JsonQuote(f.traffic_direction()), f.is_reply() ? "true" : "false",
+        JsonQuote(f.node_name()), f.policy_rule(), JsonQuote(f.summary()));
     return;
   }
   std::time_t secs = std::time_t(f.time_unix_ns() / 1000000000);

@@ -23,6 +23,7 @@
 #include "control/agent.h"
 #include "control/feed.h"
 #include "control/frames.h"
+#include "control/json_quote.h"
 #include "control/manifest.h"
 #include "control/mesh_controller.h"
 #include "control/scenario.h"
@@ -55,22 +56,6 @@ std::string ReasonName(dataplane::DropReason r) {
   return s;
 }
 
-
-std::string JsonString(std::string_view s) {
-  std::string o = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\t': o += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) o += fmt::format("\\u{:04x}", int(c));
-        else o += c;
-    }
-  }
-  return o + "\"";
-}
 
 struct SimPort {
   std::string name;  // net_ring name (the ethdev is "net_ring_" + name)
@@ -603,15 +588,15 @@ ProbeResult Runner::RunProbe(const Probe& p) {
 
 void Print(const SimulateOptions& o, const std::string& step, const Probe& p, const ProbeResult& r) {
   if (o.json) {
-    auto opt = [](const std::string& s) { return s.empty() ? std::string("null") : JsonString(s); };
+    auto opt = [](const std::string& s) { return s.empty() ? std::string("null") : JsonQuote(s); };
     fmt::print(o.out,
                "{{\"step\":{},\"from\":{},\"to\":{},\"port\":{},\"protocol\":{},\"expect\":{},"
                "\"got\":{},\"servedBy\":{},\"backend\":{},\"dropReason\":{},\"droppedBy\":{},"
                "\"pass\":{}{}}}\n",
-               JsonString(step), JsonString(p.from), JsonString(p.to), p.port,
-               JsonString(p.protocol), JsonString(p.expect), JsonString(r.got), opt(r.served_by),
+               JsonQuote(step), JsonQuote(p.from), JsonQuote(p.to), p.port,
+               JsonQuote(p.protocol), JsonQuote(p.expect), JsonQuote(r.got), opt(r.served_by),
                opt(r.backend), opt(r.drop_reason), opt(r.dropped_by), r.pass ? "true" : "false",
-               r.note.empty() ? "" : ",\"note\":" + JsonString(r.note));
+               r.note.empty() ? "" : ",\"note\":" + JsonQuote(r.note));
     return;
   }
   std::string what = IsIcmp(ProtoNumber(p.protocol))
