@@ -462,6 +462,7 @@ std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
         spec.vip = vip;
         spec.port = sp.port;
         spec.proto = sp.proto;
+        if (s.session_affinity_client_ip) spec.affinity_timeout_s = s.session_affinity_timeout_s;
         for (size_t i : lb::ServingBackends(infos, lb::SelectBackends(infos, s.global))) {
           spec.backends.push_back(bes[i]);
         }

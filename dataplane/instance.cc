@@ -81,9 +81,13 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
   auto ev = FlowEventRing::Create(c.event_ring_size);
   if (!ev.ok()) return ev.status();
   in->events_ = std::move(*ev);
+  auto aff = AffinityTable::Create(c.affinity_size);
+  if (!aff.ok()) return aff.status();
+  in->affinity_ = std::move(*aff);
   for (uint16_t w = 0; w < nq; ++w) {
     in->pipelines_.push_back(
-        std::make_unique<Pipeline>(*in->cell_, w, in->ct_.get(), in->events_.get()));
+        std::make_unique<Pipeline>(*in->cell_, w, in->ct_.get(), in->events_.get(),
+                                   in->affinity_.get()));
     in->workers_.push_back({in.get(), w});
   }
   return in;

@@ -42,6 +42,7 @@ struct InstanceConfig {
   std::vector<unsigned> worker_lcores;  // empty: no lcores; drive with Poll()
   uint32_t conntrack_size = 1 << 16;
   uint32_t event_ring_size = 1 << 14;
+  uint32_t affinity_size = 1 << 16;  // sessionAffinity ClientIP entries
   IpcacheTable::Config ipcache;
   uint16_t rx_desc = 512, tx_desc = 512;
   uint32_t mbufs = 8191;
@@ -66,6 +67,7 @@ class Instance {
   RcuCell<Snapshot>& snapshots() { return *cell_; }
   IpcacheTable& ipcache() { return *ipcache_; }
   Conntrack& conntrack() { return *ct_; }
+  AffinityTable& affinity() { return *affinity_; }
   FlowEventRing& events() { return *events_; }
   rte_mempool* pool() { return pool_; }
 
@@ -96,6 +98,7 @@ class Instance {
   std::unique_ptr<RcuCell<Snapshot>> cell_;
   std::unique_ptr<IpcacheTable> ipcache_;
   std::unique_ptr<Conntrack> ct_;
+  std::unique_ptr<AffinityTable> affinity_;
   std::unique_ptr<FlowEventRing> events_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::vector<Worker> workers_;

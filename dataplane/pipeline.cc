@@ -380,7 +380,18 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
     // Maglev over the client's address, port and protocol (the frontend is
     // implied by the service, as in Cilium's lookup hash).
     uint32_t h = rte_hash_crc(sw.pre.src, 16, rte_hash_crc_4byte(uint32_t(meta.sport) << 8 | meta.proto, 0));
-    const ServiceBackend& b = snap.services->Backend(snap.services->Pick(s, h));
+    uint64_t ticks = affinity_ != nullptr ? snap.services->AffinityTicks(s) : 0;
+    int32_t bi = -1;
+    AffinityKey ak;
+    if (ticks != 0) {  // sessionAffinity ClientIP: the client's backend, if it still serves
+      ak.family = key.family;
+      std::memcpy(ak.client, sw.pre.src, 16);
+      ak.frontend = key;
+      bi = affinity_->Find(ak, *snap.services, s, now);
+    }
+    if (bi < 0) bi = int32_t(snap.services->Pick(s, h));
+    if (ticks != 0) affinity_->Remember(ak, *snap.services, s, uint32_t(bi), now + ticks);
+    const ServiceBackend& b = snap.services->Backend(uint32_t(bi));
     sw.pin = CtNat{CtNat::kPinned, b.family, b.port, {}};
     std::memcpy(sw.pin.addr, b.addr, 16);
     sw.pinned = false;
@@ -390,8 +401,8 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
 }
 
 Pipeline::Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct,
-                   FlowEventRing* events)
-    : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events) {
+                   FlowEventRing* events, AffinityTable* affinity)
+    : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events), affinity_(affinity) {
   if (g_packet_meta_offset < 0) {
     rte_panic("meshgate: a Pipeline was made before RegisterPacketMeta()\n");
   }

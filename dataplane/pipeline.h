@@ -23,7 +23,8 @@
 // a backend before policy (so L4 policy sees the backend port, as Cilium);
 // the backend is pinned to the connection in conntrack and replies are
 // reverse-NATed to the frontend; no serving backend is Cilium's 158.
-// Services need a Conntrack.
+// Services need a Conntrack. Services with sessionAffinity ClientIP keep a
+// client on its backend through an AffinityTable (affinity.h).
 //
 // Thread-safety: a Pipeline belongs to one lcore (its reader id in the
 // RcuCell); its counters are written by that lcore only.
@@ -35,6 +36,7 @@
 #include <array>
 #include <cstdint>
 
+#include "dataplane/affinity.h"
 #include "dataplane/conntrack.h"
 #include "dataplane/drop.h"
 #include "dataplane/flow_event.h"
@@ -69,7 +71,7 @@ class Pipeline {
   // REQUIRES: RegisterPacketMeta() has succeeded (aborts otherwise: every
   // packet's metadata would be written out of place).
   Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr,
-           FlowEventRing* events = nullptr);
+           FlowEventRing* events = nullptr, AffinityTable* affinity = nullptr);
 
   // Processes a burst that arrived on `in_port` against `snap`. Forwarded
   // packets are staged in `out`; dropped ones are counted and freed.
@@ -100,6 +102,7 @@ class Pipeline {
   uint32_t reader_id_;
   Conntrack* ct_;
   FlowEventRing* events_;
+  AffinityTable* affinity_;  // sessionAffinity ClientIP; null: none
   PipelineCounters counters_;
   FlowEvent ev_[kBurst * 2];  // this burst's events, enqueued at once
   uint16_t nev_ = 0;

@@ -1,5 +1,7 @@
 #include "dataplane/service_table.h"
 
+#include <rte_cycles.h>
+
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
 
@@ -42,6 +44,7 @@ absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     svc.key = MakeServiceKey(s.vip, s.port, s.proto);
     svc.first = uint32_t(t->backends_.size());
     svc.n = uint32_t(s.backends.size());
+    svc.affinity_ticks = uint64_t(s.affinity_timeout_s) * rte_get_tsc_hz();
     for (const auto& b : s.backends) {
       ServiceBackend be;
       ServiceKey bk = MakeServiceKey(b.addr, b.port, s.proto);

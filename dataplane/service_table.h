@@ -28,6 +28,7 @@ struct ServiceSpec {
   uint8_t proto = 6;
   std::vector<ServiceBackendSpec> backends;  // the serving ones, in order
   std::vector<uint32_t> maglev;              // entries index `backends`; empty: hash % n
+  uint32_t affinity_timeout_s = 0;           // sessionAffinity ClientIP; 0 = none
 };
 
 struct ServiceKey {
@@ -56,6 +57,9 @@ class ServiceTable {
     return p < 0 ? -1 : index_of_pos_[p];
   }
   uint32_t NumBackends(int32_t svc) const noexcept { return services_[svc].n; }
+  uint32_t First(int32_t svc) const noexcept { return services_[svc].first; }
+  // sessionAffinity ClientIP timeout in TSC ticks; 0 = no affinity.
+  uint64_t AffinityTicks(int32_t svc) const noexcept { return services_[svc].affinity_ticks; }
   // The backend for a flow hash (Maglev when the service has a table).
   uint32_t Pick(int32_t svc, uint32_t hash) const noexcept {
     const Svc& s = services_[svc];
@@ -72,6 +76,7 @@ class ServiceTable {
     ServiceKey key;
     uint32_t first = 0, n = 0;
     uint32_t table_off = 0, table_size = 0;
+    uint64_t affinity_ticks = 0;
   };
   ServiceTable() = default;
   rte_hash* h_ = nullptr;

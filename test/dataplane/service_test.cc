@@ -6,6 +6,8 @@
 #include <rte_ip.h>
 #include <rte_tcp.h>
 
+#include <set>
+
 #include "dataplane/conntrack.h"
 #include "lb/maglev.h"
 #include "test/dataplane/pipeline_fixture.h"
@@ -172,4 +174,82 @@ TEST_CASE("a service without serving backends drops with 158", "[service][drops]
   s.Send("frontend", Syn("10.1.0.10", 40000, "10.96.0.80", 443));
   CHECK(s.pl->dropped(DropReason::kFibLookupFailed) == 1);
   CHECK(rte_mempool_avail_count(Pool()) == 1023);  // nothing leaked
+}
+
+TEST_CASE("sessionAffinity ClientIP keeps a client on its backend",
+          "[service][affinity][cilium:Documentation/network/kubernetes/kubeproxy-free.rst session affinity]") {
+  auto aff = AffinityTable::Create(1024);
+  REQUIRE(aff.ok());
+  SvcNode s;
+  s.pl = std::make_unique<Pipeline>(*s.cell, 0, s.ct.get(), nullptr, aff->get());
+  auto where = [&](uint16_t sport) {  // the endpoint that got this connection
+    s.Send("frontend", Syn("10.1.0.10", sport, "10.96.0.80", 80));
+    std::string got;
+    for (const char* ep : {"test", "myapp"}) {
+      for (rte_mbuf* m : s.Take(ep)) {
+        got = ep;
+        rte_pktmbuf_free(m);
+      }
+    }
+    return got;
+  };
+  SECTION("without affinity new connections spread over both backends") {
+    s.Build({Svc({"10.1.0.11", "10.1.0.20"})});
+    std::set<std::string> seen;
+    for (uint16_t p = 41000; p < 41064; ++p) seen.insert(where(p));
+    CHECK(seen == std::set<std::string>{"test", "myapp"});
+  }
+  SECTION("with affinity every connection of the client goes to one backend") {
+    ServiceSpec spec = Svc({"10.1.0.11", "10.1.0.20"});
+    spec.affinity_timeout_s = 10800;
+    s.Build({spec});
+    std::set<std::string> seen;
+    for (uint16_t p = 42000; p < 42064; ++p) seen.insert(where(p));
+    REQUIRE(seen.size() == 1);
+    std::string first = *seen.begin();
+    CHECK_FALSE(first.empty());
+    // Its backend leaves the service: the client is re-balanced to the other
+    // (and stays there).
+    ServiceSpec fewer = Svc({first == "test" ? "10.1.0.20" : "10.1.0.11"});
+    fewer.affinity_timeout_s = 10800;
+    s.Build({fewer});
+    std::set<std::string> after;
+    for (uint16_t p = 43000; p < 43016; ++p) after.insert(where(p));
+    CHECK(after == std::set<std::string>{first == "test" ? "myapp" : "test"});
+    // Both come back: the client keeps the backend it has now.
+    s.Build({spec});
+    std::set<std::string> back;
+    for (uint16_t p = 44000; p < 44016; ++p) back.insert(where(p));
+    CHECK(back == after);
+  }
+}
+
+TEST_CASE("an affinity entry expires and never names a backend that left", "[service][affinity]") {
+  auto aff = AffinityTable::Create(64);
+  REQUIRE(aff.ok());
+  auto table = ServiceTable::Build({Svc({"10.1.0.11", "10.1.0.20"})});
+  REQUIRE(table.ok());
+  ServiceKey fk = (*table)->Frontend(0);
+  AffinityKey k;
+  k.family = 4;
+  k.client[0] = 10, k.client[3] = 10;
+  k.frontend = fk;
+  int32_t svc = (*table)->Lookup(fk);
+  REQUIRE(svc == 0);
+  CHECK((*aff)->Find(k, **table, svc, 100) == -1);
+  (*aff)->Remember(k, **table, svc, (*table)->First(svc) + 1, 1000);
+  CHECK((*aff)->Find(k, **table, svc, 999) == int32_t((*table)->First(svc) + 1));
+  CHECK((*aff)->Find(k, **table, svc, 1000) == -1);  // expired
+  (*aff)->Remember(k, **table, svc, (*table)->First(svc) + 1, 5000);
+  // Another snapshot where position 1 holds a different backend.
+  auto other = ServiceTable::Build({Svc({"10.1.0.11", "10.1.0.99"})});
+  REQUIRE(other.ok());
+  CHECK((*aff)->Find(k, **other, 0, 10) == -1);
+  auto shorter = ServiceTable::Build({Svc({"10.1.0.11"})});
+  REQUIRE(shorter.ok());
+  CHECK((*aff)->Find(k, **shorter, 0, 10) == -1);
+  // The backend at another position: found there.
+  auto moved = ServiceTable::Build({Svc({"10.1.0.20", "10.1.0.11"})});
+  REQUIRE(moved.ok());
+  CHECK((*aff)->Find(k, **moved, 0, 10) == int32_t((*moved)->First(0)));
 }
