@@ -216,6 +216,27 @@ print(repr(data))
 PY
 )
 check "TCP feed refuses garbage: $r" grep -q "not a meshgate.mesh.v1.Update" <<<"$r"
+# ...and applies valid frames: hello, then an identity (hand-encoded protobuf).
+python3 - $((mport + 1)) <<'PY'
+import socket, sys, time
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7f; n >>= 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n: return out
+def field(num, wire, payload):
+    tag = varint(num << 3 | wire)
+    return tag + (varint(len(payload)) + payload if wire == 2 else payload)
+def frame(m): return varint(len(m)) + m
+hello = field(2, 2, field(1, 0, varint(1)))
+ident = field(4, 2, field(1, 0, varint(0x20005)) + field(2, 2, b"k8s:app=over-tcp"))
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+s.sendall(frame(hello) + frame(ident))
+time.sleep(0.5)
+s.close()
+PY
+check "TCP feed applied an identity" grep -q "131077 *k8s:app=over-tcp" <<<"$("$ctl" -s "$run/admin.sock" get identities)"
 check "TCP feed logged" grep -q "feed: tcp 127.0.0.1:" "$run/c1.log"
 sleep 0.3
 check "daemon alive" kill -0 $dpid
