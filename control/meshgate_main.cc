@@ -114,7 +114,8 @@ Usage:
       every probe is a real packet through the real pipelines. Prints one
       line per probe (--json: one object per probe) and a last line
       "N passed, M failed". Exits 0 iff every probe passed, 1 if any failed,
-      2 when a file could not be run.
+      2 when a file could not be run. -v reports frames the underlay could
+      not deliver.
 
   meshgate run --config FILE
       Run one cluster's meshgate as a daemon (docs/daemon.md): the ports,

@@ -19,7 +19,7 @@ namespace meshgate::control {
 
 struct SimulateOptions {
   bool json = false;
-  bool verbose = false;  // also print setup progress and the feed's traffic
+  bool verbose = false;  // also report frames the underlay could not deliver
   FILE* out = stdout;
   FILE* err = stderr;
 };
