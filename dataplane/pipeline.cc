@@ -381,16 +381,18 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
     // implied by the service, as in Cilium's lookup hash).
     uint32_t h = rte_hash_crc(sw.pre.src, 16, rte_hash_crc_4byte(uint32_t(meta.sport) << 8 | meta.proto, 0));
     uint64_t ticks = affinity_ != nullptr ? snap.services->AffinityTicks(s) : 0;
-    int32_t bi = -1;
-    AffinityKey ak;
-    if (ticks != 0) {  // sessionAffinity ClientIP: the client's backend, if it still serves
+    int32_t bi;
+    if (ticks == 0) {
+      bi = int32_t(snap.services->Pick(s, h));
+    } else {  // sessionAffinity ClientIP: the client's backend, if it still serves
+      AffinityKey ak;
       ak.family = key.family;
       std::memcpy(ak.client, sw.pre.src, 16);
       ak.frontend = key;
       bi = affinity_->Find(ak, *snap.services, s, now);
+      if (bi < 0) bi = int32_t(snap.services->Pick(s, h));
+      affinity_->Remember(ak, *snap.services, s, uint32_t(bi), now + ticks);
     }
-    if (bi < 0) bi = int32_t(snap.services->Pick(s, h));
-    if (ticks != 0) affinity_->Remember(ak, *snap.services, s, uint32_t(bi), now + ticks);
     const ServiceBackend& b = snap.services->Backend(uint32_t(bi));
     sw.pin = CtNat{CtNat::kPinned, b.family, b.port, {}};
     std::memcpy(sw.pin.addr, b.addr, 16);
