@@ -720,6 +720,7 @@ adm::Response Daemon::Status() {
   kv("service frontends", std::to_string(c.frontends));
   kv("workers", std::to_string(inst_->num_workers()));
   kv("commit errors", std::to_string(commit_errors_));
+  kv("observer responses dropped", std::to_string(dropped_admin_));
   if (!last_commit_error_.empty()) kv("last commit error", last_commit_error_);
   return r;
 }
@@ -776,6 +777,8 @@ std::string Daemon::Metrics() {
   gauge("meshgate_tracked_connections", "Connections in the conntrack table.", double(inst_->conntrack().size()));
   gauge("meshgate_feed_connections", "Mesh feed connections.", double(feeds_));
   gauge("meshgate_snapshot_generation", "Generation of the published snapshot.", double(c.generation));
+  StrAppend(&o, "# HELP meshgate_observer_drops_total Flow responses not queued for observers that do not read.\n",
+            "# TYPE meshgate_observer_drops_total counter\nmeshgate_observer_drops_total ", dropped_admin_, "\n");
   StrAppend(&o, "# HELP meshgate_drops_total Packets dropped, by reason and input port.\n# TYPE meshgate_drops_total counter\n");
   for (auto reason : dataplane::AllDropReasons()) {
     for (size_t p = 0; p < inst_->num_ports(); ++p) {

@@ -262,6 +262,8 @@ check "status answers beside stuck clients" timeout 5 "$ctl" -s "$run/admin.sock
 check "get answers beside stuck clients" timeout 5 "$ctl" -s "$run/admin.sock" get endpoints
 kill $stuck 2>/dev/null; wait $stuck 2>/dev/null
 check "daemon alive after stuck clients" kill -0 $dpid
+check "observer drops reported" grep -q "observer responses dropped" <<<"$("$ctl" -s "$run/admin.sock" status)"
+check "observer drops in metrics" grep -q "^meshgate_observer_drops_total [0-9]" <<<"$(curl -s "http://127.0.0.1:$mport/metrics")"
 
 # 5. Resync: the controller restarts with myapp gone; the daemon ends with
 #    exactly the new state.
