@@ -184,7 +184,15 @@ absl::StatusOr<std::unique_ptr<IdentityClassTable>> IdentityClassTable::Build(
     auto st = t->Set(id, cls);
     if (!st.ok()) return st;
   }
+  t->NewEpoch();
   return t;
+}
+
+void IdentityClassTable::NewEpoch() {
+  static std::atomic<uint32_t> next{0};
+  uint32_t e = next.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (e == 0) e = next.fetch_add(1, std::memory_order_relaxed) + 1;  // 0 means "none"
+  __atomic_store_n(&epoch_, e, __ATOMIC_RELEASE);
 }
 
 IdentityClassTable::~IdentityClassTable() {
@@ -207,9 +215,11 @@ absl::Status IdentityClassTable::Set(uint32_t id, uint32_t cls) {
     page[id & ((1u << kPageBits) - 1)] = cls;
     __atomic_store_n(&slot, page, __ATOMIC_RELEASE);  // filled before published
     ++pages_;
+    NewEpoch();
     return absl::OkStatus();
   }
   __atomic_store_n(&slot[id & ((1u << kPageBits) - 1)], cls, __ATOMIC_RELAXED);
+  NewEpoch();
   return absl::OkStatus();
 }
 
@@ -217,6 +227,7 @@ void IdentityClassTable::Erase(uint32_t id) {
   if (id >= (kDirectorySize << kPageBits)) return;
   uint32_t* page = dir_[id >> kPageBits];
   if (page != zero_page_) __atomic_store_n(&page[id & ((1u << kPageBits) - 1)], 0u, __ATOMIC_RELAXED);
+  NewEpoch();
 }
 
 size_t IdentityClassTable::memory_bytes() const {

@@ -124,9 +124,17 @@ class IdentityClassTable {
     for (uint32_t i = 0; i < n; ++i) classes[i] = Lookup(ids[i]);
   }
   size_t memory_bytes() const;
+  // Unique among every class table of the process and every change made to
+  // one: drawn from a process-wide counter at Build and after each Set or
+  // Erase (release). A verdict derived from lookups made after reading epoch
+  // e is current while the table's epoch is still e (the conntrack verdict
+  // cache in dataplane/conntrack.h is stamped with it). Never 0.
+  uint32_t epoch() const noexcept { return __atomic_load_n(&epoch_, __ATOMIC_ACQUIRE); }
 
  private:
   IdentityClassTable() = default;
+  void NewEpoch();
+  uint32_t epoch_ = 0;  // dp: acquire loads; cp: release stores
   int socket_ = -1;
   uint32_t* zero_page_ = nullptr;
   uint32_t* dir_[kDirectorySize] = {};  // dp: ro (acquire), cp: rw (release store)

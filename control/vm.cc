@@ -130,8 +130,11 @@ int RunVm(const std::vector<std::string>& args) {
     uint64_t now = rte_get_tsc_cycles();
     if (!have_gw && now >= next_arp) {  // ARP for the gateway: meshgate answers with its router MAC
       rte_mbuf* m = rte_pktmbuf_alloc(pool);
-      if (m) {
-        auto* eth = reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(m, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)));
+      auto* eth = m != nullptr ? reinterpret_cast<rte_ether_hdr*>(rte_pktmbuf_append(
+                                     m, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr)))
+                               : nullptr;
+      if (m != nullptr && eth == nullptr) rte_pktmbuf_free(m);
+      if (eth != nullptr) {
         std::memset(eth, 0, sizeof(rte_ether_hdr) + sizeof(rte_arp_hdr));
         eth->src_addr = mac;
         std::memset(&eth->dst_addr, 0xff, 6);

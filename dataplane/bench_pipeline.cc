@@ -312,6 +312,11 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
     est_no_ct.push_back(RunOnce(no_ct, s, t, 0, &fwd));
     base.push_back(RunBaseline(t));
   }
+  if (o.progress) {
+    std::fprintf(stderr, "bench pipeline: %llu of %llu packets decided by cached verdicts\n",
+                 (unsigned long long)pl.counters().verdicts_cached,
+                 (unsigned long long)pl.counters().rx);
+  }
   std::string bl = "parse + MAC rewrite only (l2fwd-like), same bursts";
   std::string tag = meshgate::StrCat(o.rules, "rules_", o.identities, "ids");
   out.push_back({"pipeline_established_cycles_per_packet_" + tag, Median(est), "cycles/packet",

@@ -3,8 +3,12 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
+#include <rte_prefetch.h>
 
 #include <cstring>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 #include "identity/strutil.h"
 
@@ -84,6 +88,7 @@ void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResul
   if (n > 32) n = 32;
   for (uint16_t i = 0; i < n; ++i) kp[i] = &keys[i];
   rte_hash_lookup_bulk(h_, kp, n, found);
+  Prefetch(found, n);  // the entries' misses overlap instead of queueing
   for (uint16_t i = 0; i < n; ++i) {
     res[i] = CtResult::kNew;
     pos[i] = -1;
@@ -106,6 +111,7 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
   e.link.store(0, std::memory_order_relaxed);
   e.nat = nat;
+  CacheVerdict(p, CtVerdict{});  // a reused slot keeps no stale verdict
   e.proto.store(key.proto, std::memory_order_relaxed);
   e.state.store(state, std::memory_order_relaxed);
   CtKey rev = key.Reversed();
@@ -135,6 +141,35 @@ void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t no
   // Several workers may refresh one entry: last writer wins, all write
   // "now + timeout" of about the same now (benign; see the design note).
   e.expires.store(now + TimeoutFor(proto, state), std::memory_order_relaxed);
+}
+
+CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
+  CtVerdict v;
+#if defined(__AVX__)
+  __m128i x;
+  // One 16-byte load that the compiler may neither split nor narrow.
+  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(entries_[pos].verdict));
+  _mm_store_si128(reinterpret_cast<__m128i*>(&v), x);
+#else
+  (void)pos;
+#endif
+  return v;
+}
+
+void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
+#if defined(__AVX__)
+  __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
+  asm volatile("vmovdqa %1, %0" : "=m"(entries_[pos].verdict) : "x"(x));
+#else
+  (void)pos;
+  (void)v;
+#endif
+}
+
+void Conntrack::Prefetch(const int32_t* pos, uint16_t n) const noexcept {
+  for (uint16_t i = 0; i < n; ++i) {
+    if (pos[i] >= 0) rte_prefetch0(&entries_[pos[i]]);
+  }
 }
 
 uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {

@@ -51,7 +51,7 @@ struct CtKey {
 
   CtKey Reversed() const;
 };
-static_assert(sizeof(CtKey) == 40);
+static_assert(sizeof(CtKey) == 40);  // padding to 48 (rte_hash's SSE compare) measured no gain
 
 enum class CtResult : uint8_t {
   kNew = 0,     // no live entry
@@ -69,6 +69,26 @@ struct CtNat {
   uint16_t port = 0;  // host order
   uint8_t addr[16] = {};
 };
+
+// The policy outcome of a connection's forward packets, cached in its entry
+// so that an established packet skips the destination LPM, the class
+// lookups and the ACL while nothing they depend on has changed. Valid only
+// under the same class-table epoch (the snapshot: policy, endpoints,
+// identity classes) and ipcache version it was decided under, for the same
+// source identity, and the same egress check (docs/design/conntrack.md,
+// "verdict cache"). Drops are never cached: a dropped packet is classified
+// again. 16 bytes, read and written with one aligned 16-byte access.
+struct alignas(16) CtVerdict {
+  uint32_t epoch = 0;    // IdentityClassTable::epoch(); 0: nothing cached
+  uint32_t ipcache = 0;  // IpcacheTable::version()
+  uint32_t nh = 0;       // the destination's ipcache slot
+  uint32_t bits = 0;     // source identity (25 bits) | kEgress | kAudit
+
+  static constexpr uint32_t kIdentityMask = (1u << 25) - 1;
+  static constexpr uint32_t kEgress = 1u << 29;   // the egress policy was checked
+  static constexpr uint32_t kAudit = 1u << 30;    // the verdict was AUDIT (else FORWARDED)
+};
+static_assert(sizeof(CtVerdict) == 16);
 
 struct CtTimeouts {
   uint32_t tcp_syn_s = 60, tcp_established_s = 8000, tcp_close_s = 10, other_s = 60;
@@ -96,6 +116,15 @@ class Conntrack {
   const CtNat& Nat(int32_t pos) const noexcept { return entries_[pos].nat; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
   void Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now_tsc) noexcept;
+  // The verdict cached in the connection at `pos`, and caching one. Workers
+  // may race on one entry: each access is a single 16-byte load or store
+  // (atomic on x86 CPUs with AVX: Intel SDM vol. 3A 9.1.1; AMD APM vol. 1
+  // 3.9.1.3), so a reader sees one writer's whole record or another's.
+  // Without AVX the cache is off (Verdict returns an empty record).
+  CtVerdict Verdict(int32_t pos) const noexcept;
+  void CacheVerdict(int32_t pos, const CtVerdict& v) noexcept;
+  // Hints the entries of a burst's lookups into the cache.
+  void Prefetch(const int32_t* pos, uint16_t n) const noexcept;
 
   // --- control ---
   // Examines up to `budget` slots from where the last call stopped, deletes
@@ -110,13 +139,15 @@ class Conntrack {
  private:
   // Indexed by key position. A forward key's slot holds the connection;
   // a reverse key's slot holds only `link` = forward slot + 1.
-  struct Entry {
+  struct alignas(64) Entry {  // one cache line
     std::atomic<uint64_t> expires{0};  // tsc; dp: rw (relaxed), cp: ro
     std::atomic<uint32_t> link{0};     // 0: this is the connection; else fwd + 1
     std::atomic<uint8_t> state{0};     // TcpState; dp: rw (relaxed)
     std::atomic<uint8_t> proto{0};
     CtNat nat;  // written before `expires` is published (release), then read-only
+    CtVerdict verdict;  // 16-byte accesses only (Verdict/CacheVerdict)
   };
+  static_assert(sizeof(Entry) <= 64);
   Conntrack() = default;
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
 

@@ -84,8 +84,9 @@ absl::Status IpcacheTable::Upsert(const identity::Prefix& p, const Route& r) {
   } else {
     slot_of_.emplace(p, slot);
   }
-  if (p.addr.family == identity::Family::kIpv6) return RebuildV6();
-  return absl::OkStatus();
+  absl::Status st = p.addr.family == identity::Family::kIpv6 ? RebuildV6() : absl::OkStatus();
+  version_.fetch_add(1, std::memory_order_release);
+  return st;
 }
 
 absl::Status IpcacheTable::Remove(const identity::Prefix& p) {
@@ -98,8 +99,9 @@ absl::Status IpcacheTable::Remove(const identity::Prefix& p) {
     if (rc != 0) return absl::InternalError(meshgate::StrCat("rte_lpm_delete: ", rte_strerror(-rc)));
   }
   retired_slots_.emplace_back(rte_rcu_qsbr_start(qsbr_), slot);
-  if (p.addr.family == identity::Family::kIpv6) return RebuildV6();
-  return absl::OkStatus();
+  absl::Status st = p.addr.family == identity::Family::kIpv6 ? RebuildV6() : absl::OkStatus();
+  version_.fetch_add(1, std::memory_order_release);
+  return st;
 }
 
 absl::Status IpcacheTable::RebuildV6() {

@@ -81,6 +81,10 @@ class IpcacheTable {
   const Route& At(uint32_t slot) const noexcept {
     return slot < capacity_ ? routes_[slot] : outside_;
   }
+  // Bumped (release) after every change. A result derived from lookups made
+  // after reading version v is current until the version moves on: the
+  // conntrack verdict cache (conntrack.h) is stamped with it.
+  uint32_t version() const noexcept { return version_.load(std::memory_order_acquire); }
 
  private:
   IpcacheTable() = default;
@@ -93,6 +97,7 @@ class IpcacheTable {
   std::unique_ptr<Route[]> routes_;       // dp: ro; cp: writes unpublished slots only
   uint32_t capacity_ = 0;
   Route outside_;
+  std::atomic<uint32_t> version_{1};  // dp: acquire; cp: release increments
   // Control only:
   std::vector<uint32_t> free_;
   std::map<identity::Prefix, uint32_t> slot_of_;

@@ -485,6 +485,16 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   const bool check_egress = role == PortRole::kEndpoint;
 
   const uint64_t now = ct_ != nullptr ? rte_rdtsc() : 0;
+  // Read before any lookup of this burst: a verdict cached now is stamped
+  // with versions no newer than the data it was derived from.
+  const uint32_t epoch = snap.classes->epoch();
+  const uint32_t ipcache_version = snap.ipcache->version();
+  auto VerdictToCache = [&](const PacketMeta& meta, Verdict v) {
+    return CtVerdict{epoch, ipcache_version, meta.aux,
+                     (meta.src_identity & CtVerdict::kIdentityMask) |
+                         (check_egress ? CtVerdict::kEgress : 0u) |
+                         (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
+  };
   // Services (at a source endpoint): the pre-DNAT tuple, the frontend to
   // restore on replies, and the backend pinned to the connection.
   struct SvcWork {
@@ -510,7 +520,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       meta->drop = r;
       drops[nd++] = m;
     };
-    uint32_t nh = kOutsideRoute;
     if (role == PortRole::kEndpoint) {
       if (meta->flags & kPktArp) {
         if (ArpReply(m, *meta, src_ep, snap.router_mac)) {
@@ -574,16 +583,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drop(DropReason::kFirstFragmentNotFound);
       continue;
     }
-    nh = IpcacheSlot(m, *meta, snap, Addr::kDestination);
-    const Route& route = RouteAt(snap, nh);
-    if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
-                                    : role != PortRole::kEndpoint) {
-      // A local address with no endpoint in this snapshot, or a packet from
-      // the fabric or the uplink for anything but a local endpoint (no transit).
-      drop(DropReason::kNoMatchingLocalContainer);
-      continue;
-    }
-    meta->aux = nh;
     if (ct_ != nullptr) CtKeyOf(m, *meta, ct_keys[nw]);
     work[nw++] = m;
   }
@@ -597,16 +596,48 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
+  // Stage 2b: the destination's route. A forward packet of a connection
+  // whose verdict was cached under the current class epoch and ipcache
+  // version, for the same source identity, takes the route and the verdict
+  // from its entry: nothing they were derived from has changed since
+  // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
   // An ICMP error quoting a tracked connection (either direction) is
   // related: it skips the policy like a reply (Cilium's CT_RELATED).
-  bool icmp_error[kBurst];
+  bool icmp_error[kBurst], gone[kBurst];
+  uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   for (uint16_t i = 0; i < nw; ++i) {
-    PacketMeta* meta = Meta(work[i]);
+    rte_mbuf* m = work[i];
+    PacketMeta* meta = Meta(m);
     icmp_error[i] = IsIcmpError(*meta);
+    gone[i] = false;
+    cached[i] = 0;
     if (icmp_error[i] && ctres[i] != CtResult::kNew) {
       meta->flags |= kPktRelated;
       ctres[i] = CtResult::kReply;  // bypass; never refreshes or creates
     }
+    uint32_t nh = kOutsideRoute;
+    if (ctres[i] == CtResult::kForward) {
+      const CtVerdict v = ct_->Verdict(ctpos[i]);
+      if (v.epoch == epoch && v.ipcache == ipcache_version &&
+          (v.bits & CtVerdict::kIdentityMask) == meta->src_identity &&
+          ((v.bits & CtVerdict::kEgress) != 0) == check_egress) {
+        nh = v.nh;
+        cached[i] = v.bits + 1;
+        ++counters_.verdicts_cached;
+      }
+    }
+    if (cached[i] == 0) nh = IpcacheSlot(m, *meta, snap, Addr::kDestination);
+    const Route& route = RouteAt(snap, nh);
+    if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
+                                    : role != PortRole::kEndpoint) {
+      // A local address with no endpoint in this snapshot, or a packet from
+      // the fabric or the uplink for anything but a local endpoint (no transit).
+      meta->drop = DropReason::kNoMatchingLocalContainer;
+      drops[nd++] = m;
+      gone[i] = true;
+      continue;
+    }
+    meta->aux = nh;
   }
 
   // Stage 3: policy keys. Egress at the source endpoint (peer = the
@@ -614,7 +645,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // source's identity, from the endpoint or from the VNI).
   for (uint16_t i = 0; i < nw; ++i) {
     egress_key[i] = ingress_key[i] = kNoKey;
-    if (ctres[i] == CtResult::kReply) continue;
+    if (gone[i] || cached[i] != 0 || ctres[i] == CtResult::kReply) continue;
     const PacketMeta* meta = Meta(work[i]);
     const Route& route = RouteAt(snap, meta->aux);
     if (check_egress) {
@@ -641,9 +672,15 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // Stage 5: verdicts, conntrack, rewrite or encapsulate, stage for TX.
   static const PolicyResult kPass{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, 0};
   for (uint16_t i = 0; i < nw; ++i) {
+    if (gone[i]) continue;
     rte_mbuf* m = work[i];
     PacketMeta* meta = Meta(m);
-    const PolicyResult& eg = egress_key[i] != kNoKey ? res[egress_key[i]] : kPass;
+    const PolicyResult cached_result{
+        (cached[i] - 1) & CtVerdict::kAudit ? Verdict::kAudit : Verdict::kForwarded,
+        classifier::PolicyReason::kNone, 0, 0};
+    const PolicyResult& eg = cached[i] != 0           ? cached_result
+                             : egress_key[i] != kNoKey ? res[egress_key[i]]
+                                                       : kPass;
     const PolicyResult& in = ingress_key[i] != kNoKey ? res[ingress_key[i]] : kPass;
     // Egress decides first; then ingress; an AUDIT anywhere is reported.
     const PolicyResult& decided = eg.verdict == Verdict::kForwarded ? in : eg;
@@ -685,9 +722,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           continue;
         }
         ++counters_.ct_new;
+        ct_->CacheVerdict(pos, VerdictToCache(*meta, decided.verdict));
         if (events_ != nullptr) Event(snap, m, dir);  // the verdict of a new connection
       } else {
         ct_->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
+        if (ctres[i] == CtResult::kForward && cached[i] == 0) {
+          ct_->CacheVerdict(ctpos[i], VerdictToCache(*meta, decided.verdict));
+        }
         if (ctres[i] == CtResult::kReply) {
           ++counters_.ct_replies;
           const CtNat& nat = ct_->Nat(ctpos[i]);

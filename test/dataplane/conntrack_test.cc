@@ -108,6 +108,98 @@ spec:
   for (auto* m : got) rte_pktmbuf_free(m);
 }
 
+TEST_CASE("the verdict cache: established packets reuse it until the ipcache, a class or the policy changes",
+          "[conntrack][verdict-cache][cilium:PR 2700 policy consulted for every packet]") {
+  // Cilium looks the policy up for every forward packet; a cached verdict
+  // must therefore give the same answer the lookup would, whatever changed.
+  CtNode c;
+  c.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: test-egress}
+spec:
+  endpointSelector: {matchLabels: {app: test}}
+  egress: [{toEndpoints: [{matchLabels: {app: myapp}}]}]
+)");
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  auto ack = [] { return Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(40000, 80, 0x10))); };
+  auto forwarded = [&] {
+    auto got = r.Take(my);
+    for (auto* m : got) rte_pktmbuf_free(m);
+    return got.size();
+  };
+  r.Send(*c.snap, te, TcpFrame("10.1.0.11", "10.1.0.20", 80));  // new: classified, cached
+  REQUIRE(forwarded() == 1);
+  CHECK(pl.counters().verdicts_cached == 0);
+  r.Send(*c.snap, te, ack());
+  CHECK(forwarded() == 1);
+#if defined(__AVX__)
+  CHECK(pl.counters().verdicts_cached == 1);  // the second packet took the cached verdict
+#else
+  CHECK(pl.counters().verdicts_cached == 0);  // no 16-byte atomic access: cache off
+#endif
+
+  SECTION("the destination's ipcache identity changes (no new snapshot): classified again") {
+    auto st = c.n.table->Upsert(identity::Prefix::Host(*identity::IpAddr::Parse("10.1.0.20")),
+                                Route{identity::reserved::kWorld, my, Route::kLocal, 0});
+    REQUIRE(st.ok());
+    r.Send(*c.snap, te, ack());
+    CHECK(forwarded() == 0);  // egress to world is not allowed
+    CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);
+  }
+  SECTION("the destination identity's class changes in place: classified again") {
+    uint32_t epoch = c.snap->classes->epoch();
+    REQUIRE(c.snap->classes->Set(c.n.w.Get("myapp").id, 0).ok());
+    CHECK(c.snap->classes->epoch() != epoch);
+    r.Send(*c.snap, te, ack());
+    CHECK(forwarded() == 0);
+    CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);
+  }
+  SECTION("a new snapshot that still allows: classified again, then cached again") {
+    c.Rebuild();
+    uint64_t cached = pl.counters().verdicts_cached;
+    r.Send(*c.snap, te, ack());
+    CHECK(forwarded() == 1);
+    CHECK(pl.counters().verdicts_cached == cached);
+    r.Send(*c.snap, te, ack());
+    CHECK(forwarded() == 1);
+#if defined(__AVX__)
+    CHECK(pl.counters().verdicts_cached == cached + 1);
+#endif
+  }
+  SECTION("nothing changed: the cached verdict stands for every later packet") {
+    for (int i = 0; i < 5; ++i) r.Send(*c.snap, te, ack());
+    CHECK(forwarded() == 5);
+    CHECK(pl.dropped(DropReason::kPolicyDenied) == 0);
+  }
+}
+
+TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",
+          "[conntrack][verdict-cache]") {
+  CtVerdict v{7, 9, 3, 1234 | CtVerdict::kEgress};
+  CtNode c;
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  CtKey k;
+  k.family = 4;
+  k.proto = 17;
+  k.sport = 1;
+  k.dport = 2;
+  int32_t pos = -1;
+  REQUIRE(c.ct->Create(k, 0, rte_rdtsc(), &pos));
+  CHECK(c.ct->Verdict(pos).epoch == 0);  // a new connection caches nothing by itself
+  c.ct->CacheVerdict(pos, v);
+#if defined(__AVX__)
+  CtVerdict got = c.ct->Verdict(pos);
+  CHECK(got.epoch == 7);
+  CHECK(got.ipcache == 9);
+  CHECK(got.nh == 3);
+  CHECK((got.bits & CtVerdict::kIdentityMask) == 1234);
+#endif
+}
+
 TEST_CASE("two workers: one sees the request, the other the reply", "[conntrack][workers]") {
   CtNode c;
   c.n.w.Apply(kClientLockdown);

@@ -229,6 +229,46 @@ TEST_CASE("the fabric refuses identity 1, foreign addresses, other ports, malfor
   CHECK(rte_mempool_avail_count(Pool()) == 1023);
 }
 
+TEST_CASE("an established tuple arriving with another identity in its VNI is classified again",
+          "[fabric][verdict-cache][cilium:bpf/bpf_overlay.c identity from the tunnel key]") {
+  // B allows only frontends into myapp. A's frontend opens a connection;
+  // later packets of the same tuple claim test's identity: the verdict
+  // cached for frontend must not carry them (conntrack.h, CtVerdict).
+  Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
+  Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), Encap::kVxlan);
+  b.w.Apply(kMyPolicy);
+  b.Rebuild();
+  auto over = [&](uint8_t flags) {
+    a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80, flags));
+    auto wire = a.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    return wire[0];
+  };
+  auto delivered = [&] {
+    auto got = b.Take(b.port.at("myapp"));
+    for (auto* m : got) rte_pktmbuf_free(m);
+    return got.size();
+  };
+  b.Receive(over(0x02), kFabricPort);
+  CHECK(delivered() == 1);
+  b.Receive(over(0x10), kFabricPort);
+  CHECK(delivered() == 1);
+  uint64_t cached = b.pl->counters().verdicts_cached;
+  rte_mbuf* m = over(0x10);
+  uint32_t test_id = b.w.Get("cluster1/test").id;
+  uint8_t* t = rte_pktmbuf_mtod_offset(m, uint8_t*, 42);
+  t[4] = uint8_t(test_id >> 16);
+  t[5] = uint8_t(test_id >> 8);
+  t[6] = uint8_t(test_id);
+  b.Receive(m, kFabricPort);
+  CHECK(delivered() == 0);
+  CHECK(b.pl->dropped(DropReason::kPolicyDenied) == 1);
+  CHECK(b.pl->counters().verdicts_cached == cached);  // not taken from the cache
+  b.Receive(over(0x10), kFabricPort);  // the genuine sender still passes
+  CHECK(delivered() == 1);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
 TEST_CASE("seed: a global service served by the other cluster, under that cluster's policy",
           "[fabric][service][seed]") {
   Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
