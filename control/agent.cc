@@ -375,7 +375,8 @@ void Agent::EndSync() {
 }
 
 std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
-  static const uint32_t seed = lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed)->murmur;
+  static const lb::MaglevSeed seeds = *lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed);
+  const uint32_t seed = seeds.murmur;
   std::vector<dataplane::ServiceSpec> out;
   for (const auto& s : services_) {
     // Every cluster's backends of this service that this cluster uses.
@@ -472,6 +473,8 @@ std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
             keys.push_back(lb::MaglevBackendKey(b.addr, b.port, ProtoName(sp.proto)));
           }
           spec.maglev = lb::MaglevTable(keys, lb::kDefaultMaglevTableSize, seed);
+          spec.hash_seed_v4 = seeds.jhash_v4;
+          spec.hash_seed_v6 = seeds.jhash_v6;
         }
         out.push_back(std::move(spec));
       }

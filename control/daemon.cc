@@ -124,6 +124,7 @@ class Daemon {
   absl::Status Commit();
   absl::Status AttachConfigEndpoints();
   void DrainEvents();
+  void Maintain();
   adm::Flow ToFlow(const StoredFlow& f) const;
   bool Matches(const adm::Observe& o, const adm::Flow& f) const;
   adm::Response Get(const std::string& what);
@@ -138,7 +139,7 @@ class Daemon {
   asio::signal_set signals_;
   std::unique_ptr<unix_socket::acceptor> feed_acc_, admin_acc_;
   std::unique_ptr<asio::ip::tcp::acceptor> tcp_acc_, metrics_acc_;
-  std::unique_ptr<asio::steady_timer> commit_timer_, events_timer_;
+  std::unique_ptr<asio::steady_timer> commit_timer_, events_timer_, maintain_timer_;
   bool commit_pending_ = false;
   std::unique_ptr<dataplane::Instance> inst_;
   std::unique_ptr<Agent> agent_;
@@ -451,6 +452,18 @@ void Daemon::DrainEvents() {
   events_timer_->expires_after(std::chrono::milliseconds(50));
   events_timer_->async_wait([this](boost::system::error_code ec) {
     if (!ec) DrainEvents();
+  });
+}
+
+// Every 100 ms: expired connections and affinity entries out, in steps that
+// sweep each table in about 10 s (at least 4,096 slots a step), and retired
+// snapshots and ipcache slots freed (dataplane/instance.h).
+void Daemon::Maintain() {
+  uint32_t slots = 2 * std::max(c_.conntrack_size, inst_->affinity().capacity());
+  inst_->Maintain(rte_rdtsc(), std::max<uint32_t>(4096, slots / 100));
+  maintain_timer_->expires_after(std::chrono::milliseconds(100));
+  maintain_timer_->async_wait([this](boost::system::error_code ec) {
+    if (!ec) Maintain();
   });
 }
 
@@ -774,7 +787,12 @@ std::string Daemon::Metrics() {
   gauge("meshgate_endpoints", "Local endpoints.", double(c.endpoints));
   gauge("meshgate_services", "Service frontends in the published snapshot.", double(c.frontends));
   gauge("meshgate_policies", "Policies applied.", double(c.policies));
-  gauge("meshgate_tracked_connections", "Connections in the conntrack table.", double(inst_->conntrack().size()));
+  gauge("meshgate_tracked_connections", "Conntrack key slots in use (two per connection, expired ones until collected).", double(inst_->conntrack().size()));
+  gauge("meshgate_affinity_entries", "sessionAffinity ClientIP entries (expired ones until collected).", double(inst_->affinity().size()));
+  StrAppend(&o, "# HELP meshgate_collected_total Expired entries removed by the control thread, by table.\n",
+            "# TYPE meshgate_collected_total counter\n",
+            "meshgate_collected_total{table=\"conntrack\"} ", inst_->collected_connections(), "\n",
+            "meshgate_collected_total{table=\"affinity\"} ", inst_->collected_affinities(), "\n");
   gauge("meshgate_feed_connections", "Mesh feed connections.", double(feeds_));
   gauge("meshgate_snapshot_generation", "Generation of the published snapshot.", double(c.generation));
   StrAppend(&o, "# HELP meshgate_observer_drops_total Flow responses not queued for observers that do not read.\n",
@@ -989,11 +1007,13 @@ int Daemon::Run() {
                              "meshgate: cluster, snapshot generation, identities, endpoints");
   commit_timer_ = std::make_unique<asio::steady_timer>(io_);
   events_timer_ = std::make_unique<asio::steady_timer>(io_);
+  maintain_timer_ = std::make_unique<asio::steady_timer>(io_);
   Accept<unix_socket::acceptor, FeedSession<unix_socket::socket>>(*feed_acc_, c_.max_frame);
   if (tcp_acc_) Accept<asio::ip::tcp::acceptor, FeedSession<asio::ip::tcp::socket>>(*tcp_acc_, c_.max_frame);
   AcceptAdmin();
   if (metrics_acc_) AcceptMetrics();
   DrainEvents();
+  Maintain();
   signals_.async_wait([this](boost::system::error_code, int sig) {
     Log(StrCat("signal ", sig, ": stopping"));
     io_.stop();

@@ -15,12 +15,18 @@
 // benignly (last writer wins, both write a valid backend).
 // Hot path: Find/Remember do no allocation, lock or syscall; when the table
 // is full new clients get no affinity (counted), never a drop.
+// Expired entries are removed by the control thread in small steps
+// (Collect); their key slots are freed after an rte_rcu_qsbr grace period
+// on the workers' QSBR, as conntrack's are.
 #pragma once
 
 #include <rte_hash.h>
 
+#include <rte_rcu_qsbr.h>
+
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -38,7 +44,9 @@ static_assert(sizeof(AffinityKey) == 40);
 
 class AffinityTable {
  public:
-  static absl::StatusOr<std::unique_ptr<AffinityTable>> Create(uint32_t capacity);
+  // `qsbr`: the workers' RCU variable (null: entries are never collected).
+  static absl::StatusOr<std::unique_ptr<AffinityTable>> Create(uint32_t capacity,
+                                                              rte_rcu_qsbr* qsbr = nullptr);
   ~AffinityTable();
   AffinityTable(const AffinityTable&) = delete;
   AffinityTable& operator=(const AffinityTable&) = delete;
@@ -51,6 +59,14 @@ class AffinityTable {
                 uint64_t expires) noexcept;
   uint64_t full() const { return full_.load(std::memory_order_relaxed); }
 
+  // --- control ---
+  // Examines up to `budget` slots from where the last call stopped, deletes
+  // expired entries and frees slots whose grace period has passed. Never
+  // blocks. Returns the number of entries deleted.
+  uint32_t Collect(uint64_t now_tsc, uint32_t budget);
+  uint32_t size() const;  // occupied key slots, expired ones included
+  uint32_t capacity() const { return capacity_; }
+
  private:
   struct Entry {
     std::atomic<uint64_t> expires{0};
@@ -61,6 +77,11 @@ class AffinityTable {
   rte_hash* h_ = nullptr;
   std::unique_ptr<Entry[]> entries_;
   std::atomic<uint64_t> full_{0};
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t slots_ = 0;
+  uint32_t cursor_ = 0;                               // cp only
+  std::deque<std::pair<uint64_t, int32_t>> retired_;  // cp only: (token, position)
 };
 
 }  // namespace meshgate::dataplane

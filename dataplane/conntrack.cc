@@ -61,7 +61,10 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   ct->capacity_ = capacity;
   // Multi-writer adds keep per-lcore free-slot caches: positions can exceed
   // `capacity`; the entry array covers every position the hash can return.
-  ct->slots_ = uint32_t(rte_hash_max_key_id(ct->h_)) + 1;
+  // Positions are key indexes - 1, below rte_hash_max_key_id (the key store
+  // has max_key_id + 1 slots, the first a dummy): reading the key at
+  // position max_key_id would read past the store.
+  ct->slots_ = uint32_t(rte_hash_max_key_id(ct->h_));
   ct->entries_ = std::make_unique<Entry[]>(ct->slots_);
   ct->tsc_hz_ = rte_get_tsc_hz();
   ct->timeout_tsc_[kSyn] = uint64_t(t.tcp_syn_s) * ct->tsc_hz_;

@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
   auto ev = FlowEventRing::Create(c.event_ring_size);
   if (!ev.ok()) return ev.status();
   in->events_ = std::move(*ev);
-  auto aff = AffinityTable::Create(c.affinity_size);
+  auto aff = AffinityTable::Create(c.affinity_size, in->cell_->qsbr());
   if (!aff.ok()) return aff.status();
   in->affinity_ = std::move(*aff);
   for (uint16_t w = 0; w < nq; ++w) {
@@ -175,6 +175,17 @@ uint64_t Instance::Dropped(DropReason r, size_t i) const {
   uint64_t n = 0;
   for (const auto& p : pipelines_) n += p->counters().drops[pid].by_reason[uint8_t(r)];
   return n;
+}
+
+Instance::Maintenance Instance::Maintain(uint64_t now_tsc, uint32_t budget) {
+  Maintenance m;
+  m.connections = ct_->Collect(now_tsc, budget);
+  m.affinities = affinity_->Collect(now_tsc, budget);
+  collected_.connections += m.connections;
+  collected_.affinities += m.affinities;
+  cell_->Reclaim();
+  ipcache_->Reclaim();
+  return m;
 }
 
 uint64_t Instance::Forwarded() const {

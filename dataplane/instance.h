@@ -78,6 +78,17 @@ class Instance {
   // Without lcores: one iteration of worker `w` on the calling thread.
   uint32_t Poll(size_t w = 0);
 
+  // Control-thread housekeeping, called periodically (the daemon: every
+  // 100 ms): removes expired connections and affinity entries, examining
+  // at most `budget` slots of each table per call (never a full scan), and
+  // frees retired snapshots and ipcache slots whose grace period is over.
+  struct Maintenance {
+    uint32_t connections = 0, affinities = 0;
+  };
+  Maintenance Maintain(uint64_t now_tsc, uint32_t budget);
+  uint64_t collected_connections() const { return collected_.connections; }
+  uint64_t collected_affinities() const { return collected_.affinities; }
+
   const Pipeline& pipeline(size_t w) const { return *pipelines_[w]; }
   uint64_t Dropped(DropReason r) const;  // over all workers
   uint64_t Dropped(DropReason r, size_t port_index) const;  // arrived on config port i
@@ -102,6 +113,9 @@ class Instance {
   std::unique_ptr<FlowEventRing> events_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::vector<Worker> workers_;
+  struct {
+    uint64_t connections = 0, affinities = 0;
+  } collected_;                     // cp only
   std::atomic<bool> stop_{false};  // dp: ro (relaxed), cp: rw
   bool running_ = false;
 };

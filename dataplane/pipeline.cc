@@ -6,6 +6,7 @@
 #include <rte_ethdev.h>
 #include <rte_hash_crc.h>
 #include <rte_ip.h>
+#include <rte_random.h>
 #include <rte_tcp.h>
 #include <rte_udp.h>
 #include <netinet/in.h>
@@ -377,10 +378,15 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
     sw.pinned = true;
     sw.pin_pos = pos;
   } else {
-    // Maglev over the client's address, port and protocol (the frontend is
-    // implied by the service, as in Cilium's lookup hash).
-    uint32_t h = rte_hash_crc(sw.pre.src, 16, rte_hash_crc_4byte(uint32_t(meta.sport) << 8 | meta.proto, 0));
-    uint64_t ticks = affinity_ != nullptr ? snap.services->AffinityTicks(s) : 0;
+    // Maglev: Cilium's hash of the client's address, port and protocol
+    // (the frontend is implied by the service; with session affinity the
+    // client port is left out). Otherwise Cilium's default: a random backend.
+    const uint64_t svc_ticks = snap.services->AffinityTicks(s);
+    uint32_t h = snap.services->UsesMaglev(s)
+                     ? snap.services->FlowHash(s, key.family, sw.pre.src,
+                                               svc_ticks != 0 ? 0 : meta.sport, key.port, meta.proto)
+                     : uint32_t(rte_rand());
+    uint64_t ticks = affinity_ != nullptr ? svc_ticks : 0;
     int32_t bi;
     if (ticks == 0) {
       bi = int32_t(snap.services->Pick(s, h));

@@ -1,5 +1,8 @@
 #include "dataplane/service_table.h"
 
+#include <rte_byteorder.h>
+#include <rte_jhash.h>
+
 #include <rte_cycles.h>
 
 #include <rte_errno.h>
@@ -11,6 +14,28 @@
 #include "identity/strutil.h"
 
 namespace meshgate::dataplane {
+
+uint32_t LbFlowHash(uint8_t family, const uint8_t* client, uint16_t client_port,
+                    uint16_t service_port, uint8_t proto, uint32_t seed) noexcept {
+  auto word = [client](int i) {
+    uint32_t w;
+    std::memcpy(&w, client + 4 * i, 4);
+    return rte_le_to_cpu_32(w);
+  };
+  // The 16-bit big-endian port read little endian is its byte swap.
+  const uint32_t ports = uint32_t(rte_bswap16(service_port)) << 16 | rte_bswap16(client_port);
+  if (family == 4) return rte_jhash_3words(word(0), ports, proto, seed);
+  uint32_t a = word(0), b = word(1), c = word(2);
+  __rte_jhash_mix(a, b, c);
+  a += word(3);
+  b += ports;
+  c += proto;
+  __rte_jhash_mix(a, b, c);
+  a += seed;
+  __rte_jhash_final(a, b, c);
+  return c;
+}
+
 namespace {
 std::atomic<uint64_t> g_seq{0};
 }
@@ -45,6 +70,8 @@ absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     svc.first = uint32_t(t->backends_.size());
     svc.n = uint32_t(s.backends.size());
     svc.affinity_ticks = uint64_t(s.affinity_timeout_s) * rte_get_tsc_hz();
+    svc.seed_v4 = s.hash_seed_v4;
+    svc.seed_v6 = s.hash_seed_v6;
     for (const auto& b : s.backends) {
       ServiceBackend be;
       ServiceKey bk = MakeServiceKey(b.addr, b.port, s.proto);

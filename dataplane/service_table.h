@@ -27,9 +27,22 @@ struct ServiceSpec {
   uint16_t port = 0;
   uint8_t proto = 6;
   std::vector<ServiceBackendSpec> backends;  // the serving ones, in order
-  std::vector<uint32_t> maglev;              // entries index `backends`; empty: hash % n
+  std::vector<uint32_t> maglev;              // entries index `backends`; empty: random
   uint32_t affinity_timeout_s = 0;           // sessionAffinity ClientIP; 0 = none
+  // Maglev's lookup hash seeds (bpf-lb-maglev-hash-seed words 2 and 3).
+  uint32_t hash_seed_v4 = 0, hash_seed_v6 = 0;
 };
+
+// Cilium's backend-selection hash over a client's flow to a service
+// (bpf/lib/hash.h __hash_from_tuple_v4/v6, as bpf/lib/lb.h
+// lb4_select_backend_id_maglev calls it): IPv4 is jhash_3words(client
+// address, service port << 16 | client port, protocol, seed); IPv6 mixes the
+// four address words the same way. Words are the packet's bytes read little
+// endian (HASH_WORD32_LE/HASH_WORD16_LE), the service address is left out
+// on purpose, and with session affinity the client port is 0. `client` is
+// the address in network order (4 or 16 bytes); ports in host order.
+uint32_t LbFlowHash(uint8_t family, const uint8_t* client, uint16_t client_port,
+                    uint16_t service_port, uint8_t proto, uint32_t seed) noexcept;
 
 struct ServiceKey {
   uint8_t family = 0, proto = 0;
@@ -60,7 +73,18 @@ class ServiceTable {
   uint32_t First(int32_t svc) const noexcept { return services_[svc].first; }
   // sessionAffinity ClientIP timeout in TSC ticks; 0 = no affinity.
   uint64_t AffinityTicks(int32_t svc) const noexcept { return services_[svc].affinity_ticks; }
-  // The backend for a flow hash (Maglev when the service has a table).
+  // Maglev (lb-algorithm: maglev) or Cilium's default, random selection.
+  bool UsesMaglev(int32_t svc) const noexcept { return services_[svc].table_size != 0; }
+  // The LbFlowHash of a client's flow under the service's seeds.
+  uint32_t FlowHash(int32_t svc, uint8_t family, const uint8_t* client, uint16_t client_port,
+                    uint16_t service_port, uint8_t proto) const noexcept {
+    const Svc& s = services_[svc];
+    return LbFlowHash(family, client, client_port, service_port, proto,
+                      family == 4 ? s.seed_v4 : s.seed_v6);
+  }
+  // The backend for `hash`: Maglev's entry hash % M when the service has a
+  // table (lb4_select_backend_id_maglev); otherwise backend hash % n, as
+  // lb4_select_backend_id_random does with a random number.
   uint32_t Pick(int32_t svc, uint32_t hash) const noexcept {
     const Svc& s = services_[svc];
     uint32_t i = s.table_size ? table_[s.table_off + hash % s.table_size] : hash % s.n;
@@ -77,6 +101,7 @@ class ServiceTable {
     uint32_t first = 0, n = 0;
     uint32_t table_off = 0, table_size = 0;
     uint64_t affinity_ticks = 0;
+    uint32_t seed_v4 = 0, seed_v6 = 0;
   };
   ServiceTable() = default;
   rte_hash* h_ = nullptr;

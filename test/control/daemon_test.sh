@@ -146,6 +146,8 @@ m=$(curl -s "http://127.0.0.1:$mport/metrics")
 check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
 check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"
 check "metrics gauges" grep -q "^meshgate_endpoints 3$" <<<"$m"
+check "metrics: live connections tracked, none collected yet" \
+  bash -c 'grep -Eq "^meshgate_tracked_connections [1-9]" <<<"$1" && grep -q "^meshgate_collected_total{table=\"conntrack\"} 0$" <<<"$1"' _ "$m"
 prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")
 tel=$(echo /meshgate/status | timeout 10 dpdk-telemetry.py -f "$prefix" 2>/dev/null | tail -1)
 check "telemetry: $tel" grep -q '"/meshgate/status": {"status": "cluster1 ' <<<"$tel"

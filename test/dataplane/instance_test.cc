@@ -87,6 +87,36 @@ TEST_CASE("an instance polled on the caller's thread forwards between its ports"
   CHECK((*in)->events().Dequeue(ev, 4) == 1);  // the new connection's verdict
 }
 
+TEST_CASE("maintenance collects expired connections off the hot path; live ones stay",
+          "[instance][conntrack][gc]") {
+  RingPort a("im0"), b("im1"), c("im2");
+  InstanceConfig cfg;
+  cfg.name = "inst_m";
+  cfg.ports = {{"net_ring_im0"}, {"net_ring_im1"}, {"net_ring_im2"}};
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  Node n;
+  Publish(**in, n);
+  RingPort* ring[3] = {&a, &b, &c};
+  for (uint16_t sp = 1000; sp < 1010; ++sp) {
+    ring[n.port["frontend"]]->Inject(
+        (*in)->pool(), Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17, Udp(sp, 53))));
+  }
+  CHECK((*in)->Poll() == 10);
+  for (auto* m : ring[n.port["myapp"]]->Drain()) rte_pktmbuf_free(m);
+  CHECK((*in)->conntrack().size() == 20);  // two keys per connection
+  const uint64_t hz = rte_get_tsc_hz(), now = rte_rdtsc();
+  auto m = (*in)->Maintain(now, 1 << 20);
+  CHECK(m.connections == 0);  // UDP lives 60 s
+  CHECK((*in)->conntrack().size() == 20);
+  m = (*in)->Maintain(now + 61 * hz, 1 << 20);
+  CHECK(m.connections == 10);
+  CHECK((*in)->collected_connections() == 10);
+  (*in)->Poll();  // the worker passes a quiescent state: the slots can be freed
+  (*in)->Maintain(now + 61 * hz, 1);
+  CHECK((*in)->conntrack().size() == 0);
+}
+
 TEST_CASE("a worker lcore runs the pipeline until stopped", "[instance][lcore]") {
   unsigned worker = rte_get_next_lcore(-1, 1, 0);
   REQUIRE(worker < RTE_MAX_LCORE);  // the test EAL has -l 0,1

@@ -253,3 +253,182 @@ TEST_CASE("an affinity entry expires and never names a backend that left", "[ser
   REQUIRE(moved.ok());
   CHECK((*aff)->Find(k, **moved, 0, 10) == int32_t((*moved)->First(0)));
 }
+
+TEST_CASE("expired affinity entries are collected in steps, and new clients get affinity again",
+          "[service][affinity][gc]") {
+  auto cell = RcuCell<Snapshot>::Create(1);
+  REQUIRE(cell.ok());
+  REQUIRE((*cell)->RegisterReader(0).ok());
+  (*cell)->Online(0);
+  auto aff = AffinityTable::Create(64, (*cell)->qsbr());
+  REQUIRE(aff.ok());
+  auto table = ServiceTable::Build({Svc({"10.1.0.11", "10.1.0.20"})});
+  REQUIRE(table.ok());
+  auto key = [&](uint8_t i) {
+    AffinityKey k;
+    k.family = 4;
+    k.client[0] = 10, k.client[3] = i;
+    k.frontend = (*table)->Frontend(0);
+    return k;
+  };
+  for (uint8_t i = 0; i < 40; ++i) {
+    (*aff)->Remember(key(i), **table, 0, (*table)->First(0), i < 30 ? 1000 : 9000);
+  }
+  CHECK((*aff)->size() == 40);
+  // Fill the table: without collection the next clients get no affinity.
+  for (uint8_t i = 40; i < 200 && (*aff)->full() == 0; ++i) {
+    (*aff)->Remember(key(i), **table, 0, (*table)->First(0), 1000);
+  }
+  REQUIRE((*aff)->full() > 0);
+  uint32_t before = (*aff)->size();
+  uint32_t deleted = 0;
+  for (int step = 0; step < 200; ++step) deleted += (*aff)->Collect(2000, 8);  // small steps
+  CHECK(deleted == before - 10);  // everything but the 10 entries valid until 9000
+  CHECK((*aff)->Find(key(35), **table, 0, 2000) == int32_t((*table)->First(0)));
+  // New clients get affinity again (their bucket slots were freed by the
+  // deletes; the key-store slots return after the workers' grace period).
+  uint64_t full = (*aff)->full();
+  for (uint8_t i = 200; i < 220; ++i) (*aff)->Remember(key(i), **table, 0, (*table)->First(0), 9000);
+  CHECK((*aff)->full() == full);
+  CHECK((*aff)->Find(key(219), **table, 0, 2000) == int32_t((*table)->First(0)));
+  (*cell)->Quiescent(0);
+  CHECK((*aff)->Collect(2000, 1000) == 0);  // nothing else has expired; retired slots freed
+  CHECK((*aff)->size() == 30);
+  (*cell)->Offline(0);
+}
+
+namespace {
+
+// Cilium's bpf/lib/jhash.h (Linux include/linux/jhash.h), written out here
+// independently of DPDK's rte_jhash that the datapath uses.
+uint32_t Rol(uint32_t w, int s) { return (w << s) | (w >> (32 - s)); }
+void Mix(uint32_t& a, uint32_t& b, uint32_t& c) {
+  a -= c; a ^= Rol(c, 4);  c += b;
+  b -= a; b ^= Rol(a, 6);  a += c;
+  c -= b; c ^= Rol(b, 8);  b += a;
+  a -= c; a ^= Rol(c, 16); c += b;
+  b -= a; b ^= Rol(a, 19); a += c;
+  c -= b; c ^= Rol(b, 4);  b += a;
+}
+void Final(uint32_t& a, uint32_t& b, uint32_t& c) {
+  c ^= b; c -= Rol(b, 14);
+  a ^= c; a -= Rol(c, 11);
+  b ^= a; b -= Rol(a, 25);
+  c ^= b; c -= Rol(b, 16);
+  a ^= c; a -= Rol(c, 4);
+  b ^= a; b -= Rol(a, 14);
+  c ^= b; c -= Rol(b, 24);
+}
+uint32_t Jhash3Words(uint32_t a, uint32_t b, uint32_t c, uint32_t initval) {
+  initval += 0xdeadbeef + (3 << 2);  // JHASH_INITVAL + 3 words
+  a += initval;
+  b += initval;
+  c += initval;
+  Final(a, b, c);
+  return c;
+}
+// bytes -> the little-endian word Cilium's HASH_WORD32_LE/HASH_WORD16_LE read
+uint32_t Le32(const uint8_t* p) { return p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24; }
+uint32_t Le16(uint16_t host_port) { return uint32_t(host_port >> 8) | uint32_t(host_port & 0xff) << 8; }
+
+}  // namespace
+
+TEST_CASE("Cilium's Maglev lookup hash: jhash over client address, ports, protocol; no service address",
+          "[service][maglev][cilium:bpf/lib/hash.h __hash_from_tuple_v4/v6]") {
+  auto seeds = *lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed);
+  const uint8_t c4[4] = {10, 1, 0, 10};
+  // lb4_select_backend_id_maglev: sport = client port (0 with affinity),
+  // dport = service port; b = dport << 16 | sport.
+  uint32_t want = Jhash3Words(Le32(c4), Le16(80) << 16 | Le16(40000), 6, seeds.jhash_v4);
+  CHECK(LbFlowHash(4, c4, 40000, 80, 6, seeds.jhash_v4) == want);
+  CHECK(LbFlowHash(4, c4, 40001, 80, 6, seeds.jhash_v4) != want);
+  CHECK(LbFlowHash(4, c4, 40000, 80, 17, seeds.jhash_v4) != want);
+  CHECK(LbFlowHash(4, c4, 40000, 80, 6, seeds.jhash_v4 + 1) != want);
+  CHECK(LbFlowHash(4, c4, 0, 80, 6, seeds.jhash_v4) ==
+        Jhash3Words(Le32(c4), Le16(80) << 16, 6, seeds.jhash_v4));
+  // The port halves are not interchangeable.
+  CHECK(LbFlowHash(4, c4, 80, 40000, 6, seeds.jhash_v4) != want);
+
+  const uint8_t c6[16] = {0xfd, 0, 0, 0x10, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a};
+  uint32_t a = Le32(c6), b = Le32(c6 + 4), c = Le32(c6 + 8);
+  Mix(a, b, c);
+  a += Le32(c6 + 12);
+  b += Le16(443) << 16 | Le16(51000);
+  c += 6;
+  Mix(a, b, c);
+  a += seeds.jhash_v6;
+  Final(a, b, c);
+  CHECK(LbFlowHash(6, c6, 51000, 443, 6, seeds.jhash_v6) == c);
+  CHECK(LbFlowHash(6, c6, 51001, 443, 6, seeds.jhash_v6) != c);
+}
+
+TEST_CASE("lb-algorithm maglev: the backend is the table's entry at Cilium's hash % M",
+          "[service][maglev][cilium:bpf/lib/lb.h lb4_select_backend_id_maglev]") {
+  auto seeds = *lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed);
+  ServiceSpec spec = Svc({"10.1.0.11", "10.1.0.20"});
+  spec.hash_seed_v4 = seeds.jhash_v4;
+  spec.hash_seed_v6 = seeds.jhash_v6;
+  SvcNode s;
+  s.Build({spec});
+  const uint8_t client[4] = {10, 1, 0, 10};
+  int checked = 0;
+  for (uint16_t sp = 2000; sp < 2064; ++sp) {
+    s.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80));
+    uint32_t e = spec.maglev[LbFlowHash(4, client, sp, 80, 6, seeds.jhash_v4) % spec.maglev.size()];
+    std::string want = e == 0 ? "test" : "myapp";  // backends in spec order
+    auto at_test = s.Take("test"), at_myapp = s.Take("myapp");
+    REQUIRE(at_test.size() + at_myapp.size() == 1);
+    CHECK((at_test.empty() ? "myapp" : "test") == want);
+    for (auto* m : at_test) rte_pktmbuf_free(m);
+    for (auto* m : at_myapp) rte_pktmbuf_free(m);
+    ++checked;
+  }
+  CHECK(checked == 64);
+}
+
+TEST_CASE("without lb-algorithm maglev: a random backend per connection, kept by conntrack",
+          "[service][random][cilium:bpf/lib/lb.h lb4_select_backend_id_random]") {
+  ServiceSpec spec = Svc({"10.1.0.11", "10.1.0.20"});
+  spec.maglev.clear();  // Cilium's default algorithm
+  SvcNode s;
+  s.Build({spec});
+  std::map<std::string, int> used;
+  std::map<uint16_t, std::string> backend_of;
+  for (uint16_t sp = 3000; sp < 3200; ++sp) {
+    s.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80));
+    for (const char* b : {"test", "myapp"}) {
+      for (auto* m : s.Take(b)) {
+        ++used[b];
+        backend_of[sp] = b;
+        rte_pktmbuf_free(m);
+      }
+    }
+  }
+  REQUIRE(backend_of.size() == 200);
+  // 200 fair coin flips: each side at least 60 (fails with p < 1e-8).
+  CHECK(used["test"] >= 60);
+  CHECK(used["myapp"] >= 60);
+  // The same client port twice over the same connection: the same backend.
+  for (uint16_t sp = 3000; sp < 3020; ++sp) {
+    s.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80, 0x10));
+    auto at_test = s.Take("test"), at_myapp = s.Take("myapp");
+    REQUIRE(at_test.size() + at_myapp.size() == 1);
+    CHECK((at_test.empty() ? "myapp" : "test") == backend_of[sp]);
+    for (auto* m : at_test) rte_pktmbuf_free(m);
+    for (auto* m : at_myapp) rte_pktmbuf_free(m);
+  }
+  // Random, not a function of the flow: a fresh table (no conntrack state)
+  // picks differently for some of the same client ports.
+  SvcNode again;
+  again.Build({spec});
+  int differ = 0;
+  for (uint16_t sp = 3000; sp < 3200; ++sp) {
+    again.Send("frontend", Syn("10.1.0.10", sp, "10.96.0.80", 80));
+    auto at_test = again.Take("test"), at_myapp = again.Take("myapp");
+    REQUIRE(at_test.size() + at_myapp.size() == 1);
+    differ += (at_test.empty() ? "myapp" : "test") != backend_of[sp];
+    for (auto* m : at_test) rte_pktmbuf_free(m);
+    for (auto* m : at_myapp) rte_pktmbuf_free(m);
+  }
+  CHECK(differ > 40);  // ~100 expected; a flow hash would give 0
+}
