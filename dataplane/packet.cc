@@ -77,7 +77,6 @@ bool ParseL4(const uint8_t* d, uint32_t p, uint32_t end, PacketMeta& m) {
       if (p + 8 > end) return Fail(m, DropReason::kCtTruncatedOrInvalidHeader);
       uint8_t type = d[p];
       m.dport = type;  // Cilium's policy "port" for ICMP is the type
-      m.icmp_code = d[p + 1];
       bool echo = v6 ? (type == 128 || type == 129) : (type == 8 || type == 0);
       m.sport = echo ? Be16(d + p + 4) : 0;
       return true;
@@ -196,7 +195,6 @@ bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m) noexcept {
   uint32_t off = RTE_ETHER_HDR_LEN;
   for (int tags = 0; (et == kEthVlan || et == kEthQinQ); ++tags) {
     if (tags == 2 || off + 4 > len) return Fail(m, DropReason::kInvalidPacket);
-    m.vlan_tci = Be16(d + off);  // the innermost tag wins
     m.flags |= kPktVlan;
     et = Be16(d + off + 2);
     off += 4;

@@ -8,9 +8,13 @@
 #include <rte_ring.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "dataplane/instance.h"
+#include "identity/strutil.h"
 #include "test/dataplane/pipeline_fixture.h"
 
 using namespace meshgate;
@@ -145,6 +149,93 @@ TEST_CASE("a worker lcore runs the pipeline until stopped", "[instance][lcore]")
   (*in)->Stop();
   CHECK(got.size() == 100);
   for (auto* m : got) rte_pktmbuf_free(m);
+}
+
+namespace {
+
+// A classic pcap file (libpcap format 2.4, Ethernet) holding `frames`.
+void WritePcap(const std::string& path, const std::vector<Bytes>& frames) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  const uint32_t hdr[6] = {0xa1b2c3d4, 0x00040002, 0, 0, 65535, 1};
+  std::fwrite(hdr, sizeof(hdr), 1, f);
+  for (const auto& fr : frames) {
+    const uint32_t rec[4] = {1, 0, uint32_t(fr.size()), uint32_t(fr.size())};
+    std::fwrite(rec, sizeof(rec), 1, f);
+    std::fwrite(fr.data(), 1, fr.size(), f);
+  }
+  std::fclose(f);
+}
+
+// The frames of a pcap file written by net_pcap.
+std::vector<Bytes> ReadPcap(const std::string& path) {
+  std::vector<Bytes> out;
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return out;
+  uint32_t hdr[6];
+  if (std::fread(hdr, sizeof(hdr), 1, f) == 1) {
+    uint32_t rec[4];
+    while (std::fread(rec, sizeof(rec), 1, f) == 1) {
+      Bytes b(rec[2]);
+      if (std::fread(b.data(), 1, b.size(), f) != b.size()) break;
+      out.push_back(std::move(b));
+    }
+  }
+  std::fclose(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("net_pcap ports: frames from a capture file through the policy into capture files",
+          "[instance][ports][pcap]") {
+  char dir[] = "/tmp/mg-pcap-XXXXXX";
+  REQUIRE(mkdtemp(dir) != nullptr);
+  std::string d = dir;
+  Node n;  // frontend, myapp, test on ports 0..2 (compile order)
+  n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "80", protocol: TCP}]}]}]
+)");
+  WritePcap(d + "/frontend.pcap",
+            {TcpFrame("10.1.0.10", "10.1.0.20", 80),      // allowed
+             TcpFrame("10.1.0.10", "10.1.0.20", 8080),    // denied: 133
+             TcpFrame("10.1.0.99", "10.1.0.20", 80),      // spoofed: 140
+             Bytes{0x01, 0x02, 0x03}});                   // runt: 134
+  WritePcap(d + "/empty.pcap", {});
+  {
+    InstanceConfig cfg;
+    cfg.name = "inst_pcap";
+    for (const char* ep : {"frontend", "myapp", "test"}) {
+      std::string rx = std::string(ep) == "frontend" ? d + "/frontend.pcap" : d + "/empty.pcap";
+      cfg.ports.push_back({meshgate::StrCat("net_pcap_", ep, ",rx_pcap=", rx, ",tx_pcap=", d, "/",
+                                            ep, "-out.pcap")});
+    }
+    auto in = Instance::Create(cfg);
+    INFO(in.status().message());
+    REQUIRE(in.ok());
+    Publish(**in, n);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    uint64_t seen = 0;
+    while (seen < 4 && std::chrono::steady_clock::now() < deadline) seen += (*in)->Poll();
+    CHECK(seen == 4);
+    CHECK((*in)->Forwarded() == 1);
+    CHECK((*in)->Dropped(DropReason::kPolicyDenied) == 1);
+    CHECK((*in)->Dropped(DropReason::kInvalidSourceIp) == 1);
+    CHECK((*in)->Dropped(DropReason::kInvalidPacket) == 1);
+  }  // the instance closes its ports: net_pcap flushes the capture files
+  auto out = ReadPcap(d + "/myapp-out.pcap");
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].size() >= 54);
+  CHECK(std::memcmp(out[0].data(), Mac(2).addr_bytes, 6) == 0);   // myapp's MAC
+  CHECK(std::memcmp(out[0].data() + 6, kRouter.addr_bytes, 6) == 0);
+  CHECK(out[0][14 + 8] == 63);  // TTL decremented
+  CHECK(ReadPcap(d + "/test-out.pcap").empty());
+  std::filesystem::remove_all(d);
 }
 
 TEST_CASE("device strings: virtual devices are probed; bad ones are clear errors",
