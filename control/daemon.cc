@@ -678,14 +678,15 @@ adm::Response Daemon::Stats() {
   }
   auto* lc = r.add_tables();
   lc->set_title("lcores");
-  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST"}) lc->add_columns(c);
+  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST", "CACHED VERDICTS"}) lc->add_columns(c);
   for (size_t w = 0; w < inst_->num_workers(); ++w) {
     const auto& k = inst_->pipeline(w).counters();
     auto* row = lc->add_rows();
     for (const auto& s : {std::to_string(w), std::to_string(w < c_.lcores.size() ? c_.lcores[w] : 0),
                           std::to_string(k.rx), std::to_string(k.tx), std::to_string(k.forwarded),
                           std::to_string(k.ct_new), std::to_string(k.ct_replies), std::to_string(k.audited),
-                          std::to_string(k.encapsulated), std::to_string(k.events_lost)}) {
+                          std::to_string(k.encapsulated), std::to_string(k.events_lost),
+                          std::to_string(k.verdicts_cached)}) {
       row->add_cells(s);
     }
   }
@@ -923,7 +924,18 @@ int Daemon::Run() {
   eal.name = "meshgate-" + c_.cluster;
   std::string lcores = "0";
   for (unsigned l : c_.lcores) StrAppend(&lcores, ",", l);
-  eal.extra = {"-l", lcores, "--log-level=*:warning"};
+  bool mapped = false;
+  for (int cpu : c_.lcore_cpus) mapped |= cpu >= 0;
+  if (mapped) {  // EAL --lcores: lcore@cpu for each
+    std::string map = "0@0";
+    for (size_t i = 0; i < c_.lcores.size(); ++i) {
+      int cpu = i < c_.lcore_cpus.size() && c_.lcore_cpus[i] >= 0 ? c_.lcore_cpus[i] : int(c_.lcores[i]);
+      StrAppend(&map, ",", c_.lcores[i], "@", cpu);
+    }
+    eal.extra = {"--lcores", map, "--log-level=*:warning"};
+  } else {
+    eal.extra = {"-l", lcores, "--log-level=*:warning"};
+  }
   bool pci = false;  // a port named by PCI address ("0000:01:00.0")
   for (const auto& p : c_.ports) pci = pci || (p.device.size() >= 7 && p.device[4] == ':' && p.device[7] == ':');
   if (!pci) eal.extra.push_back("--no-pci");

@@ -42,6 +42,7 @@ struct DaemonConfig {
   uint32_t cluster_id = 0;
   ScenarioOptions options;
   std::vector<unsigned> lcores = {1};  // worker lcores; the main lcore (0) is control
+  std::vector<int> lcore_cpus;         // per worker lcore: its CPU ("L@CPU"); -1 or absent: CPU L
   uint32_t idle_sleep_us = 0;
   std::vector<DaemonPort> ports;
   std::vector<DaemonEndpoint> endpoints;

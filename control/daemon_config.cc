@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "control/daemon.h"
+
+#include "absl/strings/numbers.h"
 #include "identity/address.h"
 #include "identity/strutil.h"
 
@@ -107,10 +109,25 @@ absl::StatusOr<DaemonConfig> LoadDaemonConfig(const std::string& path) {
     }
     if (auto l = root["lcores"]) {
       c.lcores.clear();
+      c.lcore_cpus.clear();
       if (!l.IsSequence()) g.Error(l, "lcores: expected a list of lcore ids");
       for (const auto& x : l) {
-        unsigned lc = unsigned(g.UInt(x, "lcores[]", 1, 127));
-        c.lcores.push_back(lc);
+        // An lcore id, or "LCORE@CPU" to run worker lcore LCORE on CPU
+        // (several workers may share a CPU: EAL --lcores).
+        std::string v = x.IsScalar() ? x.Scalar() : "";
+        if (auto at = v.find('@'); at != std::string::npos) {
+          unsigned lc = 0, cpu = 0;
+          if (!absl::SimpleAtoi(v.substr(0, at), &lc) || !absl::SimpleAtoi(v.substr(at + 1), &cpu) ||
+              lc < 1 || lc > 127 || cpu > 1023) {
+            g.Error(x, "lcores[]: expected an lcore id (1-127) or LCORE@CPU");
+            continue;
+          }
+          c.lcores.push_back(lc);
+          c.lcore_cpus.push_back(int(cpu));
+        } else {
+          c.lcores.push_back(unsigned(g.UInt(x, "lcores[]", 1, 127)));
+          c.lcore_cpus.push_back(-1);
+        }
       }
       if (c.lcores.empty()) g.Error(l, "lcores: at least one worker lcore (lcore 0 runs control)");
     }

@@ -123,8 +123,17 @@ int RunVm(const std::vector<std::string>& args) {
   int sent = 0, answered = 0, served = 0;
   std::string answered_from;
   uint16_t sport = 40000;
-  auto tx = [&](rte_mbuf* m) {
-    if (m && rte_eth_tx_burst(port, 0, &m, 1) != 1) rte_pktmbuf_free(m);
+  // With several queue pairs, probes go out on the queues in turn (as a
+  // multi-queue guest spreads its flows) and answers leave on the queue
+  // their request came in on; every queue is received from.
+  std::vector<uint64_t> tx_per_queue(size_t(queues), 0), rx_per_queue(size_t(queues), 0);
+  auto tx = [&](rte_mbuf* m, uint16_t q = 0) {
+    if (m == nullptr) return;
+    if (rte_eth_tx_burst(port, q, &m, 1) != 1) {
+      rte_pktmbuf_free(m);
+    } else {
+      ++tx_per_queue[q];
+    }
   };
   while (!g_stop && rte_get_tsc_cycles() < end) {
     uint64_t now = rte_get_tsc_cycles();
@@ -156,12 +165,14 @@ int RunVm(const std::vector<std::string>& args) {
       Pkt p = target;
       p.sport = IsIcmp(proto) ? uint16_t(0x1000 + sent) : sport++;
       p.tcp_flags = RTE_TCP_SYN_FLAG;
-      tx(BuildFrame(pool, mac, gw, p));
+      tx(BuildFrame(pool, mac, gw, p), uint16_t(sent % queues));
       ++sent;
       next_probe = now + hz / 10;
     }
+    for (uint16_t q = 0; q < uint16_t(queues); ++q) {
     rte_mbuf* rx[32];
-    uint16_t n = rte_eth_rx_burst(port, 0, rx, 32);
+    uint16_t n = rte_eth_rx_burst(port, q, rx, 32);
+    rx_per_queue[q] += n;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = rx[i];
       auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -194,7 +205,7 @@ int RunVm(const std::vector<std::string>& args) {
           back.dport = pk->sport;
         }
         back.tcp_flags = RTE_TCP_SYN_FLAG | RTE_TCP_ACK_FLAG;
-        tx(BuildFrame(pool, mac, from_mac, back));
+        tx(BuildFrame(pool, mac, from_mac, back), q);
         ++served;
         continue;
       }
@@ -205,19 +216,27 @@ int RunVm(const std::vector<std::string>& args) {
         answered_from = StrCat(pk->src.ToString(), IsIcmp(proto) ? "" : StrCat(":", pk->sport));
       }
     }
+    }
     if (!probe.empty() && sent == count && answered == count) break;
     if (!probe.empty() && sent == count && now > next_probe + hz) break;  // a second for late answers
   }
   rte_eth_dev_stop(port);
   rte_eth_dev_close(port);
+  std::string per_queue;
+  if (queues > 1) {
+    for (int q = 0; q < queues; ++q) {
+      StrAppend(&per_queue, q ? ", " : "; queues: ", "q", q, " tx ", tx_per_queue[size_t(q)], " rx ",
+                rx_per_queue[size_t(q)]);
+    }
+  }
   if (!probe.empty()) {
-    fmt::print("vm {}: probe {} {}: {} sent, {} answered{}\n", ip->ToString(), probe, proto_s, sent,
-               answered, answered_from.empty() ? "" : " (from " + answered_from + ")");
+    fmt::print("vm {}: probe {} {}: {} sent, {} answered{}{}\n", ip->ToString(), probe, proto_s, sent,
+               answered, answered_from.empty() ? "" : " (from " + answered_from + ")", per_queue);
     if (!have_gw) fmt::print(stderr, "meshgate vm: no ARP answer from the gateway (is the port attached?)\n");
     if (expect == "allow" && (answered != count || sent != count)) return 1;
     if (expect == "deny" && (answered != 0 || !have_gw || sent != count)) return 1;
   }
-  if (serve) fmt::print("vm {}: served {}\n", ip->ToString(), served);
+  if (serve) fmt::print("vm {}: served {}{}\n", ip->ToString(), served, per_queue);
   return 0;
 }
 

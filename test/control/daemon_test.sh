@@ -32,6 +32,9 @@ check "unknown key: $out" grep -q 'bad2.yaml:2: config: unknown key "portz"' <<<
 printf 'cluster: {name: c1, id: 1}\nports: [{device: net_null0}]\nsockets:\n  tcp: {enabled: true, address: 0.0.0.0}\n' > "$run/bad3.yaml"
 out=$("$mg" run --config "$run/bad3.yaml" 2>&1)
 check "feed TCP on loopback only: $out" grep -q 'bad3.yaml:4: sockets.tcp.address: "0.0.0.0" is not a loopback address' <<<"$out"
+printf 'cluster: {name: c1, id: 1}\nlcores: [1, "x@1"]\nports: [{device: net_null0}]\n' > "$run/bad4.yaml"
+out=$("$mg" run --config "$run/bad4.yaml" --check 2>&1)
+check "lcore@cpu syntax: $out" grep -q 'bad4.yaml:2: lcores\[\]: expected an lcore id (1-127) or LCORE@CPU' <<<"$out"
 out=$("$mg" run --config "$run/none.yaml" 2>&1); rc=$?
 check "missing config rc=$rc" [ $rc -eq 2 ]
 

@@ -109,4 +109,43 @@ check "after reconnect traffic flows (rc=$rc): $out" [ $rc -eq 0 ]
 check "vhost stats counted" grep -Eq "^1 +net_vhost1.* endpoint +[1-9]" <<<"$("$ctl" -s "$run/admin.sock" stats)"
 
 [ "$fail" -eq 0 ] || { echo "--- daemon log"; cat "$run/c1.log"; }
+
+# Multi-queue: two queue pairs per vhost-user port and two workers (lcores 1
+# and 2, both on CPU 1: this machine may have two CPUs). The VMs spread
+# their connections over both queues; each worker serves its queue of every
+# port, so both workers forward and every connection is answered.
+kill $vm2 $dpid 2>/dev/null; wait $vm2 $dpid 2>/dev/null
+cat > "$run/mq.yaml" <<Y
+cluster: {name: cluster1, id: 1}
+lcores: ["1@1", "2@1"]
+idleSleepUs: 200
+ports:
+  - {device: "net_vhost2,iface=$run/mq1.sock,queues=2", role: endpoint}
+  - {device: "net_vhost3,iface=$run/mq2.sock,queues=2", role: endpoint}
+sockets: {feed: $run/mqfeed.sock, admin: $run/mqadmin.sock}
+Y
+sed -e "s#$run/feed.sock#$run/mqfeed.sock#; s#$run/mesh.sock#$run/mqmesh.sock#" "$run/mesh.yaml" > "$run/mqmesh.yaml"
+"$mg" run --config "$run/mq.yaml" > "$run/mq.log" 2>&1 &
+mqpid=$!
+pids+=($mqpid)
+for i in $(seq 1 100); do [ -S "$run/mqfeed.sock" ] && break; sleep 0.1; done
+"$mg" mesh --config "$run/mqmesh.yaml" > "$run/mqmesh.log" 2>&1 &
+pids+=($!)
+for i in $(seq 1 100); do "$ctl" -s "$run/mqadmin.sock" status 2>/dev/null | grep -q "feed synced *yes" && break; sleep 0.1; done
+check "two workers on lcores 1 and 2" grep -q "2 worker(s) on lcores 1,2" "$run/mq.log"
+"$mg" vm --socket "$run/mq2.sock" --mac 02:00:01:00:00:01 --ip 10.1.0.20 --serve --queues 2 > "$run/mqvm2.log" 2>&1 &
+mqvm2=$!
+pids+=($mqvm2)
+sleep 1
+out=$("$mg" vm --socket "$run/mq1.sock" --mac 02:00:01:00:00:00 --ip 10.1.0.10 --queues 2 \
+        --probe 10.1.0.20:80 --count 8 --expect allow 2>&1); rc=$?
+check "multi-queue VM to VM, 8 connections answered (rc=$rc): $out" [ $rc -eq 0 ]
+check "the VM sent on both queues: $out" grep -Eq "q0 tx [1-9][0-9]* rx [1-9].*q1 tx [1-9][0-9]* rx [1-9]" <<<"$out"
+st=$("$ctl" -s "$run/mqadmin.sock" stats -o json)
+fw=$(python3 -c 'import json,sys
+print(" ".join(r["FORWARDED"] for r in json.load(sys.stdin)["lcores"]))' <<<"$st" 2>&1)
+check "both workers forwarded (per worker: $fw)" bash -c '[ $# -eq 2 ] && [ "$1" -gt 0 ] && [ "$2" -gt 0 ]' _ $fw
+kill $mqvm2; wait $mqvm2 2>/dev/null
+check "multi-queue daemon alive after the VM left" kill -0 $mqpid
+[ "$fail" -eq 0 ] || { echo "--- multi-queue daemon log"; cat "$run/mq.log"; }
 finish vm_test
