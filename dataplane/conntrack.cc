@@ -5,6 +5,7 @@
 #include <rte_hash_crc.h>
 #include <rte_prefetch.h>
 
+#include <algorithm>
 #include <cstring>
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -71,12 +72,50 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   ct->timeout_tsc_[kEstablished] = uint64_t(t.tcp_established_s) * ct->tsc_hz_;
   ct->timeout_tsc_[kClosing] = uint64_t(t.tcp_close_s) * ct->tsc_hz_;
   ct->timeout_tsc_[kOther] = uint64_t(t.other_s) * ct->tsc_hz_;
+  ct->frag_timeout_tsc_ = uint64_t(t.fragment_s) * ct->tsc_hz_;
+  std::string fname = meshgate::StrCat("mgfr", g_ct_seq.fetch_add(1));
+  p.name = fname.c_str();
+  p.entries = std::max<uint32_t>(1024, capacity / 16);
+  p.key_len = sizeof(FragKey);
+  ct->frag_h_ = rte_hash_create(&p);
+  if (ct->frag_h_ == nullptr) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat("conntrack fragments: rte_hash_create: ", rte_strerror(rte_errno)));
+  }
+  ct->frag_slots_ = uint32_t(rte_hash_max_key_id(ct->frag_h_));
+  ct->frags_ = std::make_unique<FragEntry[]>(ct->frag_slots_ + 1);
   return ct;
 }
 
 Conntrack::~Conntrack() {
   if (h_ != nullptr) rte_hash_free(h_);
+  if (frag_h_ != nullptr) rte_hash_free(frag_h_);
 }
+
+bool Conntrack::RecordFragment(const FragKey& k, uint16_t sport, uint16_t dport,
+                               uint64_t now) noexcept {
+  int32_t p = rte_hash_add_key(frag_h_, &k);
+  if (p < 0) return false;
+  FragEntry& e = frags_[p];
+  e.expires.store(0, std::memory_order_relaxed);  // invalid while rewritten
+  e.sport = sport;
+  e.dport = dport;
+  e.expires.store(now + frag_timeout_tsc_, std::memory_order_release);
+  return true;
+}
+
+bool Conntrack::FindFragment(const FragKey& k, uint64_t now, uint16_t* sport,
+                             uint16_t* dport) const noexcept {
+  int32_t p = rte_hash_lookup(frag_h_, &k);
+  if (p < 0) return false;
+  const FragEntry& e = frags_[p];
+  if (e.expires.load(std::memory_order_acquire) <= now) return false;
+  *sport = e.sport;
+  *dport = e.dport;
+  return true;
+}
+
+uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_)); }
 
 uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
   return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
@@ -180,6 +219,24 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
   while (!retired_.empty() && rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1) {
     rte_hash_free_key_with_position(h_, retired_.front().second);
     retired_.pop_front();
+  }
+  // Fragment records: expired ones out, the same way (their own cursor).
+  while (!frag_retired_.empty() &&
+         rte_rcu_qsbr_check(qsbr_, frag_retired_.front().first, false) == 1) {
+    rte_hash_free_key_with_position(frag_h_, frag_retired_.front().second);
+    frag_retired_.pop_front();
+  }
+  for (uint32_t i = 0; i < budget && frag_slots_ > 0; ++i) {
+    int32_t p = int32_t(frag_cursor_);
+    frag_cursor_ = (frag_cursor_ + 1) % frag_slots_;
+    void* key = nullptr;
+    if (rte_hash_get_key_with_position(frag_h_, p, &key) != 0) continue;
+    if (frags_[p].expires.load(std::memory_order_relaxed) > now) continue;
+    FragKey k;
+    std::memcpy(&k, key, sizeof(k));
+    uint64_t token = rte_rcu_qsbr_start(qsbr_);
+    int32_t dp = rte_hash_del_key(frag_h_, &k);
+    if (dp >= 0) frag_retired_.emplace_back(token, dp);
   }
   uint32_t deleted = 0;
   for (uint32_t i = 0; i < budget && slots_ > 0; ++i) {

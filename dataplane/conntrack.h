@@ -90,8 +90,21 @@ struct alignas(16) CtVerdict {
 };
 static_assert(sizeof(CtVerdict) == 16);
 
+// A fragmented datagram: Cilium's fragment map key (bpf/lib/ipv4.h
+// ipv4_frag_id: addresses, IP id, protocol). The IPv6 id is the fragment
+// header's 32-bit identification. Addresses in network order.
+struct FragKey {
+  uint8_t family = 0, proto = 0;
+  uint16_t pad = 0;
+  uint32_t id = 0;
+  uint8_t src[16] = {};
+  uint8_t dst[16] = {};
+};
+static_assert(sizeof(FragKey) == 40);
+
 struct CtTimeouts {
   uint32_t tcp_syn_s = 60, tcp_established_s = 8000, tcp_close_s = 10, other_s = 60;
+  uint32_t fragment_s = 30;  // a datagram's ports, kept for its later fragments
 };
 
 class Conntrack {
@@ -123,6 +136,16 @@ class Conntrack {
   // Without AVX the cache is off (Verdict returns an empty record).
   CtVerdict Verdict(int32_t pos) const noexcept;
   void CacheVerdict(int32_t pos, const CtVerdict& v) noexcept;
+  // Fragments (Cilium's enable-ipv4-fragment-tracking, on by default): the
+  // first fragment of a datagram records its L4 ports; later fragments,
+  // which carry none, take them from here and are then tracked and
+  // classified like any packet of their connection. False when the table
+  // is full (RecordFragment; counted by the caller) or the first fragment
+  // was not seen (FindFragment: Cilium's 175, FRAG_NOT_FOUND).
+  bool RecordFragment(const FragKey& k, uint16_t sport, uint16_t dport, uint64_t now_tsc) noexcept;
+  bool FindFragment(const FragKey& k, uint64_t now_tsc, uint16_t* sport, uint16_t* dport) const noexcept;
+  uint32_t fragments() const;  // datagrams recorded (expired ones until collected)
+
   // Hints the entries of a burst's lookups into the cache.
   void Prefetch(const int32_t* pos, uint16_t n) const noexcept;
 
@@ -160,6 +183,17 @@ class Conntrack {
   uint64_t timeout_tsc_[4] = {};  // syn, established, close, other
   uint32_t cursor_ = 0;                                 // cp only
   std::deque<std::pair<uint64_t, int32_t>> retired_;    // cp only: (token, position)
+
+  struct FragEntry {
+    std::atomic<uint64_t> expires{0};  // written last (release)
+    uint16_t sport = 0, dport = 0;
+  };
+  rte_hash* frag_h_ = nullptr;
+  std::unique_ptr<FragEntry[]> frags_;
+  uint32_t frag_slots_ = 0;
+  uint64_t frag_timeout_tsc_ = 0;
+  uint32_t frag_cursor_ = 0;                                 // cp only
+  std::deque<std::pair<uint64_t, int32_t>> frag_retired_;    // cp only
 };
 
 }  // namespace meshgate::dataplane

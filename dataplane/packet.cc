@@ -57,7 +57,10 @@ bool ParseL4(const uint8_t* d, uint32_t p, uint32_t end, PacketMeta& m) {
     case 17: {  // UDP, RFC 768
       if (p + 8 > end) return Fail(m, DropReason::kCtTruncatedOrInvalidHeader);
       uint32_t ulen = Be16(d + p + 4);
-      if (ulen < 8 || p + ulen > end) return Fail(m, DropReason::kCtTruncatedOrInvalidHeader);
+      // A first fragment's UDP length covers the whole datagram.
+      if (ulen < 8 || (p + ulen > end && !(m.flags & kPktFirstFragment))) {
+        return Fail(m, DropReason::kCtTruncatedOrInvalidHeader);
+      }
       m.sport = Be16(d + p);
       m.dport = Be16(d + p + 2);
       return true;

@@ -346,6 +346,49 @@ void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
   }
 }
 
+// The datagram a fragment belongs to (RFC 791: the IPv4 header's id;
+// RFC 8200 4.5: the fragment header's 32-bit identification), with its
+// addresses. The parser has validated the headers walked here.
+bool FragKeyOf(rte_mbuf* m, const PacketMeta& meta, FragKey& k) {
+  k = FragKey();
+  k.family = meta.family;
+  k.proto = meta.proto;
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m), l3 = meta.l3_off;
+  if (meta.family == 4) {
+    k.id = uint32_t(d[l3 + 4]) << 8 | d[l3 + 5];
+    std::memcpy(k.src, d + l3 + 12, 4);
+    std::memcpy(k.dst, d + l3 + 16, 4);
+    return true;
+  }
+  if (meta.family != 6) return false;
+  std::memcpy(k.src, d + l3 + 8, 16);
+  std::memcpy(k.dst, d + l3 + 24, 16);
+  uint8_t nh = d[l3 + 6];
+  uint32_t p = l3 + 40;
+  for (int i = 0; i <= 8 && p + 8 <= len; ++i) {
+    if (nh == 44) {
+      k.id = uint32_t(d[p + 4]) << 24 | uint32_t(d[p + 5]) << 16 | uint32_t(d[p + 6]) << 8 | d[p + 7];
+      return true;
+    }
+    uint32_t hlen;
+    if (nh == 0 || nh == 43 || nh == 60) {
+      hlen = (uint32_t(d[p + 1]) + 1) * 8;
+    } else if (nh == 51) {
+      hlen = (uint32_t(d[p + 1]) + 2) * 4;
+    } else {
+      return false;
+    }
+    nh = d[p];
+    p += hlen;
+  }
+  return false;
+}
+
+bool HasPorts(uint8_t proto) {
+  return proto == 6 || proto == 17 || proto == 132 || proto == 1 || proto == 58;
+}
+
 }  // namespace
 
 template <typename SvcWorkT>
@@ -362,6 +405,10 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
   }
   int32_t s = snap.services->Lookup(key);
   if (s < 0) return DropReason::kNone;  // not a service frontend
+  // Translating a fragment would need incremental L4 checksum updates
+  // (first fragment) and must not touch a later fragment's payload: not
+  // supported, counted with Cilium's 157 (FRAG_NOT_SUPPORTED).
+  if (meta.flags & kPktFragment) return DropReason::kFragmentationNotSupported;
   // No serving backend, or no conntrack to remember the translation.
   if (snap.services->NumBackends(s) == 0 || ct_ == nullptr) {
     return DropReason::kServiceBackendNotFound;
@@ -555,14 +602,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         continue;
       }
       meta->src_identity = src_ep.identity;
-      if (snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
-          (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
-        DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);
-        if (r != DropReason::kNone) {
-          drop(r);
-          continue;
-        }
-      }
     } else if (role == PortRole::kFabric) {
       DropReason r = Decapsulate(m, *meta, snap.fabric);
       if (r != DropReason::kNone) {
@@ -583,11 +622,36 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drop(DropReason::kUnknownL3TargetAddress);
       continue;
     }
-    // A later fragment has no ports to check policy on; fragment tracking
-    // is not implemented (Cilium's 175 when the first fragment is unknown).
-    if ((meta->flags & kPktFragment) && !(meta->flags & kPktFirstFragment)) {
-      drop(DropReason::kFirstFragmentNotFound);
-      continue;
+    // Fragments (Cilium's fragment tracking, bpf/lib/ipv4.h): a first
+    // fragment records its ports; a later one, which carries none, takes
+    // them from its datagram's record, or is dropped with 175
+    // (FRAG_NOT_FOUND) when the first fragment was not seen. Then it is
+    // tracked and classified like any packet of its connection.
+    if (meta->flags & kPktFragment) {
+      FragKey fk;
+      if (meta->flags & kPktFirstFragment) {
+        if (ct_ != nullptr && FragKeyOf(m, *meta, fk) &&
+            !ct_->RecordFragment(fk, meta->sport, meta->dport, now)) {
+          ++counters_.fragments_untracked;  // its later fragments will be 175s
+        }
+      } else {
+        uint16_t sp, dp;
+        if (ct_ == nullptr || !FragKeyOf(m, *meta, fk) || !ct_->FindFragment(fk, now, &sp, &dp)) {
+          drop(DropReason::kFirstFragmentNotFound);
+          continue;
+        }
+        meta->sport = sp;
+        meta->dport = dp;
+        if (HasPorts(meta->proto)) meta->flags &= uint8_t(~kPktNoPorts);
+      }
+    }
+    if (role == PortRole::kEndpoint && snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
+        (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
+      DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);
+      if (r != DropReason::kNone) {
+        drop(r);
+        continue;
+      }
     }
     if (ct_ != nullptr) CtKeyOf(m, *meta, ct_keys[nw]);
     work[nw++] = m;
@@ -739,6 +803,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           ++counters_.ct_replies;
           const CtNat& nat = ct_->Nat(ctpos[i]);
           if (nat.kind == CtNat::kReverse && !(meta->flags & kPktRelated)) {
+            if (meta->flags & kPktFragment) {  // as ServiceDnat: not translated
+              meta->drop = DropReason::kFragmentationNotSupported;
+              drops[nd++] = m;
+              continue;
+            }
             Rewrite(m, *meta, false, nat.addr, nat.port);  // from the service frontend
           }
         }

@@ -54,7 +54,8 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t ndp_replies = 0, ndp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
   uint64_t ct_new = 0, ct_replies = 0, encapsulated = 0;
-  uint64_t verdicts_cached = 0;  // forward packets decided by their connection's cached verdict
+  uint64_t verdicts_cached = 0;
+  uint64_t fragments_untracked = 0;  // first fragments not recorded (table full)  // forward packets decided by their connection's cached verdict
   uint64_t events = 0, events_lost = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };

@@ -200,6 +200,129 @@ TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by
 #endif
 }
 
+namespace {
+
+// A TCP segment to port `dport` split in two IPv4 fragments: the first
+// carries the TCP header (MF set), the second 8 bytes further on.
+std::pair<Bytes, Bytes> Fragments4(const char* src, const char* dst, uint16_t dport) {
+  Bytes seg = Tcp(40000, dport, 0x02);
+  seg.resize(48, 0x5a);  // 20-byte header + 28 bytes of payload
+  Bytes first(seg.begin(), seg.begin() + 24), rest(seg.begin() + 24, seg.end());
+  return {Eth(0x0800, Ipv4(V4(src), V4(dst), 6, first, {}, 0x2000)),   // MF, offset 0
+          Eth(0x0800, Ipv4(V4(src), V4(dst), 6, rest, {}, 24 / 8))};   // offset 3 (24 bytes)
+}
+
+std::pair<Bytes, Bytes> Fragments6(const char* src, const char* dst, uint16_t dport) {
+  Bytes seg = Udp(40000, dport, 40);
+  Bytes first(seg.begin(), seg.begin() + 24), rest(seg.begin() + 24, seg.end());
+  return {Eth(0x86DD, Ipv6(src, dst, 44, Cat(FragHdr(17, 0, true), first))),
+          Eth(0x86DD, Ipv6(src, dst, 44, Cat(FragHdr(17, 3, false), rest)))};
+}
+
+}  // namespace
+
+TEST_CASE("fragments: later fragments take their datagram's ports and its verdict; unknown ones are 175",
+          "[conntrack][fragments][cilium:bpf/lib/ipv4.h ipv4_handle_fragmentation]") {
+  CtNode c;
+  c.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{toPorts: [{ports: [{port: "80", protocol: ANY}]}]}]
+)");
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+  auto delivered = [&] {
+    auto got = r.Take(my);
+    for (auto* m : got) rte_pktmbuf_free(m);
+    return got.size();
+  };
+  auto [first, rest] = Fragments4("10.1.0.10", "10.1.0.20", 80);
+  r.Send(*c.snap, fe, first);
+  r.Send(*c.snap, fe, rest);
+  CHECK(delivered() == 2);  // both: the second took port 80 from the first
+  CHECK(c.ct->fragments() == 1);
+
+  auto [f2, r2] = Fragments4("10.1.0.10", "10.1.0.20", 8080);
+  r.Send(*c.snap, fe, f2);
+  r.Send(*c.snap, fe, r2);
+  CHECK(delivered() == 0);
+  CHECK(pl.dropped(DropReason::kPolicyDenied) == 2);  // the later one judged on port 8080, not 175
+  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 0);
+
+  // A later fragment whose first fragment was never seen (another IP id).
+  Bytes orphan = rest;
+  orphan[14 + 4] = 0x22;  // id 0x2211
+  uint16_t ck = 0;
+  std::memcpy(&orphan[14 + 10], &ck, 2);
+  ck = uint16_t(~rte_raw_cksum(&orphan[14], 20));
+  std::memcpy(&orphan[14 + 10], &ck, 2);
+  r.Send(*c.snap, fe, orphan);
+  CHECK(delivered() == 0);
+  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 1);
+  // After the record's timeout (30 s) the datagram is unknown again.
+  c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1 << 20);
+  c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1);  // slots freed (no reader online)
+  CHECK(c.ct->fragments() == 0);
+  r.Send(*c.snap, fe, rest);
+  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 2);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
+TEST_CASE("IPv6 fragments are tracked by the fragment header's identification",
+          "[conntrack][fragments][ipv6]") {
+  CtNode c;
+  c.n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
+  c.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{toPorts: [{ports: [{port: "53", protocol: UDP}]}]}]
+)");
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
+  auto [first, rest] = Fragments6("fd00:1::10", "fd00:1::20", 53);
+  r.Send(*c.snap, fe, first);
+  r.Send(*c.snap, fe, rest);
+  auto got = r.Take(my);
+  CHECK(got.size() == 2);
+  for (auto* m : got) rte_pktmbuf_free(m);
+  auto [f2, r2] = Fragments6("fd00:1::10", "fd00:1::20", 54);
+  r.Send(*c.snap, fe, f2);
+  r.Send(*c.snap, fe, r2);
+  CHECK(r.Take(my).empty());
+  CHECK(pl.dropped(DropReason::kPolicyDenied) == 2);
+  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 0);
+}
+
+TEST_CASE("a fragmented packet to a service frontend is not translated: 157",
+          "[conntrack][fragments][service]") {
+  CtNode c;
+  dataplane::ServiceSpec svc;
+  svc.vip = *identity::IpAddr::Parse("10.96.0.80");
+  svc.port = 80;
+  svc.proto = 6;
+  svc.backends.push_back({*identity::IpAddr::Parse("10.1.0.20"), 8080});
+  c.n.services = {svc};
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  auto [first, rest] = Fragments4("10.1.0.10", "10.96.0.80", 80);
+  r.Send(*c.snap, c.n.port["frontend"], first);
+  r.Send(*c.snap, c.n.port["frontend"], rest);
+  CHECK(r.Take(c.n.port["myapp"]).empty());
+  CHECK(pl.dropped(DropReason::kFragmentationNotSupported) == 2);
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
 TEST_CASE("two workers: one sees the request, the other the reply", "[conntrack][workers]") {
   CtNode c;
   c.n.w.Apply(kClientLockdown);
