@@ -20,7 +20,6 @@ bool Same(const ServiceBackend& a, const ServiceBackend& b) {
 absl::StatusOr<std::unique_ptr<AffinityTable>> AffinityTable::Create(uint32_t capacity,
                                                                     rte_rcu_qsbr* qsbr) {
   std::unique_ptr<AffinityTable> t(new AffinityTable());
-  t->qsbr_ = qsbr;
   t->capacity_ = capacity;
   std::string name = meshgate::StrCat("mgaff", g_seq.fetch_add(1));
   rte_hash_parameters p{};
@@ -34,8 +33,8 @@ absl::StatusOr<std::unique_ptr<AffinityTable>> AffinityTable::Create(uint32_t ca
   if (t->h_ == nullptr) {
     return absl::ResourceExhaustedError(meshgate::StrCat("affinity table: ", rte_strerror(rte_errno)));
   }
-  t->slots_ = uint32_t(rte_hash_max_key_id(t->h_));  // positions (conntrack.cc)
-  t->entries_ = std::make_unique<Entry[]>(t->slots_);
+  t->sweep_.Init(t->h_, qsbr);
+  t->entries_ = std::make_unique<Entry[]>(size_t(rte_hash_max_key_id(t->h_)) + 1);
   return t;
 }
 
@@ -74,30 +73,14 @@ void AffinityTable::Remember(const AffinityKey& k, const ServiceTable& table, in
 }
 
 uint32_t AffinityTable::Collect(uint64_t now, uint32_t budget) {
-  if (qsbr_ == nullptr) return 0;
-  while (!retired_.empty() && rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1) {
-    rte_hash_free_key_with_position(h_, retired_.front().second);
-    retired_.pop_front();
-  }
-  uint32_t deleted = 0;
-  for (uint32_t i = 0; i < budget && slots_ > 0; ++i) {
-    int32_t p = int32_t(cursor_);
-    cursor_ = (cursor_ + 1) % slots_;
-    void* key = nullptr;
-    if (rte_hash_get_key_with_position(h_, p, &key) != 0) continue;  // free slot
-    if (entries_[p].expires.load(std::memory_order_relaxed) > now) continue;
+  // A worker may still hold the position (or refresh the entry right now:
+  // then the client loses its affinity once, as after a timeout).
+  return sweep_.Sweep(budget, [&](int32_t p, const void* key, auto& del) {
+    if (entries_[p].expires.load(std::memory_order_relaxed) > now) return false;
     AffinityKey k;
     std::memcpy(&k, key, sizeof(k));
-    // A worker may still hold the position (or refresh the entry right now:
-    // then the client loses its affinity once, as after a timeout).
-    uint64_t token = rte_rcu_qsbr_start(qsbr_);
-    int32_t dp = rte_hash_del_key(h_, &k);
-    if (dp >= 0) {
-      retired_.emplace_back(token, dp);
-      ++deleted;
-    }
-  }
-  return deleted;
+    return del(&k);
+  });
 }
 
 uint32_t AffinityTable::size() const { return uint32_t(rte_hash_count(h_)); }

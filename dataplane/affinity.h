@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dataplane/hash_sweep.h"
 #include "dataplane/service_table.h"
 
 namespace meshgate::dataplane {
@@ -77,11 +78,8 @@ class AffinityTable {
   rte_hash* h_ = nullptr;
   std::unique_ptr<Entry[]> entries_;
   std::atomic<uint64_t> full_{0};
-  rte_rcu_qsbr* qsbr_ = nullptr;
   uint32_t capacity_ = 0;
-  uint32_t slots_ = 0;
-  uint32_t cursor_ = 0;                               // cp only
-  std::deque<std::pair<uint64_t, int32_t>> retired_;  // cp only: (token, position)
+  HashSweeper sweep_;  // cp only
 };
 
 }  // namespace meshgate::dataplane

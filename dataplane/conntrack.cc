@@ -66,6 +66,7 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   // has max_key_id + 1 slots, the first a dummy): reading the key at
   // position max_key_id would read past the store.
   ct->slots_ = uint32_t(rte_hash_max_key_id(ct->h_));
+  ct->sweep_.Init(ct->h_, qsbr);
   ct->entries_ = std::make_unique<Entry[]>(ct->slots_);
   ct->tsc_hz_ = rte_get_tsc_hz();
   ct->timeout_tsc_[kSyn] = uint64_t(t.tcp_syn_s) * ct->tsc_hz_;
@@ -82,8 +83,8 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
     return absl::ResourceExhaustedError(
         meshgate::StrCat("conntrack fragments: rte_hash_create: ", rte_strerror(rte_errno)));
   }
-  ct->frag_slots_ = uint32_t(rte_hash_max_key_id(ct->frag_h_));
-  ct->frags_ = std::make_unique<FragEntry[]>(ct->frag_slots_ + 1);
+  ct->frag_sweep_.Init(ct->frag_h_, qsbr);
+  ct->frags_ = std::make_unique<FragEntry[]>(ct->frag_sweep_.slots() + 1);
   return ct;
 }
 
@@ -215,52 +216,27 @@ void Conntrack::Prefetch(const int32_t* pos, uint16_t n) const noexcept {
 }
 
 uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
-  // Free slots deleted earlier whose grace period is over.
-  while (!retired_.empty() && rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1) {
-    rte_hash_free_key_with_position(h_, retired_.front().second);
-    retired_.pop_front();
-  }
-  // Fragment records: expired ones out, the same way (their own cursor).
-  while (!frag_retired_.empty() &&
-         rte_rcu_qsbr_check(qsbr_, frag_retired_.front().first, false) == 1) {
-    rte_hash_free_key_with_position(frag_h_, frag_retired_.front().second);
-    frag_retired_.pop_front();
-  }
-  for (uint32_t i = 0; i < budget && frag_slots_ > 0; ++i) {
-    int32_t p = int32_t(frag_cursor_);
-    frag_cursor_ = (frag_cursor_ + 1) % frag_slots_;
-    void* key = nullptr;
-    if (rte_hash_get_key_with_position(frag_h_, p, &key) != 0) continue;
-    if (frags_[p].expires.load(std::memory_order_relaxed) > now) continue;
+  // Fragment records first (their own cursor and budget).
+  frag_sweep_.Sweep(budget, [&](int32_t p, const void* key, auto& del) {
+    if (frags_[p].expires.load(std::memory_order_relaxed) > now) return false;
     FragKey k;
     std::memcpy(&k, key, sizeof(k));
-    uint64_t token = rte_rcu_qsbr_start(qsbr_);
-    int32_t dp = rte_hash_del_key(frag_h_, &k);
-    if (dp >= 0) frag_retired_.emplace_back(token, dp);
-  }
-  uint32_t deleted = 0;
-  for (uint32_t i = 0; i < budget && slots_ > 0; ++i) {
-    int32_t p = int32_t(cursor_);
-    cursor_ = (cursor_ + 1) % slots_;
-    void* key = nullptr;
-    if (rte_hash_get_key_with_position(h_, p, &key) != 0) continue;  // free slot
+    return del(&k);
+  });
+  return sweep_.Sweep(budget, [&](int32_t p, const void* key, auto& del) {
     uint32_t link = entries_[p].link.load(std::memory_order_relaxed);
     int32_t e = link == 0 ? p : int32_t(link - 1);
-    if (entries_[e].expires.load(std::memory_order_relaxed) > now) continue;
+    if (entries_[e].expires.load(std::memory_order_relaxed) > now) return false;
     CtKey k;
     std::memcpy(&k, key, sizeof(k));
     // Delete both directions together; readers may still hold either
     // position, so the slots are freed after a grace period.
     CtKey fwd = link != 0 ? k.Reversed() : k;
     CtKey rev = fwd.Reversed();
-    uint64_t token = rte_rcu_qsbr_start(qsbr_);
-    for (const CtKey* x : {&fwd, &rev}) {
-      int32_t dp = rte_hash_del_key(h_, x);
-      if (dp >= 0) retired_.emplace_back(token, dp);
-    }
-    ++deleted;
-  }
-  return deleted;
+    del(&fwd);
+    del(&rev);
+    return true;
+  });
 }
 
 uint32_t Conntrack::size() const { return uint32_t(rte_hash_count(h_)); }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dataplane/hash_sweep.h"
 
 namespace meshgate::dataplane {
 
@@ -181,8 +182,7 @@ class Conntrack {
   uint32_t slots_ = 0;
   uint64_t tsc_hz_ = 0;
   uint64_t timeout_tsc_[4] = {};  // syn, established, close, other
-  uint32_t cursor_ = 0;                                 // cp only
-  std::deque<std::pair<uint64_t, int32_t>> retired_;    // cp only: (token, position)
+  HashSweeper sweep_;  // cp only
 
   struct FragEntry {
     std::atomic<uint64_t> expires{0};  // written last (release)
@@ -190,10 +190,8 @@ class Conntrack {
   };
   rte_hash* frag_h_ = nullptr;
   std::unique_ptr<FragEntry[]> frags_;
-  uint32_t frag_slots_ = 0;
   uint64_t frag_timeout_tsc_ = 0;
-  uint32_t frag_cursor_ = 0;                                 // cp only
-  std::deque<std::pair<uint64_t, int32_t>> frag_retired_;    // cp only
+  HashSweeper frag_sweep_;  // cp only
 };
 
 }  // namespace meshgate::dataplane
