@@ -467,7 +467,10 @@ std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
         for (size_t i : lb::ServingBackends(infos, lb::SelectBackends(infos, s.global))) {
           spec.backends.push_back(bes[i]);
         }
-        if (maglev && !spec.backends.empty()) {
+        // Maglev for north-south frontends only, as Cilium (lb/service.h).
+        const bool east_west =
+            std::find(s.cluster_ips.begin(), s.cluster_ips.end(), vip) != s.cluster_ips.end();
+        if (maglev && !east_west && !spec.backends.empty()) {
           std::vector<std::string> keys;
           for (const auto& b : spec.backends) {
             keys.push_back(lb::MaglevBackendKey(b.addr, b.port, ProtoName(sp.proto)));

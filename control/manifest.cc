@@ -52,7 +52,7 @@ bool ParseService(const YAML::Node& doc, const ParseContext& ctx, lb::Service& s
       err(t, meshgate::StrCat(id, "spec.type: unknown type \"", s.type, "\""));
     }
   }
-  auto add_ip = [&](const YAML::Node& n, std::string_view where) {
+  auto add_ip = [&](const YAML::Node& n, std::string_view where, bool cluster_ip = false) {
     auto text = n.as<std::string>("");
     if (text == "None" || text.empty()) return;  // headless
     auto ip = identity::IpAddr::Parse(text);
@@ -62,11 +62,12 @@ bool ParseService(const YAML::Node& doc, const ParseContext& ctx, lb::Service& s
     }
     if (std::find(s.frontends.begin(), s.frontends.end(), *ip) == s.frontends.end()) {
       s.frontends.push_back(*ip);
+      if (cluster_ip) s.cluster_ips.push_back(*ip);
     }
   };
-  if (auto c = spec["clusterIP"]; c) add_ip(c, "spec.clusterIP");
+  if (auto c = spec["clusterIP"]; c) add_ip(c, "spec.clusterIP", true);
   if (auto c = spec["clusterIPs"]; c && c.IsSequence()) {
-    for (size_t i = 0; i < c.size(); ++i) add_ip(c[i], meshgate::StrCat("spec.clusterIPs[", i, "]"));
+    for (size_t i = 0; i < c.size(); ++i) add_ip(c[i], meshgate::StrCat("spec.clusterIPs[", i, "]"), true);
   }
   if (auto c = spec["externalIPs"]; c && c.IsSequence()) {
     for (size_t i = 0; i < c.size(); ++i) add_ip(c[i], meshgate::StrCat("spec.externalIPs[", i, "]"));

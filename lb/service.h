@@ -44,6 +44,11 @@ struct Service {
   std::string name;
   std::string type = "ClusterIP";
   std::vector<identity::IpAddr> frontends;  // clusterIPs, LB ingress, externalIPs
+  // The frontends that are cluster IPs (reachable east-west only). Cilium
+  // uses Maglev only for north-south frontends (pkg/loadbalancer/reconciler
+  // useMaglev: NodePort, LoadBalancer, externalIPs, HostPort; ClusterIP only
+  // with bpf-lb-external-clusterip): cluster IPs select at random.
+  std::vector<identity::IpAddr> cluster_ips;
   std::vector<ServicePort> ports;
   std::map<std::string, std::string> selector;
   std::map<std::string, std::string> annotations;

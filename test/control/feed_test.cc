@@ -13,6 +13,7 @@
 #include "control/feed.h"
 #include "dataplane/packet.h"
 #include "identity/numeric.h"
+#include "lb/maglev.h"
 
 using namespace meshgate;
 using namespace meshgate::control;
@@ -291,4 +292,48 @@ TEST_CASE("a resync removes what is no longer sent, keeps what is", "[agent]") {
   REQUIRE(f.agent->Commit().ok());
   // The published ipcache table followed.
   CHECK(f.inst->ipcache().Prefixes().size() == 2);
+}
+
+TEST_CASE("lb-algorithm maglev: Maglev with Cilium's seeds for north-south frontends, random for cluster IPs",
+          "[agent][service][cilium:pkg/loadbalancer/reconciler useMaglev]") {
+  Fixture f("agl");
+  REQUIRE(f.agent->Apply(Hello(0)).ok());
+  REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
+  v1::Update ep;
+  auto* x = ep.mutable_endpoint_attach();
+  x->set_name("myapp");
+  x->set_namespace_("default");
+  x->set_identity(0x10001);
+  x->add_addresses("10.1.0.20");
+  x->set_port(0);
+  x->set_mac("02:00:00:00:00:01");
+  REQUIRE(f.agent->Apply(ep).ok());
+  REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: v1
+kind: Service
+metadata:
+  name: myapp
+  annotations: {service.cilium.io/lb-algorithm: maglev}
+spec:
+  clusterIP: 10.96.0.80
+  externalIPs: [192.0.2.80]
+  selector: {app: myapp}
+  ports: [{port: 80, targetPort: 8080}]
+)")).ok());
+  REQUIRE(f.agent->Commit().ok());
+  const auto* snap = f.inst->snapshots().current_for_writer();
+  REQUIRE(snap != nullptr);
+  REQUIRE(snap->services != nullptr);
+  const auto& t = *snap->services;
+  int32_t cip = t.Lookup(dataplane::MakeServiceKey(*identity::IpAddr::Parse("10.96.0.80"), 80, 6));
+  int32_t eip = t.Lookup(dataplane::MakeServiceKey(*identity::IpAddr::Parse("192.0.2.80"), 80, 6));
+  REQUIRE(cip >= 0);
+  REQUIRE(eip >= 0);
+  CHECK_FALSE(t.UsesMaglev(cip));  // east-west: random, as Cilium
+  CHECK(t.UsesMaglev(eip));
+  CHECK(t.NumBackends(eip) == 1);
+  CHECK(t.Backend(t.First(eip)).port == 8080);
+  auto seeds = *lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed);
+  const uint8_t client[4] = {198, 51, 100, 7};
+  CHECK(t.FlowHash(eip, 4, client, 40000, 80, 6) ==
+        dataplane::LbFlowHash(4, client, 40000, 80, 6, seeds.jhash_v4));
 }
