@@ -221,10 +221,15 @@ std::pair<Bytes, Bytes> Fragments6(const char* src, const char* dst, uint16_t dp
 
 }  // namespace
 
-TEST_CASE("fragments: later fragments take their datagram's ports and its verdict; unknown ones are 175",
-          "[conntrack][fragments][cilium:bpf/lib/ipv4.h ipv4_handle_fragmentation]") {
+// myapp takes port 80 only (any protocol); frontend sends fragments to it.
+struct FragRig {
   CtNode c;
-  c.n.w.Apply(R"(
+  std::unique_ptr<Pipeline> pl;
+  Run r;
+  uint16_t fe = 0, my = 0;
+  explicit FragRig(std::map<std::string, std::string> ips = {}) {
+    if (!ips.empty()) c.n.ip = std::move(ips);
+    c.n.w.Apply(R"(
 apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: my-policy}
@@ -232,27 +237,35 @@ spec:
   endpointSelector: {matchLabels: {app: myapp}}
   ingress: [{toPorts: [{ports: [{port: "80", protocol: ANY}]}]}]
 )");
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
-  auto delivered = [&] {
+    c.Rebuild();
+    pl = std::make_unique<Pipeline>(*c.cell, 0, c.ct.get());
+    r = Run{{}, pl.get()};
+    fe = c.n.port["frontend"];
+    my = c.n.port["myapp"];
+  }
+  void Send(const Bytes& f) { r.Send(*c.snap, fe, f); }
+  size_t Delivered() {
     auto got = r.Take(my);
     for (auto* m : got) rte_pktmbuf_free(m);
     return got.size();
-  };
+  }
+};
+
+TEST_CASE("fragments: later fragments take their datagram's ports and its verdict; unknown ones are 175",
+          "[conntrack][fragments][cilium:bpf/lib/ipv4.h ipv4_handle_fragmentation]") {
+  FragRig g;
   auto [first, rest] = Fragments4("10.1.0.10", "10.1.0.20", 80);
-  r.Send(*c.snap, fe, first);
-  r.Send(*c.snap, fe, rest);
-  CHECK(delivered() == 2);  // both: the second took port 80 from the first
-  CHECK(c.ct->fragments() == 1);
+  g.Send(first);
+  g.Send(rest);
+  CHECK(g.Delivered() == 2);  // both: the second took port 80 from the first
+  CHECK(g.c.ct->fragments() == 1);
 
   auto [f2, r2] = Fragments4("10.1.0.10", "10.1.0.20", 8080);
-  r.Send(*c.snap, fe, f2);
-  r.Send(*c.snap, fe, r2);
-  CHECK(delivered() == 0);
-  CHECK(pl.dropped(DropReason::kPolicyDenied) == 2);  // the later one judged on port 8080, not 175
-  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 0);
+  g.Send(f2);
+  g.Send(r2);
+  CHECK(g.Delivered() == 0);
+  CHECK(g.pl->dropped(DropReason::kPolicyDenied) == 2);  // the later one judged on 8080, not 175
+  CHECK(g.pl->dropped(DropReason::kFirstFragmentNotFound) == 0);
 
   // A later fragment whose first fragment was never seen (another IP id).
   Bytes orphan = rest;
@@ -261,46 +274,31 @@ spec:
   std::memcpy(&orphan[14 + 10], &ck, 2);
   ck = uint16_t(~rte_raw_cksum(&orphan[14], 20));
   std::memcpy(&orphan[14 + 10], &ck, 2);
-  r.Send(*c.snap, fe, orphan);
-  CHECK(delivered() == 0);
-  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 1);
+  g.Send(orphan);
+  CHECK(g.Delivered() == 0);
+  CHECK(g.pl->dropped(DropReason::kFirstFragmentNotFound) == 1);
   // After the record's timeout (30 s) the datagram is unknown again.
-  c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1 << 20);
-  c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1);  // slots freed (no reader online)
-  CHECK(c.ct->fragments() == 0);
-  r.Send(*c.snap, fe, rest);
-  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 2);
+  g.c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1 << 20);
+  g.c.ct->Collect(rte_rdtsc() + 31 * rte_get_tsc_hz(), 1);  // slots freed (no reader online)
+  CHECK(g.c.ct->fragments() == 0);
+  g.Send(rest);
+  CHECK(g.pl->dropped(DropReason::kFirstFragmentNotFound) == 2);
   CHECK(rte_mempool_avail_count(Pool()) == 1023);
 }
 
 TEST_CASE("IPv6 fragments are tracked by the fragment header's identification",
           "[conntrack][fragments][ipv6]") {
-  CtNode c;
-  c.n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
-  c.n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{toPorts: [{ports: [{port: "53", protocol: UDP}]}]}]
-)");
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  uint16_t fe = c.n.port["frontend"], my = c.n.port["myapp"];
-  auto [first, rest] = Fragments6("fd00:1::10", "fd00:1::20", 53);
-  r.Send(*c.snap, fe, first);
-  r.Send(*c.snap, fe, rest);
-  auto got = r.Take(my);
-  CHECK(got.size() == 2);
-  for (auto* m : got) rte_pktmbuf_free(m);
-  auto [f2, r2] = Fragments6("fd00:1::10", "fd00:1::20", 54);
-  r.Send(*c.snap, fe, f2);
-  r.Send(*c.snap, fe, r2);
-  CHECK(r.Take(my).empty());
-  CHECK(pl.dropped(DropReason::kPolicyDenied) == 2);
-  CHECK(pl.dropped(DropReason::kFirstFragmentNotFound) == 0);
+  FragRig g({{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}});
+  auto [first, rest] = Fragments6("fd00:1::10", "fd00:1::20", 80);
+  g.Send(first);
+  g.Send(rest);
+  CHECK(g.Delivered() == 2);
+  auto [f2, r2] = Fragments6("fd00:1::10", "fd00:1::20", 81);
+  g.Send(f2);
+  g.Send(r2);
+  CHECK(g.Delivered() == 0);
+  CHECK(g.pl->dropped(DropReason::kPolicyDenied) == 2);
+  CHECK(g.pl->dropped(DropReason::kFirstFragmentNotFound) == 0);
 }
 
 TEST_CASE("a fragmented packet to a service frontend is not translated: 157",
