@@ -176,6 +176,19 @@ struct Fixture {
   uint64_t Generation() { return inst->snapshots().current_for_writer()->generation; }
 };
 
+// myapp (identity 0x10001, 10.1.0.20) attached on port 0.
+v1::Update MyappAttach() {
+  v1::Update ep;
+  auto* x = ep.mutable_endpoint_attach();
+  x->set_name("myapp");
+  x->set_namespace_("default");
+  x->set_identity(0x10001);
+  x->add_addresses("10.1.0.20");
+  x->set_port(0);
+  x->set_mac("02:00:00:00:00:01");
+  return ep;
+}
+
 }  // namespace
 
 TEST_CASE("the agent refuses what Cilium refuses from a remote cluster", "[agent]") {
@@ -214,14 +227,8 @@ TEST_CASE("a refused manifest leaves the policy in force", "[agent]") {
   Fixture f("agm");
   REQUIRE(f.agent->Apply(Hello(0)).ok());
   REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
-  v1::Update ep;
+  v1::Update ep = MyappAttach();
   auto* x = ep.mutable_endpoint_attach();
-  x->set_name("myapp");
-  x->set_namespace_("default");
-  x->set_identity(0x10001);
-  x->add_addresses("10.1.0.20");
-  x->set_port(0);
-  x->set_mac("02:00:00:00:00:01");
   REQUIRE(f.agent->Apply(ep).ok());
   REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -299,15 +306,7 @@ TEST_CASE("lb-algorithm maglev: Maglev with Cilium's seeds for north-south front
   Fixture f("agl");
   REQUIRE(f.agent->Apply(Hello(0)).ok());
   REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
-  v1::Update ep;
-  auto* x = ep.mutable_endpoint_attach();
-  x->set_name("myapp");
-  x->set_namespace_("default");
-  x->set_identity(0x10001);
-  x->add_addresses("10.1.0.20");
-  x->set_port(0);
-  x->set_mac("02:00:00:00:00:01");
-  REQUIRE(f.agent->Apply(ep).ok());
+  REQUIRE(f.agent->Apply(MyappAttach()).ok());
   REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: v1
 kind: Service
 metadata:
