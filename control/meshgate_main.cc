@@ -82,9 +82,11 @@ Usage:
 
   meshgate bench pipeline [--json] [--quick|--smoke] [--lcores 0,1] [--eal "ARGS"]
       The whole packet path on in-memory bursts (VXLAN from 100k remote
-      identities -> decap -> LPM -> conntrack -> 10k-rule ingress ACL ->
-      delivery; only the processing is timed) for established flows and new
-      connections, beside a parse + MAC rewrite baseline on the same bursts;
+      identities -> decap -> conntrack -> LPM -> 10k-rule ingress ACL ->
+      delivery; established packets take their connection's cached verdict
+      instead of LPM + ACL; only the processing is timed) for established
+      flows, the same without conntrack, and new connections, beside a
+      parse + MAC rewrite baseline on the same bursts;
       then 1,000 policy snapshots published while a worker on the second
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet.
