@@ -10,7 +10,6 @@
 namespace meshgate::dataplane {
 
 namespace {
-std::atomic<uint32_t> g_seq{0};
 
 bool Same(const ServiceBackend& a, const ServiceBackend& b) {
   return a.family == b.family && a.port == b.port && std::memcmp(a.addr, b.addr, 16) == 0;
@@ -21,18 +20,9 @@ absl::StatusOr<std::unique_ptr<AffinityTable>> AffinityTable::Create(uint32_t ca
                                                                     rte_rcu_qsbr* qsbr) {
   std::unique_ptr<AffinityTable> t(new AffinityTable());
   t->capacity_ = capacity;
-  std::string name = meshgate::StrCat("mgaff", g_seq.fetch_add(1));
-  rte_hash_parameters p{};
-  p.name = name.c_str();
-  p.entries = capacity;
-  p.key_len = sizeof(AffinityKey);
-  p.hash_func = rte_hash_crc;
-  p.socket_id = SOCKET_ID_ANY;
-  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
-  t->h_ = rte_hash_create(&p);
-  if (t->h_ == nullptr) {
-    return absl::ResourceExhaustedError(meshgate::StrCat("affinity table: ", rte_strerror(rte_errno)));
-  }
+  auto h = SharedHashCreate("affinity table", capacity, sizeof(AffinityKey));
+  if (!h.ok()) return h.status();
+  t->h_ = *h;
   t->sweep_.Init(t->h_, qsbr);
   t->entries_ = std::make_unique<Entry[]>(size_t(rte_hash_max_key_id(t->h_)) + 1);
   return t;

@@ -18,7 +18,6 @@ namespace {
 
 enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
 constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
-std::atomic<uint64_t> g_ct_seq{0};
 
 uint8_t NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
   if (flags & (kFin | kRst)) return kClosing;
@@ -45,19 +44,10 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
                                                              rte_rcu_qsbr* qsbr, CtTimeouts t) {
   if (capacity < 8) capacity = 8;
   std::unique_ptr<Conntrack> ct(new Conntrack());
-  std::string name = meshgate::StrCat("mgct", g_ct_seq.fetch_add(1));
-  rte_hash_parameters p{};
-  p.name = name.c_str();
-  p.entries = capacity * 2;  // both directions of every connection are keys
-  p.key_len = sizeof(CtKey);
-  p.hash_func = rte_hash_crc;
-  p.socket_id = SOCKET_ID_ANY;
-  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
-  ct->h_ = rte_hash_create(&p);
-  if (ct->h_ == nullptr) {
-    return absl::ResourceExhaustedError(
-        meshgate::StrCat("conntrack: rte_hash_create(", capacity, "): ", rte_strerror(rte_errno)));
-  }
+  // Both directions of every connection are keys.
+  auto h = SharedHashCreate("conntrack", capacity * 2, sizeof(CtKey));
+  if (!h.ok()) return h.status();
+  ct->h_ = *h;
   ct->qsbr_ = qsbr;
   ct->capacity_ = capacity;
   // Multi-writer adds keep per-lcore free-slot caches: positions can exceed
@@ -74,15 +64,10 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   ct->timeout_tsc_[kClosing] = uint64_t(t.tcp_close_s) * ct->tsc_hz_;
   ct->timeout_tsc_[kOther] = uint64_t(t.other_s) * ct->tsc_hz_;
   ct->frag_timeout_tsc_ = uint64_t(t.fragment_s) * ct->tsc_hz_;
-  std::string fname = meshgate::StrCat("mgfr", g_ct_seq.fetch_add(1));
-  p.name = fname.c_str();
-  p.entries = std::max<uint32_t>(1024, capacity / 16);
-  p.key_len = sizeof(FragKey);
-  ct->frag_h_ = rte_hash_create(&p);
-  if (ct->frag_h_ == nullptr) {
-    return absl::ResourceExhaustedError(
-        meshgate::StrCat("conntrack fragments: rte_hash_create: ", rte_strerror(rte_errno)));
-  }
+  auto fh = SharedHashCreate("conntrack fragments", std::max<uint32_t>(1024, capacity / 16),
+                             sizeof(FragKey));
+  if (!fh.ok()) return fh.status();
+  ct->frag_h_ = *fh;
   ct->frag_sweep_.Init(ct->frag_h_, qsbr);
   ct->frags_ = std::make_unique<FragEntry[]>(ct->frag_sweep_.slots() + 1);
   return ct;

@@ -1,5 +1,7 @@
-// Removing expired keys from an rte_hash that workers read lock-free, from
-// the control thread, in bounded steps.
+// The shared lock-free tables of an instance (conntrack connections and
+// fragments, session affinity): creating one (SharedHashCreate), and
+// removing expired keys from it from the control thread in bounded steps
+// (HashSweeper).
 //
 // With RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF rte_hash does not free a
 // deleted key's slot (a reader may still hold its position): the sweeper
@@ -14,14 +16,44 @@
 // (rte_hash multi-writer free-slot caches are per lcore).
 #pragma once
 
+#include <rte_errno.h>
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_rcu_qsbr.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
+#include <string>
+#include <string_view>
 #include <utility>
 
+#include "absl/status/statusor.h"
+#include "identity/strutil.h"
+
 namespace meshgate::dataplane {
+
+// An rte_hash with lock-free readers and multi-writer adds (any worker may
+// add, any may read), CRC hashing, a process-unique name. `what` names it
+// in errors.
+inline absl::StatusOr<rte_hash*> SharedHashCreate(std::string_view what, uint32_t entries,
+                                                  uint32_t key_len) {
+  static std::atomic<uint32_t> seq{0};
+  std::string name = meshgate::StrCat("mgh", seq.fetch_add(1));
+  rte_hash_parameters p{};
+  p.name = name.c_str();
+  p.entries = entries;
+  p.key_len = key_len;
+  p.hash_func = rte_hash_crc;
+  p.socket_id = SOCKET_ID_ANY;
+  p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
+  rte_hash* h = rte_hash_create(&p);
+  if (h == nullptr) {
+    return absl::ResourceExhaustedError(
+        meshgate::StrCat(what, ": rte_hash_create(", entries, "): ", rte_strerror(rte_errno)));
+  }
+  return h;
+}
 
 class HashSweeper {
  public:
