@@ -81,6 +81,7 @@ Usage:
       {"name","value","unit","baseline","baseline_value"}.
 
   meshgate bench pipeline [--json] [--quick|--smoke] [--lcores 0,1] [--eal "ARGS"]
+                          [--only new|established|updates] [--repetitions N] [--flows N]
       The whole packet path on in-memory bursts (VXLAN from 100k remote
       identities -> decap -> conntrack -> LPM -> 10k-rule ingress ACL ->
       delivery; established packets take their connection's cached verdict
@@ -89,7 +90,9 @@ Usage:
       parse + MAC rewrite baseline on the same bursts;
       then 1,000 policy snapshots published while a worker on the second
       lcore forwards (packets lost, swaps/s), and the time from publishing a
-      denying policy to its first enforced packet.
+      denying policy to its first enforced packet. --only runs one phase
+      (e.g. under perf); --repetitions sets the runs per phase (default 7);
+      --flows the number of connections (default 65,536).
 
   meshgate bench maglev [--json] [--quick]
       Maglev table generation with Cilium's parameters (seed, murmur3
@@ -332,6 +335,14 @@ int BenchPipeline(const std::vector<std::string>& args) {
       eal.no_huge_memory_mb = 512;
     } else if (args[i] == "--lcores" && i + 1 < args.size()) {
       lcores = args[++i];
+    } else if (args[i] == "--only" && i + 1 < args.size()) {
+      o.only = args[++i];
+      if (o.only != "new" && o.only != "established" && o.only != "updates")
+        return Fail("bench pipeline: --only takes new, established or updates");
+    } else if (args[i] == "--repetitions" && i + 1 < args.size()) {
+      o.repetitions = std::max(1, std::atoi(args[++i].c_str()));
+    } else if (args[i] == "--flows" && i + 1 < args.size()) {
+      o.flows = uint32_t(std::max(64, std::atoi(args[++i].c_str())));
     } else if (args[i] == "--eal" && i + 1 < args.size()) {
       for (auto p : absl::StrSplit(args[++i], ' ', absl::SkipEmpty())) eal.extra.emplace_back(p);
     } else if (args[i] == "-h" || args[i] == "--help") return Usage(0);

@@ -290,11 +290,13 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   const Snapshot& s = **snap;
 
   // New connections: every repetition uses fresh source ports.
-  say("measuring new connections...");
-  std::vector<double> newc, est, base;
+  auto run = [&](const char* phase) { return o.only.empty() || o.only == phase; };
+  std::vector<double> newc, est, base, est_no_ct;
   uint64_t fwd = 0, fwd_total = 0, expected = 0;
-  for (int rep = 0; rep < o.repetitions; ++rep) {
+  if (run("new")) say("measuring new connections...");
+  for (int rep = 0; run("new") && rep < o.repetitions; ++rep) {
     newc.push_back(RunOnce(pl, s, t, uint16_t(0x8000 + rep), &fwd));
+    base.push_back(RunBaseline(t));
     fwd_total += fwd;
     expected += t.flows - t.flows % kBurst;
   }
@@ -303,11 +305,10 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
                  (unsigned long long)fwd_total, (unsigned long long)expected);
   }
   // Established: the same flows again (conntrack hits; policy still checked).
-  say("measuring established flows...");
+  if (run("established")) say("measuring established flows...");
   RunOnce(pl, s, t, 0, &fwd);  // create them
   Pipeline no_ct(rc, 0, nullptr);  // breakdown: the same path without conntrack
-  std::vector<double> est_no_ct;
-  for (int rep = 0; rep < o.repetitions; ++rep) {
+  for (int rep = 0; run("established") && rep < o.repetitions; ++rep) {
     est.push_back(RunOnce(pl, s, t, 0, &fwd));
     est_no_ct.push_back(RunOnce(no_ct, s, t, 0, &fwd));
     base.push_back(RunBaseline(t));
@@ -319,12 +320,16 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   }
   std::string bl = "parse + MAC rewrite only (l2fwd-like), same bursts";
   std::string tag = meshgate::StrCat(o.rules, "rules_", o.identities, "ids");
-  out.push_back({"pipeline_established_cycles_per_packet_" + tag, Median(est), "cycles/packet",
-                 bl, Median(base)});
-  out.push_back({"pipeline_without_conntrack_cycles_per_packet_" + tag, Median(est_no_ct),
-                 "cycles/packet", bl, Median(base)});
-  out.push_back({"pipeline_new_connection_cycles_per_packet_" + tag, Median(newc),
-                 "cycles/packet", bl, Median(base)});
+  if (run("established")) {
+    out.push_back({"pipeline_established_cycles_per_packet_" + tag, Median(est), "cycles/packet",
+                   bl, Median(base)});
+    out.push_back({"pipeline_without_conntrack_cycles_per_packet_" + tag, Median(est_no_ct),
+                   "cycles/packet", bl, Median(base)});
+  }
+  if (run("new")) {
+    out.push_back({"pipeline_new_connection_cycles_per_packet_" + tag, Median(newc),
+                   "cycles/packet", bl, Median(base)});
+  }
   out.push_back({"pipeline_compile_ms_" + tag, compile_ms, "ms", "", 0});
   out.push_back({"pipeline_snapshot_build_ms_" + tag, build_ms, "ms", "", 0});
   out.push_back({"ipcache_table_load_ms_" + tag, ipcache_ms, "ms", "", 0});
@@ -332,6 +337,10 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   // Hitless updates: a worker on another lcore forwards established flows
   // while control publishes `swaps` snapshots (recycled after their grace
   // period), then one that denies the traffic.
+  if (!run("updates")) {
+    rte_mempool_free(t.pool);
+    return out;
+  }
   unsigned worker = rte_get_next_lcore(-1, 1, 0);
   if (worker >= RTE_MAX_LCORE) {
     say("hitless updates skipped: EAL has one lcore (give -l 0,1)");

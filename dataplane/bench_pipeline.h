@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "classifier/bench_classify.h"  // BenchResult
@@ -17,6 +18,9 @@ struct PipelineBenchOptions {
   int repetitions = 7;
   uint32_t swaps = 1000;  // hitless updates
   bool progress = true;
+  // Runs one phase only ("new", "established", "updates"; empty: all), e.g.
+  // to profile it with perf.
+  std::string only;
 };
 
 std::vector<classifier::BenchResult> RunPipelineBench(const PipelineBenchOptions& o);

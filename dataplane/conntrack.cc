@@ -3,11 +3,14 @@
 #include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_hash_crc.h>
+#include <rte_malloc.h>
 #include <rte_prefetch.h>
 
 #include <algorithm>
 #include <cstring>
-#if defined(__AVX__)
+#include <memory>
+#include <string>
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 
@@ -43,21 +46,36 @@ CtKey CtKey::Reversed() const {
 absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
                                                              rte_rcu_qsbr* qsbr, CtTimeouts t) {
   if (capacity < 8) capacity = 8;
+  if (capacity > (1u << 30)) return absl::InvalidArgumentError("conntrack: capacity above 2^30");
   std::unique_ptr<Conntrack> ct(new Conntrack());
-  // Both directions of every connection are keys.
-  auto h = SharedHashCreate("conntrack", capacity * 2, sizeof(CtKey));
-  if (!h.ok()) return h.status();
-  ct->h_ = *h;
   ct->qsbr_ = qsbr;
   ct->capacity_ = capacity;
-  // Multi-writer adds keep per-lcore free-slot caches: positions can exceed
-  // `capacity`; the entry array covers every position the hash can return.
-  // Positions are key indexes - 1, below rte_hash_max_key_id (the key store
-  // has max_key_id + 1 slots, the first a dummy): reading the key at
-  // position max_key_id would read past the store.
-  ct->slots_ = uint32_t(rte_hash_max_key_id(ct->h_));
-  ct->sweep_.Init(ct->h_, qsbr);
-  ct->entries_ = std::make_unique<Entry[]>(ct->slots_);
+  // Two index keys per connection, four per 8-key bucket when full: at most
+  // half the slots in use, so few buckets overflow (Poisson, mean <= 4).
+  uint32_t buckets = rte_align32pow2(std::max<uint32_t>(capacity / 2, 2));
+  ct->mask_ = buckets - 1;
+  ct->max_probe_ = std::min<uint32_t>(buckets, 32);
+  static std::atomic<uint32_t> seq{0};
+  std::string name = meshgate::StrCat("mgct", seq.fetch_add(1));
+  ct->conns_ = static_cast<Conn*>(
+      rte_malloc_socket(name.c_str(), sizeof(Conn) * size_t(capacity), 64, SOCKET_ID_ANY));
+  ct->buckets_ = static_cast<Bucket*>(
+      rte_zmalloc_socket(name.c_str(), sizeof(Bucket) * size_t(buckets), 64, SOCKET_ID_ANY));
+  ct->free_ = rte_ring_create_elem(name.c_str(), sizeof(uint32_t), capacity, SOCKET_ID_ANY,
+                                   RING_F_EXACT_SZ);
+  if (ct->conns_ == nullptr || ct->buckets_ == nullptr || ct->free_ == nullptr) {
+    return absl::ResourceExhaustedError(meshgate::StrCat(
+        "conntrack: cannot allocate ", capacity, " connections (",
+        (sizeof(Conn) * uint64_t(capacity) + sizeof(Bucket) * uint64_t(buckets)) >> 20,
+        " MiB of EAL memory): ", rte_strerror(rte_errno)));
+  }
+  std::uninitialized_value_construct_n(ct->conns_, capacity);
+  ct->nat_ = std::make_unique<CtNat[]>(capacity);
+  for (uint32_t i = 0; i < capacity;) {  // every record starts free
+    uint32_t batch[256], k = 0;
+    for (; k < 256 && i < capacity; ++k) batch[k] = i++;
+    rte_ring_enqueue_bulk_elem(ct->free_, batch, sizeof(uint32_t), k, nullptr);
+  }
   ct->tsc_hz_ = rte_get_tsc_hz();
   ct->timeout_tsc_[kSyn] = uint64_t(t.tcp_syn_s) * ct->tsc_hz_;
   ct->timeout_tsc_[kEstablished] = uint64_t(t.tcp_established_s) * ct->tsc_hz_;
@@ -74,7 +92,12 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
 }
 
 Conntrack::~Conntrack() {
-  if (h_ != nullptr) rte_hash_free(h_);
+  if (conns_ != nullptr) {
+    std::destroy_n(conns_, capacity_);
+    rte_free(conns_);
+  }
+  rte_free(buckets_);
+  rte_ring_free(free_);
   if (frag_h_ != nullptr) rte_hash_free(frag_h_);
 }
 
@@ -107,68 +130,189 @@ uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
   return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
 }
 
+// CRC32 of the tuple (both families; IPv4 hashes 16 bytes), and a
+// signature from a multiplicative mix of it, so that keys sharing a bucket
+// (the low bits) still differ in their signatures.
+Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
+  uint64_t w[5];
+  std::memcpy(w, &k, sizeof(w));
+  uint32_t h = rte_hash_crc_8byte(w[0] & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `pad`
+  if (k.family == 4) {
+    uint32_t s4, d4;
+    std::memcpy(&s4, k.src, 4);
+    std::memcpy(&d4, k.dst, 4);
+    h = rte_hash_crc_8byte(uint64_t(s4) | uint64_t(d4) << 32, h);
+  } else {
+    for (int i = 1; i < 5; ++i) h = rte_hash_crc_8byte(w[i], h);
+  }
+  return Hash{h, uint16_t((uint64_t(h) * 0x9e3779b97f4a7c15ull) >> 48)};
+}
+
+namespace {
+
+// Whether `c` holds `k` as its forward tuple (or, `reversed`, its reversal).
+template <typename C>
+bool SameTuple(const C& c, const CtKey& k, bool reversed) {
+  if (c.family != k.family || c.proto != k.proto) return false;
+  const uint8_t* a = reversed ? c.dst : c.src;
+  const uint8_t* b = reversed ? c.src : c.dst;
+  uint16_t sp = reversed ? c.dport : c.sport, dp = reversed ? c.sport : c.dport;
+  if (sp != k.sport || dp != k.dport) return false;
+  if (k.family == 4) return std::memcmp(a, k.src, 4) == 0 && std::memcmp(b, k.dst, 4) == 0;
+  return std::memcmp(a, k.src, 16) == 0 && std::memcmp(b, k.dst, 16) == 0;
+}
+
+// Lanes of `b` whose signature is `sig`: bit 2i for lane i (a byte mask of
+// 16-bit lanes; _pext_u32 would compact it but is microcoded on AMD Zen 2).
+template <typename B>
+uint32_t SigMatches(const B& b, uint16_t sig) {
+#if defined(__SSE2__)
+  __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
+  uint32_t m = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16(int16_t(sig)))));
+  return m & 0x5555u;
+#else
+  uint32_t m = 0;
+  for (int i = 0; i < 8; ++i) {
+    m |= uint32_t(__atomic_load_n(&b.sig[i], __ATOMIC_RELAXED) == sig) << (2 * i);
+  }
+  return m;
+#endif
+}
+
+}  // namespace
+
+int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept {
+  for (uint32_t p = 0; p < max_probe_; ++p) {
+    const Bucket& b = buckets_[(h.h + p) & mask_];
+    for (uint32_t m = SigMatches(b, h.sig); m != 0; m &= m - 1) {
+      uint32_t ref = __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_ACQUIRE);
+      if (ref == 0) continue;
+      uint32_t ci = (ref - 1) >> 1;
+      bool reversed = (ref - 1) & 1;
+      const Conn& c = conns_[ci];
+      // An expired record of the same tuple may precede a live one.
+      if (!SameTuple(c, k, reversed) || c.expires.load(std::memory_order_relaxed) <= now) continue;
+      *res = reversed ? CtResult::kReply : CtResult::kForward;
+      return int32_t(ci);
+    }
+    if (__atomic_load_n(&b.overflow, __ATOMIC_ACQUIRE) == 0) break;
+  }
+  *res = CtResult::kNew;
+  return -1;
+}
+
+bool Conntrack::Insert(Hash h, uint32_t ref) noexcept {
+  uint32_t p = 0;
+  for (; p < max_probe_; ++p) {
+    Bucket& b = buckets_[(h.h + p) & mask_];
+    for (int i = 0; i < 8; ++i) {
+      uint32_t expected = 0;
+      if (__atomic_load_n(&b.ref[i], __ATOMIC_RELAXED) != 0 ||
+          !__atomic_compare_exchange_n(&b.ref[i], &expected, ref, false, __ATOMIC_ACQ_REL,
+                                       __ATOMIC_RELAXED)) {
+        continue;
+      }
+      // A reader may see the reference before the signature: it then misses
+      // a key being inserted (as if it came a moment earlier); a stale
+      // signature only leads to a tuple compare that fails.
+      __atomic_store_n(&b.sig[i], h.sig, __ATOMIC_RELEASE);
+      return true;
+    }
+    __atomic_fetch_add(&b.overflow, 1, __ATOMIC_ACQ_REL);  // lookups go on past b
+  }
+  for (uint32_t q = 0; q < p; ++q) {  // no room: undo the overflow marks
+    __atomic_fetch_sub(&buckets_[(h.h + q) & mask_].overflow, 1, __ATOMIC_ACQ_REL);
+  }
+  return false;
+}
+
+bool Conntrack::Remove(Hash h, uint32_t ref) noexcept {
+  for (uint32_t p = 0; p < max_probe_; ++p) {
+    Bucket& b = buckets_[(h.h + p) & mask_];
+    for (int i = 0; i < 8; ++i) {
+      if (__atomic_load_n(&b.ref[i], __ATOMIC_RELAXED) != ref) continue;
+      // Signature first: once the reference is 0 a worker may claim the
+      // slot and write its own signature, which must not be overwritten.
+      __atomic_store_n(&b.sig[i], uint16_t(0), __ATOMIC_RELAXED);
+      __atomic_store_n(&b.ref[i], 0u, __ATOMIC_RELEASE);
+      for (uint32_t q = 0; q < p; ++q) {
+        __atomic_fetch_sub(&buckets_[(h.h + q) & mask_].overflow, 1, __ATOMIC_ACQ_REL);
+      }
+      return true;
+    }
+    if (__atomic_load_n(&b.overflow, __ATOMIC_ACQUIRE) == 0) break;
+  }
+  return false;
+}
+
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
                             int32_t* pos) const noexcept {
-  // One probe per packet: a connection is stored under its tuple (the slot
-  // holds the connection) and its reversed tuple (the slot links to it).
-  const void* kp[32];
-  int32_t found[32];
+  // One probe per packet (a connection is indexed under its tuple and its
+  // reversal), in three passes over the burst so that the misses overlap:
+  // hash and fetch the buckets; fetch the first candidate record of each;
+  // then compare.
+  Hash h[32];
   if (n > 32) n = 32;
-  for (uint16_t i = 0; i < n; ++i) kp[i] = &keys[i];
-  rte_hash_lookup_bulk(h_, kp, n, found);
-  Prefetch(found, n);  // the entries' misses overlap instead of queueing
   for (uint16_t i = 0; i < n; ++i) {
-    res[i] = CtResult::kNew;
-    pos[i] = -1;
-    int32_t p = found[i];
-    if (p < 0) continue;
-    uint32_t link = entries_[p].link.load(std::memory_order_acquire);
-    int32_t e = link == 0 ? p : int32_t(link - 1);
-    if (entries_[e].expires.load(std::memory_order_relaxed) <= now) continue;
-    res[i] = link == 0 ? CtResult::kForward : CtResult::kReply;
-    pos[i] = e;
+    h[i] = HashOf(keys[i]);
+    rte_prefetch0(&buckets_[h[i].h & mask_]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    const Bucket& b = buckets_[h[i].h & mask_];
+    uint32_t m = SigMatches(b, h[i].sig);
+    if (m == 0) continue;
+    uint32_t ref = __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_RELAXED);
+    if (ref != 0) rte_prefetch0(&conns_[(ref - 1) >> 1]);
+  }
+  for (uint16_t i = 0; i < n; ++i) {
+    pos[i] = Find(keys[i], h[i], now, &res[i]);
+    // A new connection may be created once its policy is known: fetch the
+    // bucket its reversed tuple goes to (the forward one is already here).
+    if (pos[i] < 0) rte_prefetch0(&buckets_[HashOf(keys[i].Reversed()).h & mask_]);
   }
 }
 
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,
                        const CtNat& nat) noexcept {
-  // An existing (expired) connection keeps its slots.
-  int32_t p = rte_hash_add_key(h_, &key);
-  if (p < 0) return false;
-  Entry& e = entries_[p];
+  uint32_t ci;
+  if (rte_ring_mc_dequeue_elem(free_, &ci, sizeof(ci)) != 0) return false;  // full
+  Conn& c = conns_[ci];
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
-  e.link.store(0, std::memory_order_relaxed);
-  e.nat = nat;
-  CacheVerdict(p, CtVerdict{});  // a reused slot keeps no stale verdict
-  e.proto.store(key.proto, std::memory_order_relaxed);
-  e.state.store(state, std::memory_order_relaxed);
-  CtKey rev = key.Reversed();
-  int32_t r = rte_hash_add_key(h_, &rev);
-  if (r < 0) {
-    // Full: never half a connection. The entry stays expired (absent to
-    // lookups) and the collector removes the forward key; workers never
-    // delete keys, only control retires slots.
-    e.expires.store(0, std::memory_order_relaxed);
+  c.family = key.family;
+  c.proto = key.proto;
+  c.sport = key.sport;
+  c.dport = key.dport;
+  std::memcpy(c.src, key.src, 16);
+  std::memcpy(c.dst, key.dst, 16);
+  c.state.store(state, std::memory_order_relaxed);
+  nat_[ci] = nat;
+  CacheVerdict(int32_t(ci), CtVerdict{});  // a reused record keeps no stale verdict
+  c.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_relaxed);
+  c.live.store(1, std::memory_order_release);  // the collector may look at it from here
+  // Published by the index references (release): a reader that finds one
+  // sees the record whole. If either cannot be inserted (no room within
+  // max_probe_ buckets) the record is marked expired, absent to lookups,
+  // and the collector removes what was inserted: never half a connection,
+  // and workers never remove anything.
+  if (!Insert(HashOf(key), Ref(ci, false)) || !Insert(HashOf(key.Reversed()), Ref(ci, true))) {
+    c.expires.store(0, std::memory_order_release);
     return false;
   }
-  if (r != p) entries_[r].link.store(uint32_t(p) + 1, std::memory_order_release);
-  e.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_release);
-  *pos = p;
+  *pos = int32_t(ci);
   return true;
 }
 
 void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now) noexcept {
-  Entry& e = entries_[pos];
-  uint8_t proto = e.proto.load(std::memory_order_relaxed);
-  uint8_t state = e.state.load(std::memory_order_relaxed);
-  if (proto == 6) {
+  Conn& c = conns_[pos];
+  uint8_t state = c.state.load(std::memory_order_relaxed);
+  if (c.proto == 6) {
     uint8_t next = NextTcpState(state, dir, tcp_flags);
-    if (next != state) e.state.store(next, std::memory_order_relaxed);
+    if (next != state) c.state.store(next, std::memory_order_relaxed);
     state = next;
   }
   // Several workers may refresh one entry: last writer wins, all write
   // "now + timeout" of about the same now (benign; see the design note).
-  e.expires.store(now + TimeoutFor(proto, state), std::memory_order_relaxed);
+  c.expires.store(now + TimeoutFor(c.proto, state), std::memory_order_relaxed);
 }
 
 CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
@@ -176,7 +320,7 @@ CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
 #if defined(__AVX__)
   __m128i x;
   // One 16-byte load that the compiler may neither split nor narrow.
-  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(entries_[pos].verdict));
+  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(conns_[pos].verdict));
   _mm_store_si128(reinterpret_cast<__m128i*>(&v), x);
 #else
   (void)pos;
@@ -187,7 +331,7 @@ CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
 void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
 #if defined(__AVX__)
   __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
-  asm volatile("vmovdqa %1, %0" : "=m"(entries_[pos].verdict) : "x"(x));
+  asm volatile("vmovdqa %1, %0" : "=m"(conns_[pos].verdict) : "x"(x));
 #else
   (void)pos;
   (void)v;
@@ -196,7 +340,7 @@ void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
 
 void Conntrack::Prefetch(const int32_t* pos, uint16_t n) const noexcept {
   for (uint16_t i = 0; i < n; ++i) {
-    if (pos[i] >= 0) rte_prefetch0(&entries_[pos[i]]);
+    if (pos[i] >= 0) rte_prefetch0(&conns_[pos[i]]);
   }
 }
 
@@ -208,22 +352,42 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
     std::memcpy(&k, key, sizeof(k));
     return del(&k);
   });
-  return sweep_.Sweep(budget, [&](int32_t p, const void* key, auto& del) {
-    uint32_t link = entries_[p].link.load(std::memory_order_relaxed);
-    int32_t e = link == 0 ? p : int32_t(link - 1);
-    if (entries_[e].expires.load(std::memory_order_relaxed) > now) return false;
+  // Records removed earlier whose grace period is over become free.
+  while (!retired_.empty() &&
+         (qsbr_ == nullptr || rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1)) {
+    rte_ring_mp_enqueue_elem(free_, &retired_.front().second, sizeof(uint32_t));
+    retired_.pop_front();
+  }
+  uint32_t removed = 0;
+  size_t first = retired_.size();
+  for (uint32_t i = 0; i < budget && i < capacity_; ++i) {
+    uint32_t ci = cursor_;
+    cursor_ = cursor_ + 1 == capacity_ ? 0 : cursor_ + 1;
+    Conn& c = conns_[ci];
+    if (c.live.load(std::memory_order_acquire) == 0) continue;  // free, or being created
+    if (c.expires.load(std::memory_order_relaxed) > now) continue;
     CtKey k;
-    std::memcpy(&k, key, sizeof(k));
-    // Delete both directions together; readers may still hold either
-    // position, so the slots are freed after a grace period.
-    CtKey fwd = link != 0 ? k.Reversed() : k;
-    CtKey rev = fwd.Reversed();
-    del(&fwd);
-    del(&rev);
-    return true;
-  });
+    k.family = c.family;
+    k.proto = c.proto;
+    k.sport = c.sport;
+    k.dport = c.dport;
+    std::memcpy(k.src, c.src, 16);
+    std::memcpy(k.dst, c.dst, 16);
+    // Both index keys (either may be missing: a failed Create). Readers
+    // may still hold the record: it is reused after a grace period.
+    Remove(HashOf(k), Ref(ci, false));
+    Remove(HashOf(k.Reversed()), Ref(ci, true));
+    c.live.store(0, std::memory_order_relaxed);
+    retired_.emplace_back(0, ci);
+    ++removed;
+  }
+  if (retired_.size() > first) {  // one token for this step's removals, taken after them
+    uint64_t token = qsbr_ != nullptr ? rte_rcu_qsbr_start(qsbr_) : 0;
+    for (size_t i = first; i < retired_.size(); ++i) retired_[i].first = token;
+  }
+  return removed;
 }
 
-uint32_t Conntrack::size() const { return uint32_t(rte_hash_count(h_)); }
+uint32_t Conntrack::size() const { return 2 * (capacity_ - rte_ring_count(free_)); }
 
 }  // namespace meshgate::dataplane

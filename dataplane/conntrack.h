@@ -10,22 +10,26 @@
 // lookup (an expired entry is as good as absent); removal is done by the
 // control thread in small steps (Collect), never by a scan on the hot path.
 //
-// Each connection is stored under both its tuple and its reversed tuple, so
-// a packet costs one probe; the reverse key's slot links to the connection.
+// Each connection is indexed under both its tuple and its reversed tuple,
+// so a packet costs one probe; both index keys refer to one record.
 //
-// Concurrency (docs/design/conntrack.md): an rte_hash with lock-free readers
-// and multi-writer adds, shared by all workers of an instance, so the two
-// directions of a flow may be seen by different workers. Established flows
-// take no lock; creating an entry takes rte_hash's writer lock. Key slots
-// are freed only after an rte_rcu_qsbr grace period on the workers' QSBR.
+// Concurrency (docs/design/conntrack.md): a purpose-built table shared by
+// all workers of an instance, so the two directions of a flow may be seen by
+// different workers. Readers take no lock; creating a connection takes a
+// free record from a lock-free ring and claims index slots with one
+// compare-and-swap each. Only the control thread removes connections
+// (Collect); a removed record is reused only after an rte_rcu_qsbr grace
+// period on the workers' QSBR. The fragment table is an rte_hash with
+// lock-free readers and multi-writer adds.
 //
-// REQUIRES: every thread that calls Create or Collect has an lcore id: an
-// EAL lcore, or a thread registered with rte_thread_register(). With
-// multi-writer adds rte_hash indexes per-lcore free-slot caches by
+// REQUIRES: every thread that calls RecordFragment or Collect has an lcore
+// id: an EAL lcore, or a thread registered with rte_thread_register().
+// rte_hash's multi-writer adds index per-lcore free-slot caches by
 // rte_lcore_id(), and an unregistered thread (LCORE_ID_ANY) crashes it.
 #pragma once
 
 #include <rte_hash.h>
+#include <rte_ring.h>
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
@@ -52,7 +56,7 @@ struct CtKey {
 
   CtKey Reversed() const;
 };
-static_assert(sizeof(CtKey) == 40);  // padding to 48 (rte_hash's SSE compare) measured no gain
+static_assert(sizeof(CtKey) == 40);
 
 enum class CtResult : uint8_t {
   kNew = 0,     // no live entry
@@ -111,7 +115,7 @@ struct CtTimeouts {
 class Conntrack {
  public:
   // `capacity` connections. `qsbr` is the workers' RCU variable (they report
-  // quiescence on it once per loop), used to free deleted key slots safely.
+  // quiescence on it once per loop), used to reuse removed records safely.
   static absl::StatusOr<std::unique_ptr<Conntrack>> Create(uint32_t capacity, rte_rcu_qsbr* qsbr,
                                                            CtTimeouts t = {});
   ~Conntrack();
@@ -122,12 +126,14 @@ class Conntrack {
   // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
                    int32_t* pos) const noexcept;
-  // Creates the entry of an allowed new connection. False when the table is
-  // full (the caller drops with Cilium's 155, CT_MAP_INSERTION_FAILED).
+  // Creates the entry of an allowed new connection (a new record even when
+  // an expired one holds the tuple: lookups skip it, the collector removes
+  // it). False when the table is full (the caller drops with Cilium's 155,
+  // CT_MAP_INSERTION_FAILED).
   bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos,
               const CtNat& nat = {}) noexcept;
   // The NAT state of the connection at `pos` (from LookupBurst or Create).
-  const CtNat& Nat(int32_t pos) const noexcept { return entries_[pos].nat; }
+  const CtNat& Nat(int32_t pos) const noexcept { return nat_[pos]; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
   void Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now_tsc) noexcept;
   // The verdict cached in the connection at `pos`, and caching one. Workers
@@ -151,38 +157,71 @@ class Conntrack {
   void Prefetch(const int32_t* pos, uint16_t n) const noexcept;
 
   // --- control ---
-  // Examines up to `budget` slots from where the last call stopped, deletes
-  // expired connections, and frees slots whose grace period has passed.
-  // Never blocks. Returns the number of connections deleted.
+  // Examines up to `budget` connection records from where the last call
+  // stopped, removes expired connections, and frees records whose grace
+  // period has passed. Never blocks. Returns the number of connections
+  // removed.
   uint32_t Collect(uint64_t now_tsc, uint32_t budget);
-  // Occupied key slots (two per connection: both directions), including
-  // expired connections and deleted ones whose slots wait for a grace period.
+  // Index keys in use (two per connection: both directions), counting
+  // expired connections and removed ones whose records wait for a grace
+  // period.
   uint32_t size() const;
   uint32_t capacity() const { return capacity_; }
 
  private:
-  // Indexed by key position. A forward key's slot holds the connection;
-  // a reverse key's slot holds only `link` = forward slot + 1.
-  struct alignas(64) Entry {  // one cache line
-    std::atomic<uint64_t> expires{0};  // tsc; dp: rw (relaxed), cp: ro
-    std::atomic<uint32_t> link{0};     // 0: this is the connection; else fwd + 1
-    std::atomic<uint8_t> state{0};     // TcpState; dp: rw (relaxed)
-    std::atomic<uint8_t> proto{0};
-    CtNat nat;  // written before `expires` is published (release), then read-only
-    CtVerdict verdict;  // 16-byte accesses only (Verdict/CacheVerdict)
+  // One connection: its forward tuple, TCP state, expiry and cached verdict
+  // in one cache line, so an established packet touches its bucket and this
+  // line only. The tuple is written before the connection is published (its
+  // references in the buckets, release) and is then read-only until the
+  // connection is retired and its grace period has passed.
+  struct alignas(64) Conn {
+    uint8_t family;
+    uint8_t proto;
+    std::atomic<uint8_t> state;  // TcpState; dp: rw (relaxed)
+    std::atomic<uint8_t> live;   // 1 from Create to retirement; cp: acquire
+    uint16_t sport, dport;
+    uint8_t src[16];
+    uint8_t dst[16];
+    std::atomic<uint64_t> expires;  // tsc; dp: rw (relaxed, release when created)
+    CtVerdict verdict;              // 16-byte accesses only (Verdict/CacheVerdict)
   };
-  static_assert(sizeof(Entry) <= 64);
+  static_assert(sizeof(Conn) == 64);
+  // Eight keys of the index: 16-bit signatures, references
+  // ((connection << 1 | reversed) + 1; 0: empty) and the number of keys
+  // whose home is this bucket but which live in a later one (a lookup stops
+  // at the first bucket whose count is 0). One cache line.
+  struct alignas(64) Bucket {
+    uint16_t sig[8];   // written with atomic stores; read as one vector
+    uint32_t ref[8];   // claimed with CAS (workers), cleared by control
+    uint32_t overflow;
+    uint32_t pad[3];
+  };
+  static_assert(sizeof(Bucket) == 64);
+  struct Hash {
+    uint32_t h;    // the bucket: h & mask_
+    uint16_t sig;
+  };
+  static Hash HashOf(const CtKey& k) noexcept;
+  static uint32_t Ref(uint32_t conn, bool reversed) { return (conn << 1 | uint32_t(reversed)) + 1; }
+  // The live connection whose forward (or reversed) tuple is `k`, or -1.
+  int32_t Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept;
+  bool Insert(Hash h, uint32_t ref) noexcept;  // any thread
+  bool Remove(Hash h, uint32_t ref) noexcept;  // control only
   Conntrack() = default;
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
 
-  rte_hash* h_ = nullptr;
   rte_rcu_qsbr* qsbr_ = nullptr;
   uint32_t capacity_ = 0;
-  std::unique_ptr<Entry[]> entries_;  // indexed by rte_hash key position
-  uint32_t slots_ = 0;
+  Conn* conns_ = nullptr;             // capacity_, rte_malloc'ed (hugepages)
+  Bucket* buckets_ = nullptr;         // mask_ + 1, rte_malloc'ed
+  std::unique_ptr<CtNat[]> nat_;      // capacity_; read on replies and services only
+  uint32_t mask_ = 0;
+  uint32_t max_probe_ = 0;            // buckets an insert may walk
+  rte_ring* free_ = nullptr;          // free connection indexes (MP/MC)
   uint64_t tsc_hz_ = 0;
   uint64_t timeout_tsc_[4] = {};  // syn, established, close, other
-  HashSweeper sweep_;  // cp only
+  uint32_t cursor_ = 0;                               // cp only
+  std::deque<std::pair<uint64_t, uint32_t>> retired_;  // cp only: (token, connection)
 
   struct FragEntry {
     std::atomic<uint64_t> expires{0};  // written last (release)

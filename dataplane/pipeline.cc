@@ -391,9 +391,8 @@ bool HasPorts(uint8_t proto) {
 
 }  // namespace
 
-template <typename SvcWorkT>
 DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
-                                 SvcWorkT& sw) noexcept {
+                                 SvcWork& sw) noexcept {
   ServiceKey key;
   key.family = meta.family;
   key.proto = meta.proto;
@@ -548,15 +547,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
                          (check_egress ? CtVerdict::kEgress : 0u) |
                          (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
   };
-  // Services (at a source endpoint): the pre-DNAT tuple, the frontend to
-  // restore on replies, and the backend pinned to the connection.
-  struct SvcWork {
-    bool active = false, pinned = false;
-    int32_t pin_pos = -1;
-    CtKey pre;
-    CtNat reverse, pin;
-  };
-  SvcWork svc[kBurst];
+  SvcWork* const svc = svc_;  // svc[k].active is set for every work[k]
 
   // Stage 1: per role, the source identity, service DNAT (at a source
   // endpoint) and the destination route.
@@ -645,6 +636,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         if (HasPorts(meta->proto)) meta->flags &= uint8_t(~kPktNoPorts);
       }
     }
+    svc[nw].active = false;
     if (role == PortRole::kEndpoint && snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
         (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
       DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);

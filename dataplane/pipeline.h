@@ -94,9 +94,17 @@ class Pipeline {
 
  private:
   void Drop(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port) noexcept;
-  template <typename SvcWorkT>
+  // Services (at a source endpoint): the pre-DNAT tuple, the frontend to
+  // restore on replies, and the backend pinned to the connection. Scratch
+  // space of one burst, a member so that no burst pays for constructing it.
+  struct SvcWork {
+    bool active = false, pinned = false;
+    int32_t pin_pos = -1;
+    CtKey pre;
+    CtNat reverse, pin;
+  };
   DropReason ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
-                         SvcWorkT& sw) noexcept;
+                         SvcWork& sw) noexcept;
   void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;
   void FlushEvents() noexcept;
 
@@ -109,6 +117,7 @@ class Pipeline {
   FlowEvent ev_[kBurst * 2];  // this burst's events, enqueued at once
   uint16_t nev_ = 0;
   TxStage stage_;
+  SvcWork svc_[kBurst];  // Process only
 };
 
 }  // namespace meshgate::dataplane
