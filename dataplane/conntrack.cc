@@ -50,24 +50,19 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   std::unique_ptr<Conntrack> ct(new Conntrack());
   ct->qsbr_ = qsbr;
   ct->capacity_ = capacity;
-  // Two index keys per connection, four per 8-key bucket when full: at most
-  // half the slots in use, so few buckets overflow (Poisson, mean <= 4).
-  uint32_t buckets = rte_align32pow2(std::max<uint32_t>(capacity / 2, 2));
-  ct->mask_ = buckets - 1;
-  ct->max_probe_ = std::min<uint32_t>(buckets, 32);
+  // Two index keys per connection.
+  if (auto st = ct->index_.Init(2 * capacity, "conntrack"); !st.ok()) return st;
   static std::atomic<uint32_t> seq{0};
   std::string name = meshgate::StrCat("mgct", seq.fetch_add(1));
   ct->conns_ = static_cast<Conn*>(
       rte_malloc_socket(name.c_str(), sizeof(Conn) * size_t(capacity), 64, SOCKET_ID_ANY));
-  ct->buckets_ = static_cast<Bucket*>(
-      rte_zmalloc_socket(name.c_str(), sizeof(Bucket) * size_t(buckets), 64, SOCKET_ID_ANY));
   ct->free_ = rte_ring_create_elem(name.c_str(), sizeof(uint32_t), capacity, SOCKET_ID_ANY,
                                    RING_F_EXACT_SZ);
-  if (ct->conns_ == nullptr || ct->buckets_ == nullptr || ct->free_ == nullptr) {
+  if (ct->conns_ == nullptr || ct->free_ == nullptr) {
     return absl::ResourceExhaustedError(meshgate::StrCat(
         "conntrack: cannot allocate ", capacity, " connections (",
-        (sizeof(Conn) * uint64_t(capacity) + sizeof(Bucket) * uint64_t(buckets)) >> 20,
-        " MiB of EAL memory): ", rte_strerror(rte_errno)));
+        (sizeof(Conn) * uint64_t(capacity)) >> 20, " MiB of EAL memory): ",
+        rte_strerror(rte_errno)));
   }
   std::uninitialized_value_construct_n(ct->conns_, capacity);
   ct->nat_ = std::make_unique<CtNat[]>(capacity);
@@ -96,7 +91,6 @@ Conntrack::~Conntrack() {
     std::destroy_n(conns_, capacity_);
     rte_free(conns_);
   }
-  rte_free(buckets_);
   rte_ring_free(free_);
   if (frag_h_ != nullptr) rte_hash_free(frag_h_);
 }
@@ -130,9 +124,7 @@ uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
   return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
 }
 
-// CRC32 of the tuple (both families; IPv4 hashes 16 bytes), and a
-// signature from a multiplicative mix of it, so that keys sharing a bucket
-// (the low bits) still differ in their signatures.
+// CRC32 of the tuple (IPv4 hashes 16 bytes, IPv6 40).
 Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
   uint64_t w[5];
   std::memcpy(w, &k, sizeof(w));
@@ -145,7 +137,7 @@ Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
   } else {
     for (int i = 1; i < 5; ++i) h = rte_hash_crc_8byte(w[i], h);
   }
-  return Hash{h, uint16_t((uint64_t(h) * 0x9e3779b97f4a7c15ull) >> 48)};
+  return SlotIndex::Mix(h);
 }
 
 namespace {
@@ -162,87 +154,20 @@ bool SameTuple(const C& c, const CtKey& k, bool reversed) {
   return std::memcmp(a, k.src, 16) == 0 && std::memcmp(b, k.dst, 16) == 0;
 }
 
-// Lanes of `b` whose signature is `sig`: bit 2i for lane i (a byte mask of
-// 16-bit lanes; _pext_u32 would compact it but is microcoded on AMD Zen 2).
-template <typename B>
-uint32_t SigMatches(const B& b, uint16_t sig) {
-#if defined(__SSE2__)
-  __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(b.sig));
-  uint32_t m = uint32_t(_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16(int16_t(sig)))));
-  return m & 0x5555u;
-#else
-  uint32_t m = 0;
-  for (int i = 0; i < 8; ++i) {
-    m |= uint32_t(__atomic_load_n(&b.sig[i], __ATOMIC_RELAXED) == sig) << (2 * i);
-  }
-  return m;
-#endif
-}
-
 }  // namespace
 
 int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept {
-  for (uint32_t p = 0; p < max_probe_; ++p) {
-    const Bucket& b = buckets_[(h.h + p) & mask_];
-    for (uint32_t m = SigMatches(b, h.sig); m != 0; m &= m - 1) {
-      uint32_t ref = __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_ACQUIRE);
-      if (ref == 0) continue;
-      uint32_t ci = (ref - 1) >> 1;
-      bool reversed = (ref - 1) & 1;
-      const Conn& c = conns_[ci];
-      // An expired record of the same tuple may precede a live one.
-      if (!SameTuple(c, k, reversed) || c.expires.load(std::memory_order_relaxed) <= now) continue;
-      *res = reversed ? CtResult::kReply : CtResult::kForward;
-      return int32_t(ci);
-    }
-    if (__atomic_load_n(&b.overflow, __ATOMIC_ACQUIRE) == 0) break;
+  uint32_t ref = index_.Find(h, [&](uint32_t r) {
+    const Conn& c = conns_[(r - 1) >> 1];
+    // An expired record of the same tuple may precede a live one.
+    return SameTuple(c, k, (r - 1) & 1) && c.expires.load(std::memory_order_relaxed) > now;
+  });
+  if (ref == 0) {
+    *res = CtResult::kNew;
+    return -1;
   }
-  *res = CtResult::kNew;
-  return -1;
-}
-
-bool Conntrack::Insert(Hash h, uint32_t ref) noexcept {
-  uint32_t p = 0;
-  for (; p < max_probe_; ++p) {
-    Bucket& b = buckets_[(h.h + p) & mask_];
-    for (int i = 0; i < 8; ++i) {
-      uint32_t expected = 0;
-      if (__atomic_load_n(&b.ref[i], __ATOMIC_RELAXED) != 0 ||
-          !__atomic_compare_exchange_n(&b.ref[i], &expected, ref, false, __ATOMIC_ACQ_REL,
-                                       __ATOMIC_RELAXED)) {
-        continue;
-      }
-      // A reader may see the reference before the signature: it then misses
-      // a key being inserted (as if it came a moment earlier); a stale
-      // signature only leads to a tuple compare that fails.
-      __atomic_store_n(&b.sig[i], h.sig, __ATOMIC_RELEASE);
-      return true;
-    }
-    __atomic_fetch_add(&b.overflow, 1, __ATOMIC_ACQ_REL);  // lookups go on past b
-  }
-  for (uint32_t q = 0; q < p; ++q) {  // no room: undo the overflow marks
-    __atomic_fetch_sub(&buckets_[(h.h + q) & mask_].overflow, 1, __ATOMIC_ACQ_REL);
-  }
-  return false;
-}
-
-bool Conntrack::Remove(Hash h, uint32_t ref) noexcept {
-  for (uint32_t p = 0; p < max_probe_; ++p) {
-    Bucket& b = buckets_[(h.h + p) & mask_];
-    for (int i = 0; i < 8; ++i) {
-      if (__atomic_load_n(&b.ref[i], __ATOMIC_RELAXED) != ref) continue;
-      // Signature first: once the reference is 0 a worker may claim the
-      // slot and write its own signature, which must not be overwritten.
-      __atomic_store_n(&b.sig[i], uint16_t(0), __ATOMIC_RELAXED);
-      __atomic_store_n(&b.ref[i], 0u, __ATOMIC_RELEASE);
-      for (uint32_t q = 0; q < p; ++q) {
-        __atomic_fetch_sub(&buckets_[(h.h + q) & mask_].overflow, 1, __ATOMIC_ACQ_REL);
-      }
-      return true;
-    }
-    if (__atomic_load_n(&b.overflow, __ATOMIC_ACQUIRE) == 0) break;
-  }
-  return false;
+  *res = (ref - 1) & 1 ? CtResult::kReply : CtResult::kForward;
+  return int32_t((ref - 1) >> 1);
 }
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
@@ -255,20 +180,16 @@ void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResul
   if (n > 32) n = 32;
   for (uint16_t i = 0; i < n; ++i) {
     h[i] = HashOf(keys[i]);
-    rte_prefetch0(&buckets_[h[i].h & mask_]);
+    index_.Prefetch(h[i]);
   }
   for (uint16_t i = 0; i < n; ++i) {
-    const Bucket& b = buckets_[h[i].h & mask_];
-    uint32_t m = SigMatches(b, h[i].sig);
-    if (m == 0) continue;
-    uint32_t ref = __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_RELAXED);
-    if (ref != 0) rte_prefetch0(&conns_[(ref - 1) >> 1]);
+    if (uint32_t ref = index_.FirstCandidate(h[i])) rte_prefetch0(&conns_[(ref - 1) >> 1]);
   }
   for (uint16_t i = 0; i < n; ++i) {
     pos[i] = Find(keys[i], h[i], now, &res[i]);
     // A new connection may be created once its policy is known: fetch the
     // bucket its reversed tuple goes to (the forward one is already here).
-    if (pos[i] < 0) rte_prefetch0(&buckets_[HashOf(keys[i].Reversed()).h & mask_]);
+    if (pos[i] < 0) index_.Prefetch(HashOf(keys[i].Reversed()));
   }
 }
 
@@ -291,10 +212,11 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   c.live.store(1, std::memory_order_release);  // the collector may look at it from here
   // Published by the index references (release): a reader that finds one
   // sees the record whole. If either cannot be inserted (no room within
-  // max_probe_ buckets) the record is marked expired, absent to lookups,
+  // 32 buckets) the record is marked expired, absent to lookups,
   // and the collector removes what was inserted: never half a connection,
   // and workers never remove anything.
-  if (!Insert(HashOf(key), Ref(ci, false)) || !Insert(HashOf(key.Reversed()), Ref(ci, true))) {
+  if (!index_.Insert(HashOf(key), Ref(ci, false)) ||
+      !index_.Insert(HashOf(key.Reversed()), Ref(ci, true))) {
     c.expires.store(0, std::memory_order_release);
     return false;
   }
@@ -375,8 +297,8 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
     std::memcpy(k.dst, c.dst, 16);
     // Both index keys (either may be missing: a failed Create). Readers
     // may still hold the record: it is reused after a grace period.
-    Remove(HashOf(k), Ref(ci, false));
-    Remove(HashOf(k.Reversed()), Ref(ci, true));
+    index_.Remove(HashOf(k), Ref(ci, false));
+    index_.Remove(HashOf(k.Reversed()), Ref(ci, true));
     c.live.store(0, std::memory_order_relaxed);
     retired_.emplace_back(0, ci);
     ++removed;

@@ -40,6 +40,7 @@
 
 #include "absl/status/statusor.h"
 #include "dataplane/hash_sweep.h"
+#include "dataplane/slot_index.h"
 
 namespace meshgate::dataplane {
 
@@ -186,37 +187,20 @@ class Conntrack {
     CtVerdict verdict;              // 16-byte accesses only (Verdict/CacheVerdict)
   };
   static_assert(sizeof(Conn) == 64);
-  // Eight keys of the index: 16-bit signatures, references
-  // ((connection << 1 | reversed) + 1; 0: empty) and the number of keys
-  // whose home is this bucket but which live in a later one (a lookup stops
-  // at the first bucket whose count is 0). One cache line.
-  struct alignas(64) Bucket {
-    uint16_t sig[8];   // written with atomic stores; read as one vector
-    uint32_t ref[8];   // claimed with CAS (workers), cleared by control
-    uint32_t overflow;
-    uint32_t pad[3];
-  };
-  static_assert(sizeof(Bucket) == 64);
-  struct Hash {
-    uint32_t h;    // the bucket: h & mask_
-    uint16_t sig;
-  };
+  // The index (slot_index.h): references are (connection << 1 | reversed) + 1.
+  using Hash = SlotIndex::Hash;
   static Hash HashOf(const CtKey& k) noexcept;
   static uint32_t Ref(uint32_t conn, bool reversed) { return (conn << 1 | uint32_t(reversed)) + 1; }
   // The live connection whose forward (or reversed) tuple is `k`, or -1.
   int32_t Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept;
-  bool Insert(Hash h, uint32_t ref) noexcept;  // any thread
-  bool Remove(Hash h, uint32_t ref) noexcept;  // control only
   Conntrack() = default;
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
 
   rte_rcu_qsbr* qsbr_ = nullptr;
   uint32_t capacity_ = 0;
   Conn* conns_ = nullptr;             // capacity_, rte_malloc'ed (hugepages)
-  Bucket* buckets_ = nullptr;         // mask_ + 1, rte_malloc'ed
+  SlotIndex index_;                   // both tuples of every connection
   std::unique_ptr<CtNat[]> nat_;      // capacity_; read on replies and services only
-  uint32_t mask_ = 0;
-  uint32_t max_probe_ = 0;            // buckets an insert may walk
   rte_ring* free_ = nullptr;          // free connection indexes (MP/MC)
   uint64_t tsc_hz_ = 0;
   uint64_t timeout_tsc_[4] = {};  // syn, established, close, other

@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<IpcacheTable>> IpcacheTable::Create(const Config&
   std::unique_ptr<IpcacheTable> t(new IpcacheTable());
   t->qsbr_ = qsbr;
   t->capacity_ = c.max_routes;
-  t->routes_ = std::make_unique<Route[]>(c.max_routes);
+  t->slots_ = std::make_unique<Slot[]>(c.max_routes);
+  if (auto st = t->hosts_.Init(c.max_routes, "ipcache host routes"); !st.ok()) return st;
   t->free_.reserve(c.max_routes);
   for (uint32_t i = c.max_routes; i > 0; --i) t->free_.push_back(i - 1);
   std::string name = meshgate::StrCat("mgip4_", g_seq.fetch_add(1));
@@ -61,15 +62,30 @@ uint32_t IpcacheTable::AllocSlot() {
 
 absl::Status IpcacheTable::Upsert(const identity::Prefix& p, const Route& r) {
   auto it = slot_of_.find(p);
-  if (it != slot_of_.end() && routes_[it->second] == r) return absl::OkStatus();
+  if (it != slot_of_.end() && slots_[it->second].route == r) return absl::OkStatus();
   uint32_t slot = AllocSlot();
   if (slot == kOutsideRoute) {
     Reclaim();
     slot = AllocSlot();
     if (slot == kOutsideRoute) return absl::ResourceExhaustedError("ipcache table is full");
   }
-  routes_[slot] = r;  // not yet reachable by any worker
-  if (p.addr.family == identity::Family::kIpv4) {
+  const bool host = IsHost(p), v4 = p.addr.family == identity::Family::kIpv4;
+  Slot& s = slots_[slot];  // not yet reachable by any worker
+  s.route = r;
+  s.family = host ? (v4 ? 4 : 6) : 0;
+  if (host && v4) s.v4 = p.addr.v4_host_order();
+  if (host && !v4) std::memcpy(s.v6, p.addr.bytes.data(), 16);
+  if (host) {
+    // Publish: a new key's reference, or the existing key's slot switched
+    // with one store.
+    bool ok = it != slot_of_.end() ? hosts_.Replace(HostHash(p), it->second + 1, slot + 1)
+                                   : hosts_.Insert(HostHash(p), slot + 1);
+    if (!ok) {
+      free_.push_back(slot);
+      return absl::ResourceExhaustedError(
+          meshgate::StrCat("ipcache host index: no room for ", p.ToString()));
+    }
+  } else if (v4) {
     int rc = rte_lpm_add(lpm4_, p.addr.v4_host_order(), p.len, slot);
     if (rc != 0) {
       free_.push_back(slot);
@@ -84,7 +100,7 @@ absl::Status IpcacheTable::Upsert(const identity::Prefix& p, const Route& r) {
   } else {
     slot_of_.emplace(p, slot);
   }
-  absl::Status st = p.addr.family == identity::Family::kIpv6 ? RebuildV6() : absl::OkStatus();
+  absl::Status st = !host && !v4 ? RebuildV6() : absl::OkStatus();
   version_.fetch_add(1, std::memory_order_release);
   return st;
 }
@@ -94,23 +110,28 @@ absl::Status IpcacheTable::Remove(const identity::Prefix& p) {
   if (it == slot_of_.end()) return absl::NotFoundError(meshgate::StrCat("no ipcache entry ", p.ToString()));
   uint32_t slot = it->second;
   slot_of_.erase(it);
-  if (p.addr.family == identity::Family::kIpv4) {
+  const bool host = IsHost(p), v4 = p.addr.family == identity::Family::kIpv4;
+  if (host) {
+    if (!hosts_.Remove(HostHash(p), slot + 1)) {
+      return absl::InternalError(meshgate::StrCat("ipcache host index lost ", p.ToString()));
+    }
+  } else if (v4) {
     int rc = rte_lpm_delete(lpm4_, p.addr.v4_host_order(), p.len);
     if (rc != 0) return absl::InternalError(meshgate::StrCat("rte_lpm_delete: ", rte_strerror(-rc)));
   }
   retired_slots_.emplace_back(rte_rcu_qsbr_start(qsbr_), slot);
-  absl::Status st = p.addr.family == identity::Family::kIpv6 ? RebuildV6() : absl::OkStatus();
+  absl::Status st = !host && !v4 ? RebuildV6() : absl::OkStatus();
   version_.fetch_add(1, std::memory_order_release);
   return st;
 }
 
 absl::Status IpcacheTable::RebuildV6() {
-  uint32_t n = 0;
-  for (const auto& [p, s] : slot_of_) n += p.addr.family == identity::Family::kIpv6;
+  uint32_t n = 0;  // the prefixes; host routes are in the index
+  for (const auto& [p, s] : slot_of_) n += p.addr.family == identity::Family::kIpv6 && !IsHost(p);
   rte_lpm6* t = NewLpm6(n);
   if (t == nullptr) return absl::ResourceExhaustedError("rte_lpm6_create failed");
   for (const auto& [p, s] : slot_of_) {
-    if (p.addr.family != identity::Family::kIpv6) continue;
+    if (p.addr.family != identity::Family::kIpv6 || IsHost(p)) continue;
     if (int rc = rte_lpm6_add(t, p.addr.bytes.data(), p.len, s); rc != 0) {
       rte_lpm6_free(t);
       return absl::ResourceExhaustedError(meshgate::StrCat("rte_lpm6_add: ", rte_strerror(-rc)));

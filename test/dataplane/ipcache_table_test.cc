@@ -126,3 +126,66 @@ spec:
   CHECK(pl.dropped(DropReason::kPolicyDenied) == 1);  // egress: test is not myapp
   CHECK(snap.get() == before);
 }
+
+TEST_CASE("host routes: 20,000 IPv4 and 2,000 IPv6 in the exact index, churned under a reader",
+          "[ipcache][hosts][threads]") {
+  // Host routes (/32, /128) are looked up in the exact-match index before
+  // the LPM. A reader keeps resolving one address that is always present
+  // (behind prefixes that would give another identity) while control adds
+  // and removes thousands of others around it, in both families.
+  auto cell = RcuCell<Snapshot>::Create(1);
+  RcuCell<Snapshot>& rc = **cell;
+  REQUIRE(rc.RegisterReader(0).ok());
+  auto t = IpcacheTable::Create({1 << 16, 256}, rc.qsbr());
+  REQUIRE(t.ok());
+  IpcacheTable& tab = **t;
+  REQUIRE(tab.Upsert(P("10.0.0.0/8"), {100}).ok());
+  REQUIRE(tab.Upsert(P("fd00::/16"), {106}).ok());
+  REQUIRE(tab.Upsert(P("10.200.0.1/32"), {777}).ok());
+  REQUIRE(tab.Upsert(P("fd00::7:7/128"), {767}).ok());
+  uint8_t watched6[16] = {0xfd, 0};
+  watched6[13] = 7;
+  watched6[15] = 7;
+  auto v4 = [](uint32_t i) {
+    return meshgate::StrCat("10.", i >> 16 & 0xff, ".", i >> 8 & 0xff, ".", i & 0xff, "/32");
+  };
+  auto v6 = [](uint32_t i) { return meshgate::StrCat("fd00::1:", i, "/128"); };
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> reads{0}, bad{0};
+  std::thread reader([&] {
+    rc.Online(0);
+    while (!stop.load(std::memory_order_relaxed)) {
+      bad += tab.At(tab.Lookup4(V4("10.200.0.1"))).identity != 777;
+      bad += tab.At(tab.Lookup6(watched6)).identity != 767;
+      reads.fetch_add(1, std::memory_order_relaxed);
+      rc.Quiescent(0);
+    }
+    rc.Offline(0);
+  });
+  while (reads.load() == 0) std::this_thread::yield();
+  for (int round = 0; round < 3; ++round) {
+    for (uint32_t i = 1; i <= 20000; ++i) REQUIRE(tab.Upsert(P(v4(i).c_str()), {1000 + i}).ok());
+    for (uint32_t i = 1; i <= 2000; ++i) REQUIRE(tab.Upsert(P(v6(i).c_str()), {50000 + i}).ok());
+    uint32_t right = 0;
+    for (uint32_t i = 1; i <= 20000; ++i) {
+      std::string a = v4(i);
+      right += tab.At(tab.Lookup4(V4(a.substr(0, a.size() - 3).c_str()))).identity == 1000 + i;
+    }
+    CHECK(right == 20000);
+    uint32_t right6 = 0;
+    for (uint32_t i = 1; i <= 2000; ++i) {
+      auto addr = identity::IpAddr::Parse(v6(i).substr(0, v6(i).size() - 4));
+      REQUIRE(addr.ok());
+      right6 += tab.At(tab.Lookup6(addr->bytes.data())).identity == 50000 + i;
+    }
+    CHECK(right6 == 2000);
+    for (uint32_t i = 1; i <= 20000; ++i) REQUIRE(tab.Remove(P(v4(i).c_str())).ok());
+    for (uint32_t i = 1; i <= 2000; ++i) REQUIRE(tab.Remove(P(v6(i).c_str())).ok());
+    CHECK(tab.At(tab.Lookup4(V4("10.0.0.9"))).identity == 100);  // the prefix again
+    tab.Reclaim();
+  }
+  stop = true;
+  reader.join();
+  CHECK(bad.load() == 0);
+  CHECK(tab.size() == 4);
+}
