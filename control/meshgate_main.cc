@@ -108,7 +108,8 @@ Usage:
       links. Prints Mpps for both and their ratio, meshgate's cycles/packet
       (core time / packets processed) and drops. Profiles: established
       (UDP over --flows connections, default 3073), new-conn (TCP SYNs, each
-      a new connection), deny (all denied by policy), service (to a service
+      a new connection; meshgate's run ends early when its 2M-connection
+      table is 90% full), deny (all denied by policy), service (to a service
       frontend, DNAT), ipv6. --rules adds synthetic ACL rules.
 
   meshgate simulate [--json] [-v] FILE...

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <array>
 #include <cstring>
+#include <functional>
 
 #include "dataplane/bench_policy.h"
 #include "dataplane/instance.h"
@@ -102,14 +103,25 @@ uint16_t Frame(uint8_t* p, Profile prof, uint64_t i, uint32_t flows) {
   return len;
 }
 
-// Sends on `tx`, counts what arrives on `rx`, for `seconds`.
-std::pair<uint64_t, uint64_t> Generate(uint16_t tx, uint16_t rx, rte_mempool* pool,
-                                       double seconds, Profile prof, uint32_t flows) {
-  uint64_t sent = 0, received = 0, i = 0;
+struct Generated {
+  uint64_t sent = 0, received = 0;
+  double seconds = 0;  // how long it sent
+};
+
+// Sends on `tx`, counts what arrives on `rx`, for `seconds` or until
+// `done()` (checked every 64 bursts) says the run is over.
+Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, Profile prof,
+                   uint32_t flows, const std::function<bool()>& done = {}) {
+  uint64_t sent = 0, received = 0, i = 0, bursts = 0;
   rte_mbuf* pkts[32];
   rte_mbuf* in[64];
-  uint64_t end = rte_rdtsc() + uint64_t(seconds * double(rte_get_tsc_hz()));
+  const uint64_t start = rte_rdtsc();
+  uint64_t end = start + uint64_t(seconds * double(rte_get_tsc_hz()));
   while (rte_rdtsc() < end) {
+    if (done && ++bursts % 64 == 0 && done()) {
+      end = rte_rdtsc();
+      break;
+    }
     if (rte_pktmbuf_alloc_bulk(pool, pkts, 32) == 0) {
       for (auto* m : pkts) {
         auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 78));
@@ -129,7 +141,7 @@ std::pair<uint64_t, uint64_t> Generate(uint16_t tx, uint16_t rx, rte_mempool* po
     received += r;
     if (r) rte_pktmbuf_free_bulk(in, r);
   }
-  return {sent, received};
+  return {sent, received, double(end - start) / double(rte_get_tsc_hz())};
 }
 
 }  // namespace
@@ -246,8 +258,17 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       return out;
     }
     say(meshgate::StrCat("meshgate forwarding on lcore ", worker, " for ", o.seconds, " s..."));
-    auto [sent, recv] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
+    // New connections: the run ends when the table is 90% full (every
+    // packet after that would be a 155 drop, not a connection).
+    Conntrack& ct = (*in)->conntrack();
+    auto full = [&ct] { return uint64_t(ct.size()) / 2 >= uint64_t(ct.capacity()) * 9 / 10; };
+    auto [sent, recv, secs] = Generate(sa, sb, pool, o.seconds, prof, o.flows,
+                                       prof == Profile::kNewConn ? std::function<bool()>(full)
+                                                                 : std::function<bool()>());
     (*in)->Stop();
+    if (secs < o.seconds) {
+      say(meshgate::StrCat("the conntrack table was 90% full after ", secs, " s: measured until then"));
+    }
     uint64_t processed = (*in)->pipeline(0).counters().rx, dropped = 0;
     std::string why;
     for (auto r : AllDropReasons()) {
@@ -257,10 +278,10 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     }
     if (!why.empty()) say("meshgate drops:" + why);
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
-    double mpps = double(prof == Profile::kDeny ? processed : recv) / o.seconds / 1e6;
+    double mpps = double(prof == Profile::kDeny ? processed : recv) / secs / 1e6;
     out.push_back({"link_meshgate_mpps_" + tag, mpps, "Mpps", "dpdk-testpmd io forwarding, same links", 0});
     out.push_back({"link_meshgate_cycles_per_packet_" + tag,
-                   processed ? double(rte_get_tsc_hz()) * o.seconds / double(processed) : 0,
+                   processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0,
                    "cycles/packet (core time / processed)", "", 0});
     out.push_back({"link_meshgate_delivered_ratio_" + tag, sent ? double(recv) / double(sent) : 0,
                    "ratio", "", 0});
@@ -296,8 +317,8 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   bool up = pid > 0 && WaitLinks(sa, sb, 20);
   if (up) {
     say(meshgate::StrCat("dpdk-testpmd io forwarding for ", o.seconds, " s..."));
-    auto [sent, recv] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
-    double mpps = double(recv) / o.seconds / 1e6;
+    auto [sent, recv, secs] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
+    double mpps = double(recv) / secs / 1e6;
     for (auto& r : out) {
       if (r.name == "link_meshgate_mpps_" + tag) {
         r.baseline_value = mpps;

@@ -105,12 +105,15 @@ class IpcacheTable {
 
  private:
   // A route and, for a host route, its address (the index's key).
-  struct Slot {
+  struct alignas(32) Slot {  // two per cache line, never straddling one
     Route route;
     uint8_t family = 0;  // 4 or 6 for a host route in `hosts_`, else 0
-    uint32_t v4 = 0;     // host order
-    uint8_t v6[16] = {};
+    union {
+      uint32_t v4;  // host order
+      uint8_t v6[16] = {};
+    };
   };
+  static_assert(sizeof(Slot) == 32);
   static SlotIndex::Hash HostHash4(uint32_t ip) {
     return SlotIndex::Mix(rte_hash_crc_4byte(ip, 0x9e3779b9u));
   }
