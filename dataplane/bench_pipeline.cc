@@ -283,7 +283,10 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   RcuCell<Snapshot>& rc = **cell;
   (void)rc.RegisterReader(0);
   (void)rc.RegisterReader(1);
-  uint32_t ct_cap = o.flows * uint32_t(o.repetitions + 2);
+  // Each new-connection run adds `flows` connections; established flows are
+  // created once.
+  const bool measure_new = o.only.empty() || o.only == "new";
+  uint32_t ct_cap = o.flows * uint32_t(measure_new ? o.repetitions + 2 : 2);
   auto ct = Conntrack::Create(ct_cap, rc.qsbr());
   if (!ct.ok()) return out;
   Pipeline pl(rc, 0, ct->get());
