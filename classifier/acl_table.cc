@@ -60,6 +60,7 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
                                                           int socket_id) {
   std::unique_ptr<AclTable> t(new AclTable());
   t->enforced_ = cp.enforced;
+  t->specs_ = cp.rules;
   t->audit_ = cp.options.audit;
   t->num_rules_ = uint32_t(cp.rules.size());
   if (cp.rules.empty()) return t;

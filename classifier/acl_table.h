@@ -62,6 +62,14 @@ class AclTable {
   AclTable(const AclTable&) = delete;
   AclTable& operator=(const AclTable&) = delete;
 
+  // Whether this table was built from exactly `cp`'s rules, default
+  // enforcement and audit mode: a snapshot whose compilation changed none of
+  // them (an endpoint joining an existing class, a service change) reuses
+  // the table instead of building it again (docs/design/classifier.md).
+  bool SameRules(const CompiledPolicy& cp) const {
+    return cp.rules == specs_ && cp.enforced == enforced_ && cp.options.audit == audit_;
+  }
+
   // Verdicts for `n` keys. Any n; processed in chunks of kChunk.
   void Classify(const AclKey* const* keys, uint32_t n, PolicyResult* out) const noexcept;
 
@@ -76,6 +84,7 @@ class AclTable {
   AclTable() = default;
   rte_acl_ctx* ctx_ = nullptr;  // null when there are no rules
   std::vector<uint8_t> enforced_;
+  std::vector<AclRuleSpec> specs_;  // what the context was built from
   bool audit_ = false;
   uint32_t num_rules_ = 0;
   size_t memory_bytes_ = 0;

@@ -533,6 +533,7 @@ absl::Status Agent::Commit() {
     si.uplink.mac = config_.uplink_mac;
     si.uplink.gateway_mac = config_.gateway_mac;
   }
+  si.previous_acl = acl_;
   auto snap = dataplane::BuildSnapshot(si);
   if (!snap.ok()) {
     --generation_;
@@ -541,6 +542,7 @@ absl::Status Agent::Commit() {
   if (auto st = dataplane::SyncIpcache(inst_.ipcache(), ipcache_, si.endpoints); !st.ok()) {
     return st;
   }
+  acl_ = (*snap)->acl;
   inst_.snapshots().Publish(std::move(*snap));
   inst_.snapshots().Reclaim();
   inst_.ipcache().Reclaim();

@@ -94,6 +94,8 @@ class Agent {
   const std::map<std::string, AgentEndpoint>& endpoints() const { return endpoints_; }
   // The policy of the last Commit (null before the first).
   const classifier::CompiledPolicy* compiled() const { return compiled_.get(); }
+  // The published snapshot's ACL (tests: whether a change rebuilt it).
+  const classifier::AclTable* acl() const { return acl_.get(); }
   const classifier::CompileOptions& options() const { return opts_; }
 
  private:
@@ -137,6 +139,9 @@ class Agent {
   std::set<std::string> pinned_endpoints_;
 
   std::unique_ptr<classifier::CompiledPolicy> compiled_;
+  // The published snapshot's ACL: the next snapshot reuses it when its
+  // rules compile the same (a service or endpoint change, no rebuild).
+  std::shared_ptr<const classifier::AclTable> acl_;
   std::vector<dataplane::ServiceSpec> specs_;
 };
 

@@ -87,7 +87,8 @@ Usage:
       delivery; established packets take their connection's cached verdict
       instead of LPM + ACL; only the processing is timed) for established
       flows, the same without conntrack, and new connections, beside a
-      parse + MAC rewrite baseline on the same bursts;
+      parse + MAC rewrite baseline on the same bursts; compile + snapshot
+      build with and without a rebuilt ACL (same rules: the ACL is reused);
       then 1,000 policy snapshots published while a worker on the second
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet. --only runs one phase

@@ -32,9 +32,13 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
     }
     s->role[in.uplink.port] = PortRole::kUplink;
   }
-  auto acl = classifier::AclTable::Build(*in.policy);
-  if (!acl.ok()) return acl.status();
-  s->acl = std::move(*acl);
+  if (in.previous_acl != nullptr && in.previous_acl->SameRules(*in.policy)) {
+    s->acl = in.previous_acl;
+  } else {
+    auto acl = classifier::AclTable::Build(*in.policy);
+    if (!acl.ok()) return acl.status();
+    s->acl = std::move(*acl);
+  }
   auto classes = classifier::IdentityClassTable::Build(*in.policy);
   if (!classes.ok()) return classes.status();
   s->classes = std::move(*classes);

@@ -67,7 +67,9 @@ struct Snapshot {
   Snapshot& operator=(const Snapshot&) = delete;
 
   uint64_t generation = 0;
-  std::unique_ptr<classifier::AclTable> acl;
+  // Shared by consecutive snapshots compiled to the same rules; freed with
+  // the last of them (after its grace period).
+  std::shared_ptr<const classifier::AclTable> acl;
   std::unique_ptr<classifier::IdentityClassTable> classes;
   const IpcacheTable* ipcache = nullptr;        // not owned; outlives every snapshot
   std::unique_ptr<ServiceTable> services;        // null: no services
@@ -97,10 +99,14 @@ struct SnapshotInput {
   rte_ether_addr router_mac{};
   FabricConfig fabric;
   UplinkConfig uplink;
+  // The current snapshot's ACL: reused when `policy` compiled to the same
+  // rules (AclTable::SameRules), else a new one is built.
+  std::shared_ptr<const classifier::AclTable> previous_acl;
 };
 
-// Builds a snapshot: the rte_acl context, the identity class table and the
-// endpoint table. Control thread; not thread-safe (rte_acl build).
+// Builds a snapshot: the rte_acl context (or the previous one, unchanged),
+// the identity class table and the endpoint table. Control thread; not
+// thread-safe (rte_acl build).
 absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in);
 
 // Makes `table` hold exactly the model's entries (remote ones with their

@@ -336,3 +336,63 @@ spec:
   CHECK(t.FlowHash(eip, 4, client, 40000, 80, 6) ==
         dataplane::LbFlowHash(4, client, 40000, 80, 6, seeds.jhash_v4));
 }
+
+TEST_CASE("a snapshot whose rules compile the same reuses the ACL; a policy change builds one",
+          "[agent][acl-reuse]") {
+  Fixture f("agr");
+  REQUIRE(f.agent->Apply(Hello(0)).ok());
+  const std::string ns = "k8s:io.kubernetes.pod.namespace=default";
+  REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", ns, "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
+  REQUIRE(f.agent->Apply(Identity(0x10002, {"k8s:app=frontend", ns, "k8s:io.cilium.k8s.policy.cluster=cluster1"})).ok());
+  REQUIRE(f.agent->Apply(MyappAttach()).ok());
+  const char* kPolicy = R"(apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "80"}]}]}]
+)";
+  REQUIRE(f.agent->Apply(Manifest(kPolicy)).ok());
+  REQUIRE(f.agent->Commit().ok());
+  const classifier::AclTable* first = f.agent->acl();
+  REQUIRE(first != nullptr);
+  REQUIRE(first->num_rules() > 0);
+  uint64_t g = f.Generation();
+  // A service: a new snapshot (services are part of it), the same rules.
+  REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: v1
+kind: Service
+metadata: {name: myapp}
+spec:
+  clusterIP: 10.96.0.80
+  selector: {app: myapp}
+  ports: [{port: 80, targetPort: 8080}]
+)")).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g + 1);
+  CHECK(f.agent->acl() == first);
+  CHECK(f.inst->snapshots().current_for_writer()->acl.get() == first);
+  // A second endpoint of the same identity (same subject class): same rules.
+  v1::Update ep = MyappAttach();
+  ep.mutable_endpoint_attach()->set_name("myapp-2");
+  ep.mutable_endpoint_attach()->set_port(1);
+  ep.mutable_endpoint_attach()->clear_addresses();
+  ep.mutable_endpoint_attach()->add_addresses("10.1.0.21");
+  ep.mutable_endpoint_attach()->set_mac("02:00:00:00:00:02");
+  REQUIRE(f.agent->Apply(ep).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g + 2);
+  CHECK(f.agent->acl() == first);
+  // The policy's port changes: the rules differ, a new ACL is built, and
+  // its verdicts are the new policy's.
+  std::string changed = kPolicy;
+  changed.replace(changed.find("\"80\""), 4, "\"8080\"");
+  REQUIRE(f.agent->Apply(Manifest(changed)).ok());
+  REQUIRE(f.agent->Commit().ok());
+  const classifier::AclTable* second = f.agent->acl();
+  CHECK(second != first);
+  REQUIRE(f.agent->compiled() != nullptr);
+  CHECK(second->SameRules(*f.agent->compiled()));
+  bool has_8080 = false;
+  for (const auto& r : f.agent->compiled()->rules) has_8080 |= r.port_lo == 8080;
+  CHECK(has_8080);
+}
