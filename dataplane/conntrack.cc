@@ -7,6 +7,7 @@
 #include <rte_prefetch.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -128,7 +129,7 @@ uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
 Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
   uint64_t w[5];
   std::memcpy(w, &k, sizeof(w));
-  uint32_t h = rte_hash_crc_8byte(w[0] & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `pad`
+  uint32_t h = rte_hash_crc_8byte(w[0] & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
   if (k.family == 4) {
     uint32_t s4, d4;
     std::memcpy(&s4, k.src, 4);
@@ -143,8 +144,7 @@ Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
 namespace {
 
 // Whether `c` holds `k` as its forward tuple (or, `reversed`, its reversal).
-template <typename C>
-bool SameTuple(const C& c, const CtKey& k, bool reversed) {
+bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
   if (c.family != k.family || c.proto != k.proto) return false;
   const uint8_t* a = reversed ? c.dst : c.src;
   const uint8_t* b = reversed ? c.src : c.dst;
@@ -160,7 +160,7 @@ int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) con
   uint32_t ref = index_.Find(h, [&](uint32_t r) {
     const Conn& c = conns_[(r - 1) >> 1];
     // An expired record of the same tuple may precede a live one.
-    return SameTuple(c, k, (r - 1) & 1) && c.expires.load(std::memory_order_relaxed) > now;
+    return SameTuple(c.tuple, k, (r - 1) & 1) && c.expires.load(std::memory_order_relaxed) > now;
   });
   if (ref == 0) {
     *res = CtResult::kNew;
@@ -199,17 +199,18 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   if (rte_ring_mc_dequeue_elem(free_, &ci, sizeof(ci)) != 0) return false;  // full
   Conn& c = conns_[ci];
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
-  c.family = key.family;
-  c.proto = key.proto;
-  c.sport = key.sport;
-  c.dport = key.dport;
-  std::memcpy(c.src, key.src, 16);
-  std::memcpy(c.dst, key.dst, 16);
-  c.state.store(state, std::memory_order_relaxed);
+  // The tuple around `aux`: the live flag may be read by the collector at
+  // any time, so it is only ever written atomically.
+  static_assert(offsetof(CtKey, aux) == 2 && offsetof(CtKey, sport) == 4);
+  c.tuple.family = key.family;
+  c.tuple.proto = key.proto;
+  std::memcpy(reinterpret_cast<uint8_t*>(&c.tuple) + 4, reinterpret_cast<const uint8_t*>(&key) + 4,
+              sizeof(CtKey) - 4);
+  c.state().store(state, std::memory_order_relaxed);
   nat_[ci] = nat;
   CacheVerdict(int32_t(ci), CtVerdict{});  // a reused record keeps no stale verdict
   c.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_relaxed);
-  c.live.store(1, std::memory_order_release);  // the collector may look at it from here
+  c.live().store(1, std::memory_order_release);  // the collector may look at it from here
   // Published by the index references (release): a reader that finds one
   // sees the record whole. If either cannot be inserted (no room within
   // 32 buckets) the record is marked expired, absent to lookups,
@@ -226,15 +227,15 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
 
 void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now) noexcept {
   Conn& c = conns_[pos];
-  uint8_t state = c.state.load(std::memory_order_relaxed);
-  if (c.proto == 6) {
+  uint8_t state = c.state().load(std::memory_order_relaxed);
+  if (c.tuple.proto == 6) {
     uint8_t next = NextTcpState(state, dir, tcp_flags);
-    if (next != state) c.state.store(next, std::memory_order_relaxed);
+    if (next != state) c.state().store(next, std::memory_order_relaxed);
     state = next;
   }
   // Several workers may refresh one entry: last writer wins, all write
   // "now + timeout" of about the same now (benign; see the design note).
-  c.expires.store(now + TimeoutFor(c.proto, state), std::memory_order_relaxed);
+  c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
 }
 
 CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
@@ -286,20 +287,15 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
     uint32_t ci = cursor_;
     cursor_ = cursor_ + 1 == capacity_ ? 0 : cursor_ + 1;
     Conn& c = conns_[ci];
-    if (c.live.load(std::memory_order_acquire) == 0) continue;  // free, or being created
+    if (c.live().load(std::memory_order_acquire) == 0) continue;  // free, or being created
     if (c.expires.load(std::memory_order_relaxed) > now) continue;
-    CtKey k;
-    k.family = c.family;
-    k.proto = c.proto;
-    k.sport = c.sport;
-    k.dport = c.dport;
-    std::memcpy(k.src, c.src, 16);
-    std::memcpy(k.dst, c.dst, 16);
+    CtKey k = c.tuple;
+    k.aux[0] = k.aux[1] = 0;
     // Both index keys (either may be missing: a failed Create). Readers
     // may still hold the record: it is reused after a grace period.
     index_.Remove(HashOf(k), Ref(ci, false));
     index_.Remove(HashOf(k.Reversed()), Ref(ci, true));
-    c.live.store(0, std::memory_order_relaxed);
+    c.live().store(0, std::memory_order_relaxed);
     retired_.emplace_back(0, ci);
     ++removed;
   }

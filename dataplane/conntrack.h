@@ -50,7 +50,9 @@ namespace meshgate::dataplane {
 struct CtKey {
   uint8_t family = 0;
   uint8_t proto = 0;
-  uint16_t pad = 0;
+  // Not part of the tuple (never hashed or compared): 0 in keys; in the
+  // table's records, the TCP state and the live flag.
+  uint8_t aux[2] = {};
   uint16_t sport = 0, dport = 0;
   uint8_t src[16] = {};
   uint8_t dst[16] = {};
@@ -176,15 +178,12 @@ class Conntrack {
   // references in the buckets, release) and is then read-only until the
   // connection is retired and its grace period has passed.
   struct alignas(64) Conn {
-    uint8_t family;
-    uint8_t proto;
-    std::atomic<uint8_t> state;  // TcpState; dp: rw (relaxed)
-    std::atomic<uint8_t> live;   // 1 from Create to retirement; cp: acquire
-    uint16_t sport, dport;
-    uint8_t src[16];
-    uint8_t dst[16];
+    CtKey tuple;  // aux[0]: TcpState (dp: rw, relaxed); aux[1]: live (1 from
+                  // Create to retirement; cp: acquire); both via atomic_ref
     std::atomic<uint64_t> expires;  // tsc; dp: rw (relaxed, release when created)
     CtVerdict verdict;              // 16-byte accesses only (Verdict/CacheVerdict)
+    std::atomic_ref<uint8_t> state() { return std::atomic_ref<uint8_t>(tuple.aux[0]); }
+    std::atomic_ref<uint8_t> live() { return std::atomic_ref<uint8_t>(tuple.aux[1]); }
   };
   static_assert(sizeof(Conn) == 64);
   // The index (slot_index.h): references are (connection << 1 | reversed) + 1.

@@ -35,6 +35,31 @@ Bytes Reply(const std::string& src, const std::string& dst, uint16_t sport, uint
   return Eth(0x0800, Ipv4(V4(src.c_str()), V4(dst.c_str()), 6, Tcp(sport, dport, flags)));
 }
 
+// A bare table for the tests that drive it directly (no pipeline).
+struct Table {
+  std::unique_ptr<RcuCell<Snapshot>> cell;
+  std::unique_ptr<Conntrack> ct;
+  const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;  // a clock far from 0
+  explicit Table(uint32_t capacity) {
+    cell = std::move(*RcuCell<Snapshot>::Create(1));
+    auto c = Conntrack::Create(capacity, cell->qsbr());
+    REQUIRE(c.ok());
+    ct = std::move(*c);
+  }
+};
+
+// 10.0.0.0:sport -> 11.0.0.0:dport.
+CtKey Tuple(uint8_t proto, uint16_t sport, uint16_t dport) {
+  CtKey k;
+  k.family = 4;
+  k.proto = proto;
+  k.sport = sport;
+  k.dport = dport;
+  k.src[0] = 10;
+  k.dst[0] = 11;
+  return k;
+}
+
 struct CtNode {
   Node n;
   std::unique_ptr<RcuCell<Snapshot>> cell;
@@ -370,18 +395,10 @@ TEST_CASE("a full table drops new connections with 155 and keeps serving known o
 
 TEST_CASE("TCP timeouts follow the state: SYN 60 s, established 8000 s, FIN 10 s; UDP 60 s",
           "[conntrack][timeouts][cilium:pkg/option bpf-ct-timeout-regular-*]") {
-  auto cell = RcuCell<Snapshot>::Create(1);
-  auto ct = Conntrack::Create(64, (*cell)->qsbr());
-  REQUIRE(ct.ok());
-  Conntrack& t = **ct;
-  const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;
-  CtKey k;
-  k.family = 4;
-  k.proto = 6;
-  k.sport = 1;
-  k.dport = 80;
-  k.src[0] = 10;
-  k.dst[0] = 11;
+  Table tab(64);
+  Conntrack& t = *tab.ct;
+  const uint64_t hz = tab.hz, t0 = tab.t0;
+  CtKey k = Tuple(6, 1, 80);
   auto state_at = [&](const CtKey& key, uint64_t now) {
     CtResult res;
     int32_t pos;
@@ -458,10 +475,8 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
   // collects everything; overflow accounting that was missing or
   // underflowed would lose keys in this or a later round.
   constexpr uint32_t kConns = 1024;
-  auto cell = RcuCell<Snapshot>::Create(1);
-  auto ct = Conntrack::Create(kConns, (*cell)->qsbr());
-  REQUIRE(ct.ok());
-  Conntrack& t = **ct;
+  Table tab(kConns);
+  Conntrack& t = *tab.ct;
   const uint64_t hz = rte_get_tsc_hz();
   std::mt19937 rng(42);
   auto random_key = [&](uint8_t family) {
@@ -515,18 +530,10 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
 
 TEST_CASE("an expired connection's tuple gets a new record; the collector removes only the old",
           "[conntrack][table]") {
-  auto cell = RcuCell<Snapshot>::Create(1);
-  auto ct = Conntrack::Create(64, (*cell)->qsbr());
-  REQUIRE(ct.ok());
-  Conntrack& t = **ct;
-  const uint64_t hz = rte_get_tsc_hz(), t0 = 1000 * hz;
-  CtKey k;
-  k.family = 4;
-  k.proto = 17;
-  k.sport = 5353;
-  k.dport = 53;
-  k.src[0] = 10;
-  k.dst[0] = 11;
+  const CtKey k = Tuple(17, 5353, 53);  // UDP: 60 s
+  Table tab(64);
+  Conntrack& t = *tab.ct;
+  const uint64_t hz = tab.hz, t0 = tab.t0;
   int32_t old_pos, new_pos, p;
   CtResult r;
   REQUIRE(t.Create(k, 0, t0, &old_pos));
