@@ -129,6 +129,12 @@ class IdentityClassTable {
     uint32_t c = __atomic_load_n(&page[id & ((1u << kPageBits) - 1)], __ATOMIC_RELAXED);
     return id < (kDirectorySize << kPageBits) ? c : 0;
   }
+  // Hints the class of `id` into the cache (a burst looks several up).
+  void Prefetch(uint32_t id) const noexcept {
+    const uint32_t* page = __atomic_load_n(&dir_[(id >> kPageBits) & (kDirectorySize - 1)],
+                                           __ATOMIC_ACQUIRE);
+    __builtin_prefetch(&page[id & ((1u << kPageBits) - 1)]);
+  }
   void LookupBulk(const uint32_t* ids, uint32_t n, uint32_t* classes) const noexcept {
     for (uint32_t i = 0; i < n; ++i) classes[i] = Lookup(ids[i]);
   }

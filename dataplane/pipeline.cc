@@ -665,6 +665,23 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
   // An ICMP error quoting a tracked connection (either direction) is
   // related: it skips the policy like a reply (Cilium's CT_RELATED).
+  // New connections look up the ipcache and the source's class: start those
+  // misses for the whole burst before the first lookup waits on one.
+  for (int step = 0; step < 2; ++step) {
+    for (uint16_t i = 0; i < nw; ++i) {
+      if (ctres[i] != CtResult::kNew) continue;
+      const PacketMeta* meta = Meta(work[i]);
+      if (meta->family != 4) continue;
+      const uint32_t dst = rte_be_to_cpu_32(
+          rte_pktmbuf_mtod_offset(work[i], const rte_ipv4_hdr*, meta->l3_off)->dst_addr);
+      if (step == 0) {
+        snap.ipcache->PrefetchBucket4(dst);
+        snap.classes->Prefetch(meta->src_identity);
+      } else {
+        snap.ipcache->PrefetchSlot4(dst);
+      }
+    }
+  }
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   for (uint16_t i = 0; i < nw; ++i) {
