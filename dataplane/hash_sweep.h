@@ -1,6 +1,6 @@
-// The shared lock-free tables of an instance (conntrack connections and
-// fragments, session affinity): creating one (SharedHashCreate), and
-// removing expired keys from it from the control thread in bounded steps
+// The shared lock-free rte_hash tables of an instance (conntrack fragments,
+// session affinity): creating one (SharedHashCreate), and removing expired
+// keys from it from the control thread in bounded steps
 // (HashSweeper).
 //
 // With RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF rte_hash does not free a
@@ -9,7 +9,7 @@
 // rte_hash_free_key_with_position once every online worker has reported
 // quiescence after that token. Positions are key indexes - 1, below
 // rte_hash_max_key_id (reading the key at max_key_id would read past the
-// key store). Used by the conntrack (connections, fragments) and the
+// key store). Used by the conntrack's fragment records and the
 // affinity table (docs/design/conntrack.md, "Collection").
 //
 // Thread-safety: control thread only; the thread needs an lcore id

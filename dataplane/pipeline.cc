@@ -658,13 +658,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
-  // Stage 2b: the destination's route. A forward packet of a connection
-  // whose verdict was cached under the current class epoch and ipcache
-  // version, for the same source identity, takes the route and the verdict
-  // from its entry: nothing they were derived from has changed since
-  // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
-  // An ICMP error quoting a tracked connection (either direction) is
-  // related: it skips the policy like a reply (Cilium's CT_RELATED).
   // New connections look up the ipcache and the source's class: start those
   // misses for the whole burst before the first lookup waits on one.
   for (int step = 0; step < 2; ++step) {
@@ -682,6 +675,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       }
     }
   }
+  // Stage 2b: the destination's route. A forward packet of a connection
+  // whose verdict was cached under the current class epoch and ipcache
+  // version, for the same source identity, takes the route and the verdict
+  // from its entry: nothing they were derived from has changed since
+  // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
+  // An ICMP error quoting a tracked connection (either direction) is
+  // related: it skips the policy like a reply (Cilium's CT_RELATED).
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   for (uint16_t i = 0; i < nw; ++i) {
