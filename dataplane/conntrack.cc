@@ -261,12 +261,6 @@ void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
 #endif
 }
 
-void Conntrack::Prefetch(const int32_t* pos, uint16_t n) const noexcept {
-  for (uint16_t i = 0; i < n; ++i) {
-    if (pos[i] >= 0) rte_prefetch0(&conns_[pos[i]]);
-  }
-}
-
 uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
   // Fragment records first (their own cursor and budget).
   frag_sweep_.Sweep(budget, [&](int32_t p, const void* key, auto& del) {

@@ -156,8 +156,6 @@ class Conntrack {
   bool FindFragment(const FragKey& k, uint64_t now_tsc, uint16_t* sport, uint16_t* dport) const noexcept;
   uint32_t fragments() const;  // datagrams recorded (expired ones until collected)
 
-  // Hints the entries of a burst's lookups into the cache.
-  void Prefetch(const int32_t* pos, uint16_t n) const noexcept;
 
   // --- control ---
   // Examines up to `budget` connection records from where the last call
