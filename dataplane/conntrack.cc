@@ -18,22 +18,6 @@
 #include "identity/strutil.h"
 
 namespace meshgate::dataplane {
-namespace {
-
-enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
-constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
-
-uint8_t NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
-  if (flags & (kFin | kRst)) return kClosing;
-  if (state == kClosing) return kClosing;
-  // A reply that acknowledges (SYN-ACK or later) establishes the connection;
-  // mid-stream pickup (an ACK without SYN on a new entry) counts as established.
-  if (dir == CtResult::kReply && (flags & kAck)) return kEstablished;
-  if (state == kSyn && (flags & kAck) && !(flags & kSynFlag)) return kEstablished;
-  return state;
-}
-
-}  // namespace
 
 CtKey CtKey::Reversed() const {
   CtKey r = *this;
@@ -121,12 +105,8 @@ bool Conntrack::FindFragment(const FragKey& k, uint64_t now, uint16_t* sport,
 
 uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_)); }
 
-uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
-  return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
-}
-
 // CRC32 of the tuple (IPv4 hashes 16 bytes, IPv6 40).
-Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
+[[gnu::always_inline]] inline Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
   uint64_t w[5];
   std::memcpy(w, &k, sizeof(w));
   uint32_t h = rte_hash_crc_8byte(w[0] & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
@@ -156,7 +136,8 @@ bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
 
 }  // namespace
 
-int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept {
+[[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now,
+                                                      CtResult* res) const noexcept {
   uint32_t ref = index_.Find(h, [&](uint32_t r) {
     const Conn& c = conns_[(r - 1) >> 1];
     // An expired record of the same tuple may precede a live one.
@@ -223,42 +204,6 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   }
   *pos = int32_t(ci);
   return true;
-}
-
-void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now) noexcept {
-  Conn& c = conns_[pos];
-  uint8_t state = c.state().load(std::memory_order_relaxed);
-  if (c.tuple.proto == 6) {
-    uint8_t next = NextTcpState(state, dir, tcp_flags);
-    if (next != state) c.state().store(next, std::memory_order_relaxed);
-    state = next;
-  }
-  // Several workers may refresh one entry: last writer wins, all write
-  // "now + timeout" of about the same now (benign; see the design note).
-  c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
-}
-
-CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
-  CtVerdict v;
-#if defined(__AVX__)
-  __m128i x;
-  // One 16-byte load that the compiler may neither split nor narrow.
-  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(conns_[pos].verdict));
-  _mm_store_si128(reinterpret_cast<__m128i*>(&v), x);
-#else
-  (void)pos;
-#endif
-  return v;
-}
-
-void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
-#if defined(__AVX__)
-  __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
-  asm volatile("vmovdqa %1, %0" : "=m"(conns_[pos].verdict) : "x"(x));
-#else
-  (void)pos;
-  (void)v;
-#endif
 }
 
 uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {

@@ -191,6 +191,9 @@ class Conntrack {
   // The live connection whose forward (or reversed) tuple is `k`, or -1.
   int32_t Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept;
   Conntrack() = default;
+  enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
+  static constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
+  static uint8_t NextTcpState(uint8_t state, CtResult dir, uint8_t flags);
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
 
   rte_rcu_qsbr* qsbr_ = nullptr;
@@ -213,5 +216,57 @@ class Conntrack {
   uint64_t frag_timeout_tsc_ = 0;
   HashSweeper frag_sweep_;  // cp only
 };
+
+// --- per packet: inline, the worker calls them for every tracked packet ---
+
+inline uint8_t Conntrack::NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
+  if (flags & (kFin | kRst)) return kClosing;
+  if (state == kClosing) return kClosing;
+  // A reply that acknowledges (SYN-ACK or later) establishes the connection;
+  // mid-stream pickup (an ACK without SYN on a new entry) counts as established.
+  if (dir == CtResult::kReply && (flags & kAck)) return kEstablished;
+  if (state == kSyn && (flags & kAck) && !(flags & kSynFlag)) return kEstablished;
+  return state;
+}
+
+inline uint64_t Conntrack::TimeoutFor(uint8_t proto, uint8_t state) const {
+  return proto == 6 ? timeout_tsc_[state] : timeout_tsc_[kOther];
+}
+
+inline void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now) noexcept {
+  Conn& c = conns_[pos];
+  uint8_t state = c.state().load(std::memory_order_relaxed);
+  if (c.tuple.proto == 6) {
+    uint8_t next = NextTcpState(state, dir, tcp_flags);
+    if (next != state) c.state().store(next, std::memory_order_relaxed);
+    state = next;
+  }
+  // Several workers may refresh one entry: last writer wins, all write
+  // "now + timeout" of about the same now (benign; see the design note).
+  c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
+}
+
+inline CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
+  CtVerdict v;
+#if defined(__AVX__)
+  __m128i x;
+  // One 16-byte load that the compiler may neither split nor narrow.
+  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(conns_[pos].verdict));
+  _mm_store_si128(reinterpret_cast<__m128i*>(&v), x);
+#else
+  (void)pos;
+#endif
+  return v;
+}
+
+inline void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {
+#if defined(__AVX__)
+  __m128i x = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
+  asm volatile("vmovdqa %1, %0" : "=m"(conns_[pos].verdict) : "x"(x));
+#else
+  (void)pos;
+  (void)v;
+#endif
+}
 
 }  // namespace meshgate::dataplane
