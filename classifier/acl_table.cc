@@ -42,6 +42,7 @@ constexpr int32_t kAllowBase = RTE_ACL_MAX_PRIORITY / 2;
 constexpr uint32_t kMaxRuleId = RTE_ACL_MAX_PRIORITY / 2 - 1;
 
 std::atomic<uint64_t> g_table_seq{0};  // unique rte_acl / rte_hash names
+std::atomic<uint64_t> g_acl_id{0};     // AclTable::id()
 
 size_t HeapAllocated() {
   size_t total = 0;
@@ -59,6 +60,7 @@ size_t HeapAllocated() {
 absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& cp,
                                                           int socket_id) {
   std::unique_ptr<AclTable> t(new AclTable());
+  t->id_ = g_acl_id.fetch_add(1, std::memory_order_relaxed) + 1;
   t->enforced_ = cp.enforced;
   t->specs_ = cp.rules;
   t->audit_ = cp.options.audit;

@@ -74,6 +74,9 @@ class AclTable {
   void Classify(const AclKey* const* keys, uint32_t n, PolicyResult* out) const noexcept;
 
   static constexpr uint32_t kChunk = 64;
+  // Unique per Build in this process (from 1, never reused): what a
+  // VerdictCache entry records as the table that decided it.
+  uint64_t id() const { return id_; }
   uint32_t num_rules() const { return num_rules_; }
   size_t memory_bytes() const { return memory_bytes_; }
   // The classify method rte_acl picks on this CPU under EAL's max SIMD
@@ -86,6 +89,7 @@ class AclTable {
   std::vector<uint8_t> enforced_;
   std::vector<AclRuleSpec> specs_;  // what the context was built from
   bool audit_ = false;
+  uint64_t id_ = 0;
   uint32_t num_rules_ = 0;
   size_t memory_bytes_ = 0;
 };

@@ -678,7 +678,7 @@ adm::Response Daemon::Stats() {
   }
   auto* lc = r.add_tables();
   lc->set_title("lcores");
-  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST", "CACHED VERDICTS"}) lc->add_columns(c);
+  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST", "CACHED VERDICTS", "ACL CACHE HITS"}) lc->add_columns(c);
   for (size_t w = 0; w < inst_->num_workers(); ++w) {
     const auto& k = inst_->pipeline(w).counters();
     auto* row = lc->add_rows();
@@ -686,7 +686,7 @@ adm::Response Daemon::Stats() {
                           std::to_string(k.rx), std::to_string(k.tx), std::to_string(k.forwarded),
                           std::to_string(k.ct_new), std::to_string(k.ct_replies), std::to_string(k.audited),
                           std::to_string(k.encapsulated), std::to_string(k.events_lost),
-                          std::to_string(k.verdicts_cached)}) {
+                          std::to_string(k.verdicts_cached), std::to_string(k.acl_cache_hits)}) {
       row->add_cells(s);
     }
   }

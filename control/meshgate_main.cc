@@ -83,12 +83,14 @@ Usage:
   meshgate bench pipeline [--json] [--quick|--smoke] [--lcores 0,1] [--eal "ARGS"]
                           [--only new|established|updates] [--repetitions N] [--flows N]
       The whole packet path on in-memory bursts (VXLAN from 100k remote
-      identities -> decap -> conntrack -> LPM -> 10k-rule ingress ACL ->
-      delivery; established packets take their connection's cached verdict
-      instead of LPM + ACL; only the processing is timed) for established
-      flows, the same without conntrack, and new connections, beside a
-      parse + MAC rewrite baseline on the same bursts; compile + snapshot
-      build with and without a rebuilt ACL (same rules: the ACL is reused);
+      identities -> decap -> conntrack -> LPM -> 10k-rule ingress ACL, keys
+      seen before answered by the worker's verdict cache -> delivery;
+      established packets take their connection's cached verdict instead of
+      LPM + ACL; only the processing is timed) for established flows, the
+      same without conntrack, and new connections with and without the
+      verdict cache, beside a parse + MAC rewrite baseline on the same
+      bursts; compile + snapshot build with and without a rebuilt ACL (same
+      rules: the ACL is reused);
       then 1,000 policy snapshots published while a worker on the second
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet. --only runs one phase

@@ -302,22 +302,31 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   // Each new-connection run adds `flows` connections; established flows are
   // created once.
   const bool measure_new = o.only.empty() || o.only == "new";
-  uint32_t ct_cap = o.flows * uint32_t(measure_new ? o.repetitions + 2 : 2);
+  uint32_t ct_cap = o.flows * uint32_t(measure_new ? 2 * o.repetitions + 2 : 2);
   auto ct = Conntrack::Create(ct_cap, rc.qsbr());
   if (!ct.ok()) return out;
   Pipeline pl(rc, 0, ct->get());
+  // Breakdown: every new connection classified by rte_acl (no verdict cache).
+  Pipeline no_vc(rc, 0, ct->get(), nullptr, nullptr, 0);
   const Snapshot& s = **snap;
 
   // New connections: every repetition uses fresh source ports.
   auto run = [&](const char* phase) { return o.only.empty() || o.only == phase; };
-  std::vector<double> newc, est, base, est_no_ct;
+  std::vector<double> newc, newc_no_vc, est, base, est_no_ct;
   uint64_t fwd = 0, fwd_total = 0, expected = 0;
   if (run("new")) say("measuring new connections...");
   for (int rep = 0; run("new") && rep < o.repetitions; ++rep) {
     newc.push_back(RunOnce(pl, s, t, uint16_t(0x8000 + rep), &fwd));
-    base.push_back(RunBaseline(t));
     fwd_total += fwd;
-    expected += t.flows - t.flows % kBurst;
+    newc_no_vc.push_back(RunOnce(no_vc, s, t, uint16_t(0x4000 + rep), &fwd));
+    fwd_total += fwd;
+    base.push_back(RunBaseline(t));
+    expected += 2 * (t.flows - t.flows % kBurst);
+  }
+  if (o.progress && run("new")) {
+    std::fprintf(stderr, "bench pipeline: %llu of %llu policy keys answered by the verdict cache\n",
+                 (unsigned long long)pl.counters().acl_cache_hits,
+                 (unsigned long long)pl.counters().ct_new);
   }
   if (fwd_total != expected) {
     std::fprintf(stderr, "bench pipeline: new connections: %llu of %llu forwarded\n",
@@ -348,6 +357,8 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   if (run("new")) {
     out.push_back({"pipeline_new_connection_cycles_per_packet_" + tag, Median(newc),
                    "cycles/packet", bl, Median(base)});
+    out.push_back({"pipeline_new_connection_without_verdict_cache_cycles_per_packet_" + tag,
+                   Median(newc_no_vc), "cycles/packet", bl, Median(base)});
   }
   out.push_back({"pipeline_compile_ms_" + tag, compile_ms, "ms", "", 0});
   out.push_back({"pipeline_snapshot_build_ms_" + tag, build_ms, "ms", "", 0});

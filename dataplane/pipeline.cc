@@ -455,8 +455,13 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
 }
 
 Pipeline::Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct,
-                   FlowEventRing* events, AffinityTable* affinity)
-    : cell_(cell), reader_id_(reader_id), ct_(ct), events_(events), affinity_(affinity) {
+                   FlowEventRing* events, AffinityTable* affinity, uint32_t verdict_cache)
+    : cell_(cell),
+      reader_id_(reader_id),
+      ct_(ct),
+      events_(events),
+      affinity_(affinity),
+      vcache_(verdict_cache) {
   if (g_packet_meta_offset < 0) {
     rte_panic("meshgate: a Pipeline was made before RegisterPacketMeta()\n");
   }
@@ -554,7 +559,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   rte_mbuf* work[kBurst];
   AclKey keys[kBurst * 2];
   const AclKey* kp[kBurst * 2];
-  CtKey ct_keys[kBurst];
+  CtKey* const ct_keys = ct_keys_;
   uint16_t nw = 0, nk = 0;
   uint16_t egress_key[kBurst], ingress_key[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
@@ -744,9 +749,40 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
   }
 
-  // Stage 4: every verdict of the burst in one classify call.
-  PolicyResult res[kBurst * 2];
-  if (nk > 0) snap.acl->Classify(kp, nk, res);
+  // Stage 4: the verdicts. Keys this worker's verdict cache holds for the
+  // snapshot's table are answered from it; the rest go to rte_acl in one
+  // classify call, and their verdicts are cached.
+  PolicyResult* const res = res_;
+  if (nk > 0) {
+    const classifier::AclTable& acl = *snap.acl;
+    if (vcache_.enabled()) {
+      uint32_t slot[kBurst * 2];
+      uint16_t miss[kBurst * 2], nm = 0;
+      for (uint16_t k = 0; k < nk; ++k) {
+        slot[k] = vcache_.SetOf(keys[k]);
+        vcache_.Prefetch(slot[k]);
+      }
+      for (uint16_t k = 0; k < nk; ++k) {
+        if (const PolicyResult* r = vcache_.Find(acl, slot[k], keys[k])) {
+          res[k] = *r;
+          continue;
+        }
+        kp[nm] = &keys[k];
+        miss[nm++] = k;
+      }
+      counters_.acl_cache_hits += nk - nm;
+      if (nm > 0) {
+        PolicyResult decided[kBurst * 2];
+        acl.Classify(kp, nm, decided);
+        for (uint16_t j = 0; j < nm; ++j) {
+          res[miss[j]] = decided[j];
+          vcache_.Insert(acl, slot[miss[j]], keys[miss[j]], decided[j]);
+        }
+      }
+    } else {
+      acl.Classify(kp, nk, res);
+    }
+  }
 
   // Stage 5: verdicts, conntrack, rewrite or encapsulate, stage for TX.
   static const PolicyResult kPass{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, 0};

@@ -36,6 +36,7 @@
 #include <array>
 #include <cstdint>
 
+#include "classifier/verdict_cache.h"
 #include "dataplane/affinity.h"
 #include "dataplane/conntrack.h"
 #include "dataplane/drop.h"
@@ -47,6 +48,11 @@
 namespace meshgate::dataplane {
 
 inline constexpr uint16_t kBurst = 32;
+// Entries of each worker's verdict cache (classifier/verdict_cache.h):
+// 65,536 x 32 bytes = 2 MiB. Sized by bench pipeline's new connections
+// (10k rules, flows spread over every rule): 16,384 entries answered 64%
+// of their keys, 65,536 answered 97% (docs/benchmarks.md).
+inline constexpr uint32_t kVerdictCacheEntries = 65536;
 
 // Per-lcore counters. dp: rw (owning lcore), cp: ro (relaxed reads).
 struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
@@ -54,8 +60,9 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t ndp_replies = 0, ndp_ignored = 0;
   uint64_t audited = 0;  // would-be drops forwarded under audit mode
   uint64_t ct_new = 0, ct_replies = 0, encapsulated = 0;
-  uint64_t verdicts_cached = 0;
-  uint64_t fragments_untracked = 0;  // first fragments not recorded (table full)  // forward packets decided by their connection's cached verdict
+  uint64_t verdicts_cached = 0;  // forward packets decided by their connection's cached verdict
+  uint64_t acl_cache_hits = 0;   // policy keys answered by the verdict cache, not rte_acl
+  uint64_t fragments_untracked = 0;  // first fragments not recorded (table full)
   uint64_t events = 0, events_lost = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
@@ -72,8 +79,10 @@ class Pipeline {
   // outlive the pipeline; `reader_id` is this lcore's RCU id.
   // REQUIRES: RegisterPacketMeta() has succeeded (aborts otherwise: every
   // packet's metadata would be written out of place).
+  // `verdict_cache` entries (0: off) cache this worker's ACL verdicts.
   Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct = nullptr,
-           FlowEventRing* events = nullptr, AffinityTable* affinity = nullptr);
+           FlowEventRing* events = nullptr, AffinityTable* affinity = nullptr,
+           uint32_t verdict_cache = kVerdictCacheEntries);
 
   // Processes a burst that arrived on `in_port` against `snap`. Forwarded
   // packets are staged in `out`; dropped ones are counted and freed.
@@ -118,6 +127,11 @@ class Pipeline {
   uint16_t nev_ = 0;
   TxStage stage_;
   SvcWork svc_[kBurst];  // Process only
+  // Per-burst tuples and verdicts: members for the same reason (their
+  // types zero-initialize, ~2 KiB per burst otherwise).
+  CtKey ct_keys_[kBurst];
+  classifier::PolicyResult res_[kBurst * 2];
+  classifier::VerdictCache vcache_;
 };
 
 }  // namespace meshgate::dataplane

@@ -144,7 +144,9 @@ kill $fpid; wait $fpid 2>/dev/null
 check "observe --follow saw the pings: $(head -2 "$run/follow.out")" grep -q "10.1.0.20 (default/app=myapp.*-> 10.1.0.10" "$run/follow.out"
 ex=$("$ctl" -s "$run/admin.sock" explain --subject default/myapp --peer-ip 10.1.0.10 --port 80)
 check "explain: $ex" grep -q "verdict: DROPPED (133" <<<"$ex"
-check "stats drops" grep -q "POLICY_DENIED *133" <<<"$("$ctl" -s "$run/admin.sock" stats)"
+st=$("$ctl" -s "$run/admin.sock" stats)
+check "stats drops" grep -q "POLICY_DENIED *133" <<<"$st"
+check "stats: per-lcore verdict-cache hits" grep -Eq '"ACL CACHE HITS":"[0-9]+"' <<<"$("$ctl" -s "$run/admin.sock" stats -o json)"
 m=$(curl -s "http://127.0.0.1:$mport/metrics")
 check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
 check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"

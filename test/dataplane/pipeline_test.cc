@@ -267,3 +267,116 @@ TEST_CASE("NDP: neighbour solicitations for the gateway get the router MAC",
   CHECK(pl.counters().ndp_replies == 1);
   CHECK(pl.counters().ndp_ignored == 2);
 }
+
+TEST_CASE("verdict cache: a key seen under the same ACL skips rte_acl; a new ACL is asked again",
+          "[pipeline][verdict-cache]") {
+  // No conntrack: every packet is classified, so each one goes through the
+  // cache. The verdict of a key is a pure function of the ACL table; only a
+  // table built for a new policy may change it (classifier/verdict_cache.h).
+  for (uint32_t entries : {kVerdictCacheEntries, 0u}) {
+    INFO("verdict cache entries " << entries);
+    Node n;
+    n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)");
+    auto cell = RcuCell<Snapshot>::Create(1);
+    REQUIRE(cell.ok());
+    Pipeline pl(**cell, 0, nullptr, nullptr, nullptr, entries);
+    auto snap = n.Build();
+    Run r{{}, &pl};
+    uint16_t fe = n.port["frontend"], te = n.port["test"], my = n.port["myapp"];
+    auto forwarded = [&] {
+      auto got = r.Take(my);
+      for (auto* m : got) rte_pktmbuf_free(m);
+      return got.size();
+    };
+    // Two keys per packet between local endpoints: egress at the source,
+    // ingress at the destination.
+    const uint64_t keys = entries != 0 ? 2 : 0;
+    auto hits = [&] { return pl.counters().acl_cache_hits; };
+    r.Send(*snap, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+    CHECK(forwarded() == 1);
+    CHECK(hits() == 0);
+    r.Send(*snap, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+    CHECK(forwarded() == 1);
+    CHECK(hits() == keys);
+    // Another peer class is another ingress key; a drop is cached like an allow.
+    r.Send(*snap, te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
+    uint64_t before = hits();
+    CHECK(before <= keys + keys / 2);  // its ingress key was not cached
+    r.Send(*snap, te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
+    CHECK(forwarded() == 0);
+    CHECK(pl.dropped(DropReason::kPolicyDenied) == 2);
+    CHECK(hits() == before + keys);
+
+    // A policy that denies the cached key: its snapshot has a new ACL, and the
+    // first packet is classified by it, not answered from the cache.
+    n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: lockdown}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingressDeny: [{fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "80"}]}]}]
+)");
+    auto tightened = n.Build();
+    REQUIRE(tightened->acl != snap->acl);
+    before = hits();
+    r.Send(*tightened, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+    CHECK(forwarded() == 0);
+    CHECK(pl.counters().drops[fe].by_reason[uint8_t(DropReason::kPolicyDeny)] == 1);
+    CHECK(hits() == before);
+    r.Send(*tightened, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+    CHECK(pl.counters().drops[fe].by_reason[uint8_t(DropReason::kPolicyDeny)] == 2);
+    CHECK(hits() == before + keys);
+    // A packet under the old snapshot (a worker that has not moved on yet)
+    // still gets the old table's verdict.
+    r.Send(*snap, fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
+    CHECK(forwarded() == 1);
+  }
+}
+
+TEST_CASE("verdict cache: two ways per set, the older replaced; entries belong to one table",
+          "[verdict-cache]") {
+  classifier::CompiledPolicy empty;
+  auto a = classifier::AclTable::Build(empty), b = classifier::AclTable::Build(empty);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  REQUIRE((*a)->id() != (*b)->id());
+  classifier::VerdictCache vc(4);  // two sets of two ways
+  auto key = [](uint16_t port) {
+    classifier::AclKey k;
+    classifier::MakeAclKey(k, 6, 1, 2, port, Direction::kIngress);
+    return k;
+  };
+  // Three keys of one set.
+  std::vector<classifier::AclKey> same;
+  const uint32_t set = vc.SetOf(key(1));
+  for (uint16_t p = 1; same.size() < 3; ++p) {
+    if (vc.SetOf(key(p)) == set) same.push_back(key(p));
+  }
+  auto verdict = [](uint32_t rule) {
+    return classifier::PolicyResult{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, rule};
+  };
+  const auto& ta = **a;
+  CHECK(vc.Find(ta, set, same[0]) == nullptr);
+  vc.Insert(ta, set, same[0], verdict(10));
+  vc.Insert(ta, set, same[1], verdict(11));
+  REQUIRE(vc.Find(ta, set, same[0]) != nullptr);
+  CHECK(vc.Find(ta, set, same[0])->rule_id == 10);
+  REQUIRE(vc.Find(ta, set, same[1]) != nullptr);
+  CHECK(vc.Find(ta, set, same[1])->rule_id == 11);
+  CHECK(vc.Find(**b, set, same[0]) == nullptr);  // another table's verdicts are not these
+  vc.Insert(ta, set, same[2], verdict(12));
+  CHECK(vc.Find(ta, set, same[0]) == nullptr);  // the older of the two went
+  REQUIRE(vc.Find(ta, set, same[1]) != nullptr);
+  CHECK(vc.Find(ta, set, same[1])->rule_id == 11);
+  REQUIRE(vc.Find(ta, set, same[2]) != nullptr);
+  CHECK(vc.Find(ta, set, same[2])->rule_id == 12);
+  CHECK(vc.memory_bytes() == 128);
+}
