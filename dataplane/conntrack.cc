@@ -152,7 +152,7 @@ bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
 }
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
-                            int32_t* pos) const noexcept {
+                            int32_t* pos, Hashes* hashes) const noexcept {
   // One probe per packet (a connection is indexed under its tuple and its
   // reversal), in three passes over the burst so that the misses overlap:
   // hash and fetch the buckets; fetch the first candidate record of each;
@@ -170,12 +170,16 @@ void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResul
     pos[i] = Find(keys[i], h[i], now, &res[i]);
     // A new connection may be created once its policy is known: fetch the
     // bucket its reversed tuple goes to (the forward one is already here).
-    if (pos[i] < 0) index_.Prefetch(HashOf(keys[i].Reversed()));
+    if (pos[i] < 0) {
+      Hash rev = HashOf(keys[i].Reversed());
+      index_.Prefetch(rev);
+      if (hashes != nullptr) hashes[i] = Hashes{h[i], rev};
+    }
   }
 }
 
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,
-                       const CtNat& nat) noexcept {
+                       const CtNat& nat, const Hashes* hashes) noexcept {
   uint32_t ci;
   if (rte_ring_mc_dequeue_elem(free_, &ci, sizeof(ci)) != 0) return false;  // full
   Conn& c = conns_[ci];
@@ -188,7 +192,9 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   std::memcpy(reinterpret_cast<uint8_t*>(&c.tuple) + 4, reinterpret_cast<const uint8_t*>(&key) + 4,
               sizeof(CtKey) - 4);
   c.state().store(state, std::memory_order_relaxed);
-  nat_[ci] = nat;
+  // A free record's NAT is none (Collect clears it before freeing): only a
+  // translated connection writes it, the rest skip a store to a cold line.
+  if (nat.kind != CtNat::kNone) nat_[ci] = nat;
   CacheVerdict(int32_t(ci), CtVerdict{});  // a reused record keeps no stale verdict
   c.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_relaxed);
   c.live().store(1, std::memory_order_release);  // the collector may look at it from here
@@ -197,8 +203,8 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   // 32 buckets) the record is marked expired, absent to lookups,
   // and the collector removes what was inserted: never half a connection,
   // and workers never remove anything.
-  if (!index_.Insert(HashOf(key), Ref(ci, false)) ||
-      !index_.Insert(HashOf(key.Reversed()), Ref(ci, true))) {
+  const Hashes hs = hashes != nullptr ? *hashes : Hashes{HashOf(key), HashOf(key.Reversed())};
+  if (!index_.Insert(hs.fwd, Ref(ci, false)) || !index_.Insert(hs.rev, Ref(ci, true))) {
     c.expires.store(0, std::memory_order_release);
     return false;
   }
@@ -217,6 +223,7 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
   // Records removed earlier whose grace period is over become free.
   while (!retired_.empty() &&
          (qsbr_ == nullptr || rte_rcu_qsbr_check(qsbr_, retired_.front().first, false) == 1)) {
+    nat_[retired_.front().second] = CtNat{};  // no reader holds it any more
     rte_ring_mp_enqueue_elem(free_, &retired_.front().second, sizeof(uint32_t));
     retired_.pop_front();
   }

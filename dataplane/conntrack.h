@@ -125,16 +125,24 @@ class Conntrack {
   Conntrack(const Conntrack&) = delete;
   Conntrack& operator=(const Conntrack&) = delete;
 
+  // The index hashes of a tuple and of its reversal: LookupBurst fills them
+  // for each packet it does not find, so that Create need not hash again.
+  struct Hashes {
+    SlotIndex::Hash fwd, rev;
+  };
+
   // --- workers ---
-  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
+  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1),
+  // and, when `hashes` is given, a packet not found gets its tuple's hashes.
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
-                   int32_t* pos) const noexcept;
+                   int32_t* pos, Hashes* hashes = nullptr) const noexcept;
   // Creates the entry of an allowed new connection (a new record even when
   // an expired one holds the tuple: lookups skip it, the collector removes
   // it). False when the table is full (the caller drops with Cilium's 155,
   // CT_MAP_INSERTION_FAILED).
+  // `hashes`: LookupBurst's for this very key, or null (hashed here).
   bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos,
-              const CtNat& nat = {}) noexcept;
+              const CtNat& nat = {}, const Hashes* hashes = nullptr) noexcept;
   // The NAT state of the connection at `pos` (from LookupBurst or Create).
   const CtNat& Nat(int32_t pos) const noexcept { return nat_[pos]; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
@@ -200,7 +208,8 @@ class Conntrack {
   uint32_t capacity_ = 0;
   Conn* conns_ = nullptr;             // capacity_, rte_malloc'ed (hugepages)
   SlotIndex index_;                   // both tuples of every connection
-  std::unique_ptr<CtNat[]> nat_;      // capacity_; read on replies and services only
+  std::unique_ptr<CtNat[]> nat_;      // capacity_; read on replies and services only;
+                                      // none in free records (cleared when freed)
   rte_ring* free_ = nullptr;          // free connection indexes (MP/MC)
   uint64_t tsc_hz_ = 0;
   uint64_t timeout_tsc_[4] = {};  // syn, established, close, other

@@ -659,7 +659,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   CtResult ctres[kBurst];
   int32_t ctpos[kBurst];
   if (ct_ != nullptr && nw > 0) {
-    ct_->LookupBurst(ct_keys, nw, now, ctres, ctpos);
+    ct_->LookupBurst(ct_keys, nw, now, ctres, ctpos, ct_hashes_);
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
@@ -829,7 +829,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         svc[i].active ? svc[i].reverse : CtNat{}) ||
+                         svc[i].active ? svc[i].reverse : CtNat{}, &ct_hashes_[i]) ||
             (svc[i].active && !svc[i].pinned &&
              !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin))) {
           meta->drop = DropReason::kCtMapInsertionFailed;

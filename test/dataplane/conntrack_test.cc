@@ -551,6 +551,43 @@ TEST_CASE("an expired connection's tuple gets a new record; the collector remove
   CHECK(p == new_pos);
 }
 
+TEST_CASE("a reused record carries no NAT of its past; LookupBurst's hashes create the same entry",
+          "[conntrack][table]") {
+  Table tab(8);
+  Conntrack& t = *tab.ct;
+  const uint64_t hz = tab.hz, t0 = tab.t0;
+  CtNat nat;
+  nat.kind = CtNat::kReverse;
+  nat.family = 4;
+  nat.port = 80;
+  nat.addr[0] = 10;
+  int32_t p;
+  REQUIRE(t.Create(Tuple(17, 1, 53), 0, t0, &p, nat));
+  CHECK(t.Nat(p).kind == CtNat::kReverse);
+  CHECK(t.Collect(t0 + 61 * hz, 8) == 1);  // UDP: 60 s
+  t.Collect(t0 + 61 * hz, 1);              // no reader online: free again
+  REQUIRE(t.size() == 0);
+  // Every record, the one that had the NAT among them, for connections
+  // without one, created with the hashes their lookup computed.
+  for (uint16_t i = 0; i < 8; ++i) {
+    CtKey k = Tuple(17, uint16_t(100 + i), 53);
+    CtResult r;
+    int32_t pos;
+    Conntrack::Hashes h;
+    t.LookupBurst(&k, 1, t0 + 62 * hz, &r, &pos, &h);
+    REQUIRE(r == CtResult::kNew);
+    REQUIRE(t.Create(k, 0, t0 + 62 * hz, &pos, {}, &h));
+    CHECK(t.Nat(pos).kind == CtNat::kNone);
+    t.LookupBurst(&k, 1, t0 + 63 * hz, &r, &p);
+    CHECK(r == CtResult::kForward);
+    CHECK(p == pos);
+    CtKey rev = k.Reversed();
+    t.LookupBurst(&rev, 1, t0 + 63 * hz, &r, &p);
+    CHECK(r == CtResult::kReply);
+    CHECK(p == pos);
+  }
+}
+
 TEST_CASE("concurrent workers and collector: every reply of an allowed connection passes",
           "[conntrack][workers][threads]") {
   CtNode c(4096);
