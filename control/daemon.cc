@@ -657,13 +657,23 @@ adm::Response Daemon::Get(const std::string& what) {
   return r;
 }
 
+namespace {
+// The checksum offloads a port runs with (dataplane::PortOffload).
+std::string OffloadNames(uint8_t o) {
+  std::string s;
+  if (o & dataplane::kRxIpv4Cksum) s += "rx-ipv4";
+  if (o & dataplane::kTxIpv4Cksum) s += s.empty() ? "tx-ipv4" : ",tx-ipv4";
+  return s.empty() ? "none" : s;
+}
+}  // namespace
+
 adm::Response Daemon::Stats() {
   adm::Response r;
   r.set_ok(true);
   r.set_done(true);
   auto* ports = r.add_tables();
   ports->set_title("ports");
-  for (const char* c : {"PORT", "DEVICE", "ROLE", "RX", "TX", "RX MISSED", "RX ERRORS", "TX ERRORS"}) ports->add_columns(c);
+  for (const char* c : {"PORT", "DEVICE", "ROLE", "RX", "TX", "RX MISSED", "RX ERRORS", "TX ERRORS", "CHECKSUM OFFLOAD"}) ports->add_columns(c);
   for (size_t i = 0; i < inst_->num_ports(); ++i) {
     rte_eth_stats st{};
     rte_eth_stats_get(inst_->port_id(i), &st);
@@ -672,7 +682,7 @@ adm::Response Daemon::Stats() {
                        : c_.ports[i].role == dataplane::PortRole::kUplink ? "uplink" : "endpoint";
     for (const auto& s : {std::to_string(i), c_.ports[i].device, std::string(role), std::to_string(st.ipackets),
                           std::to_string(st.opackets), std::to_string(st.imissed), std::to_string(st.ierrors),
-                          std::to_string(st.oerrors)}) {
+                          std::to_string(st.oerrors), OffloadNames(inst_->port_offloads(i))}) {
       row->add_cells(s);
     }
   }

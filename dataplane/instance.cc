@@ -60,7 +60,19 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
       return absl::InvalidArgumentError(meshgate::StrCat("port ", spec.device, " has id ", id,
                                                          " >= ", kMaxPorts));
     }
+    // Checksum offloads the device offers (a PCI NIC, net_tap, virtio):
+    // IPv4 header checks on RX, header checksums of encapsulations on TX.
+    // L4 checksums are never recomputed (NAT updates them incrementally).
     rte_eth_conf conf{};
+    rte_eth_dev_info info{};
+    uint8_t offloads = 0;
+    if (rte_eth_dev_info_get(id, &info) == 0) {
+      conf.rxmode.offloads = info.rx_offload_capa & RTE_ETH_RX_OFFLOAD_IPV4_CKSUM;
+      conf.txmode.offloads = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
+      if (conf.rxmode.offloads != 0) offloads |= kRxIpv4Cksum;
+      if (conf.txmode.offloads != 0) offloads |= kTxIpv4Cksum;
+    }
+    in->offloads_.push_back(offloads);
     int rc = rte_eth_dev_configure(id, nq, nq, &conf);
     for (uint16_t q = 0; rc == 0 && q < nq; ++q) {
       rc = rte_eth_rx_queue_setup(id, q, c.rx_desc, rte_eth_dev_socket_id(id), nullptr, in->pool_);
@@ -88,6 +100,9 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
     in->pipelines_.push_back(
         std::make_unique<Pipeline>(*in->cell_, w, in->ct_.get(), in->events_.get(),
                                    in->affinity_.get()));
+    for (size_t p = 0; p < in->ports_.size(); ++p) {
+      in->pipelines_.back()->SetPortOffloads(in->ports_[p], in->offloads_[p]);
+    }
     in->workers_.push_back({in.get(), w});
   }
   return in;

@@ -61,6 +61,8 @@ class Instance {
 
   // The ethdev port id of config port `i`.
   uint16_t port_id(size_t i) const { return ports_[i]; }
+  // PortOffload bits enabled on the i-th port (what its device offers).
+  uint8_t port_offloads(size_t i) const { return offloads_[i]; }
   size_t num_ports() const { return ports_.size(); }
   size_t num_workers() const { return pipelines_.size(); }
 
@@ -106,6 +108,7 @@ class Instance {
   rte_mempool* pool_ = nullptr;
   std::vector<uint16_t> ports_;
   std::vector<bool> probed_;  // ports this instance probed (and so detaches)
+  std::vector<uint8_t> offloads_;  // PortOffload bits, by port index
   std::unique_ptr<RcuCell<Snapshot>> cell_;
   std::unique_ptr<IpcacheTable> ipcache_;
   std::unique_ptr<Conntrack> ct_;

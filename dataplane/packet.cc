@@ -209,7 +209,7 @@ bool ParseIpv6(const uint8_t* d, uint32_t len, uint32_t off, PacketMeta& m) {
 
 }  // namespace
 
-bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m) noexcept {
+bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_verified) noexcept {
   uint16_t in_port = m.in_port;
   m = PacketMeta();
   m.in_port = in_port;
@@ -232,7 +232,7 @@ bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m) noexcept {
       m.l3_off = uint16_t(off);
       return true;
     case kEthIpv4:
-      return ParseIpv4(d, len, off, false, m);
+      return ParseIpv4(d, len, off, ip_cksum_verified, m);
     case kEthIpv6:
       return ParseIpv6(d, len, off, m);
     default:
@@ -240,14 +240,25 @@ bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m) noexcept {
   }
 }
 
-uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops) noexcept {
+uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops,
+                    bool rx_ip_cksum) noexcept {
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     PacketMeta* meta = Meta(m);
+    const uint64_t ck = rx_ip_cksum ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0;
+    if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+      const uint16_t in_port = meta->in_port;
+      *meta = PacketMeta();
+      meta->in_port = in_port;
+      meta->drop = DropReason::kInvalidPacket;
+      drops[(*ndrops)++] = m;
+      continue;
+    }
     // Headers must sit in the first segment (PMDs put >= 2 KiB there).
-    if (ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta)) {
+    if (ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta,
+                    ck == RTE_MBUF_F_RX_IP_CKSUM_GOOD)) {
       pkts[kept++] = m;
     } else {
       drops[(*ndrops)++] = m;

@@ -78,10 +78,20 @@ inline PacketMeta* Meta(rte_mbuf* m) {
 // Parses `n` packets. Good packets are compacted to the front of `pkts`;
 // bad ones are appended to `drops` (with meta->drop set). Returns the number
 // of good packets; `*ndrops` grows by the number dropped.
-uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops) noexcept;
+// `rx_ip_cksum`: the port validates IPv4 header checksums
+// (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) and the packets carry no tunnel the NIC
+// might have parsed instead: a packet its driver marks
+// RTE_MBUF_F_RX_IP_CKSUM_GOOD is not summed again, one marked BAD is
+// dropped (Cilium 134, INVALID_PACKET, as a failed software check); any
+// other mark (unknown, none) is checked in software.
+uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops,
+                    bool rx_ip_cksum = false) noexcept;
 
 // Parses one packet into `meta`; returns false (with meta.drop set) if it
 // must be dropped. Exposed for tests and for decapsulated inner frames.
-bool ParsePacket(const uint8_t* data, uint32_t len, PacketMeta& meta) noexcept;
+// `ip_cksum_verified`: the outermost IPv4 header's checksum was checked by
+// the NIC (ParseBurst).
+bool ParsePacket(const uint8_t* data, uint32_t len, PacketMeta& meta,
+                 bool ip_cksum_verified = false) noexcept;
 
 }  // namespace meshgate::dataplane

@@ -196,7 +196,10 @@ constexpr uint16_t kEncapLen = 14 + 20 + 8 + 8;
 // (Cilium bpf/lib/encap.h: tunnel_id = seclabel); RFC 7348 VXLAN on UDP
 // 8472 (Cilium's port) or RFC 8926 Geneve on 6081; the UDP source port
 // carries flow entropy; IPv4 UDP checksum 0 (RFC 7348 5).
-bool Encapsulate(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, const Route& route) {
+// `tx_ip_cksum`: the fabric port fills in IPv4 header checksums
+// (RTE_MBUF_F_TX_IP_CKSUM: the field must be 0, l2_len and l3_len set).
+bool Encapsulate(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, const Route& route,
+                 bool tx_ip_cksum) {
   const FabricConfig& f = snap.fabric;
   uint16_t inner_len = rte_pktmbuf_pkt_len(m);
   auto* inner = rte_pktmbuf_mtod(m, rte_ether_hdr*);
@@ -223,7 +226,13 @@ bool Encapsulate(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, cons
   ip->src_addr = rte_cpu_to_be_32(f.node_v4);
   ip->dst_addr = rte_cpu_to_be_32(route.tunnel_v4);
   ip->hdr_checksum = 0;
-  ip->hdr_checksum = rte_ipv4_cksum(ip);
+  if (tx_ip_cksum) {
+    m->l2_len = 14;
+    m->l3_len = 20;
+    m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+  } else {
+    ip->hdr_checksum = rte_ipv4_cksum(ip);
+  }
   auto* udp = reinterpret_cast<rte_udp_hdr*>(h + 34);
   uint32_t entropy = rte_hash_crc_4byte(uint32_t(meta.sport) << 16 | meta.dport,
                                         rte_hash_crc_4byte(meta.src_identity, meta.proto));
@@ -531,9 +540,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t nd = 0;
   counters_.rx += n;
   for (uint16_t i = 0; i < n; ++i) Meta(pkts[i])->in_port = in_port;
-  n = ParseBurst(pkts, n, drops, &nd);
-
   const PortRole role = in_port < kMaxPorts ? snap.role[in_port] : PortRole::kNone;
+  // The NIC's IPv4 checksum verdict is taken for ports without tunnels: on
+  // the fabric, a NIC that parses VXLAN reports the inner header's.
+  n = ParseBurst(pkts, n, drops, &nd,
+                 role != PortRole::kFabric && in_port < kMaxPorts &&
+                     (offloads_[in_port] & kRxIpv4Cksum) != 0);
+
   const uint16_t epi = role == PortRole::kEndpoint ? snap.endpoint_of_port[in_port] : kNoEndpoint;
   static const EndpointEntry kNone{};
   const EndpointEntry& src_ep = epi != kNoEndpoint ? snap.endpoints[epi] : kNone;
@@ -868,7 +881,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         drops[nd++] = m;
         continue;
       }
-      if (!Encapsulate(m, *meta, snap, route)) {
+      if (!Encapsulate(m, *meta, snap, route,
+                       snap.fabric.port < kMaxPorts &&
+                           (offloads_[snap.fabric.port] & kTxIpv4Cksum) != 0)) {
         meta->drop = DropReason::kErrorWritingToPacket;
         drops[nd++] = m;
         continue;

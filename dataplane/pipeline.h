@@ -67,6 +67,13 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
 
+// What a port's NIC does for the pipeline: Instance enables the offloads a
+// device offers when it configures the port and tells each pipeline.
+enum PortOffload : uint8_t {
+  kRxIpv4Cksum = 1 << 0,  // RTE_ETH_RX_OFFLOAD_IPV4_CKSUM: header checksums checked
+  kTxIpv4Cksum = 1 << 1,  // RTE_ETH_TX_OFFLOAD_IPV4_CKSUM: header checksums filled in
+};
+
 // Packets leaving one burst, staged per output port.
 struct TxStage {
   std::array<std::array<rte_mbuf*, kBurst * 2>, kMaxPorts> pkts;
@@ -97,6 +104,11 @@ class Pipeline {
   // Transmits what `out` holds on `queue`; what a port refuses is counted
   // and freed.
   void Flush(TxStage& out, uint16_t queue = 0) noexcept;
+
+  // PortOffload bits of `port` (none by default). Set before the worker runs.
+  void SetPortOffloads(uint16_t port, uint8_t offloads) {
+    if (port < kMaxPorts) offloads_[port] = offloads;
+  }
 
   const PipelineCounters& counters() const { return counters_; }
   uint64_t dropped(DropReason r) const;  // summed over ports
@@ -133,6 +145,7 @@ class Pipeline {
   Conntrack::Hashes ct_hashes_[kBurst];  // of the tuples LookupBurst did not find
   classifier::PolicyResult res_[kBurst * 2];
   classifier::VerdictCache vcache_;
+  std::array<uint8_t, kMaxPorts> offloads_{};  // PortOffload bits by port
 };
 
 }  // namespace meshgate::dataplane

@@ -146,7 +146,9 @@ ex=$("$ctl" -s "$run/admin.sock" explain --subject default/myapp --peer-ip 10.1.
 check "explain: $ex" grep -q "verdict: DROPPED (133" <<<"$ex"
 st=$("$ctl" -s "$run/admin.sock" stats)
 check "stats drops" grep -q "POLICY_DENIED *133" <<<"$st"
-check "stats: per-lcore verdict-cache hits" grep -Eq '"ACL CACHE HITS":"[0-9]+"' <<<"$("$ctl" -s "$run/admin.sock" stats -o json)"
+sj=$("$ctl" -s "$run/admin.sock" stats -o json)
+check "stats: per-lcore verdict-cache hits" grep -Eq '"ACL CACHE HITS":"[0-9]+"' <<<"$sj"
+check "stats: net_af_packet offers no checksum offload" grep -q '"CHECKSUM OFFLOAD":"none"' <<<"$sj"
 m=$(curl -s "http://127.0.0.1:$mport/metrics")
 check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
 check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"

@@ -318,3 +318,32 @@ spec:
   CHECK(b.Take(b.port["myapp"]).empty());
   CHECK(b.pl->counters().drops[kFabricPort].by_reason[133] == 1);
 }
+
+TEST_CASE("a fabric port that fills in IPv4 checksums gets the outer header's left to it",
+          "[fabric][offload]") {
+  // RTE_ETH_TX_OFFLOAD_IPV4_CKSUM (DPDK's mbuf API: the checksum field 0,
+  // RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM, l2_len and l3_len set).
+  Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
+  a.w.Apply(kMyPolicy);
+  a.Rebuild();
+  for (bool offload : {true, false}) {
+    INFO("offload " << offload);
+    a.pl->SetPortOffloads(kFabricPort, offload ? kTxIpv4Cksum : 0);
+    a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", uint16_t(40000 + offload), 80));
+    auto wire = a.Take(kFabricPort);
+    REQUIRE(wire.size() == 1);
+    auto* ip = rte_pktmbuf_mtod_offset(wire[0], rte_ipv4_hdr*, 14);
+    const uint64_t want = RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+    if (offload) {
+      CHECK((wire[0]->ol_flags & want) == want);
+      CHECK(wire[0]->l2_len == 14);
+      CHECK(wire[0]->l3_len == 20);
+      CHECK(ip->hdr_checksum == 0);
+      ip->hdr_checksum = rte_ipv4_cksum(ip);  // what the NIC does
+    } else {
+      CHECK((wire[0]->ol_flags & want) == 0);
+    }
+    CHECK(rte_raw_cksum(ip, 20) == 0xffff);
+    rte_pktmbuf_free(wire[0]);
+  }
+}

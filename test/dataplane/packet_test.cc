@@ -284,6 +284,49 @@ TEST_CASE("ParseBurst on mbufs: good packets kept in order, bad ones to the drop
   rte_mempool_free(pool);
 }
 
+TEST_CASE("ParseBurst takes the NIC's IPv4 checksum verdict only when asked to",
+          "[packet][mbuf][offload]") {
+  REQUIRE(RegisterPacketMeta().ok());
+  rte_mempool* pool = rte_pktmbuf_pool_create("pt_pool_ck", 63, 0, 0,
+                                              RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  REQUIRE(pool != nullptr);
+  Bytes good = Eth(0x0800, Ipv4(kA, kB, 6, Tcp(1, 80)));
+  Bytes bad = good;
+  bad[24] ^= 0xff;  // the header checksum
+  struct Case {
+    const Bytes* frame;
+    uint64_t flags;
+    bool use_nic, kept;
+  } cases[] = {
+      {&bad, RTE_MBUF_F_RX_IP_CKSUM_GOOD, true, true},      // the NIC checked it
+      {&good, RTE_MBUF_F_RX_IP_CKSUM_BAD, true, false},     // the NIC says bad: 134
+      {&bad, RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN, true, false},  // not checked: software
+      {&bad, RTE_MBUF_F_RX_IP_CKSUM_NONE, true, false},
+      {&good, RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN, true, true},
+      {&bad, RTE_MBUF_F_RX_IP_CKSUM_GOOD, false, false},    // not asked: software
+      {&good, RTE_MBUF_F_RX_IP_CKSUM_BAD, false, true},
+  };
+  for (const Case& c : cases) {
+    INFO("flags " << c.flags << " use " << c.use_nic << " good " << (c.frame == &good));
+    rte_mbuf* m = ToMbuf(pool, *c.frame);
+    REQUIRE(m != nullptr);
+    m->ol_flags |= c.flags;
+    Meta(m)->in_port = 2;
+    rte_mbuf* drops[1];
+    uint16_t nd = 0;
+    uint16_t kept = ParseBurst(&m, 1, drops, &nd, c.use_nic);
+    CHECK(kept == (c.kept ? 1 : 0));
+    if (!c.kept) {
+      REQUIRE(nd == 1);
+      CHECK(Meta(m)->drop == DropReason::kInvalidPacket);
+      CHECK(Meta(m)->in_port == 2);
+    }
+    rte_pktmbuf_free(m);
+  }
+  CHECK(rte_mempool_avail_count(pool) == 63);
+  rte_mempool_free(pool);
+}
+
 TEST_CASE("drop reasons: Cilium's numbers and names, one table",
           "[drop][cilium:api/v1/flow/flow.proto DropReason; pkg/monitor/api/drop.go]") {
   CHECK(int(DropReason::kPolicyDenied) == 133);
