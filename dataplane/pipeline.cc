@@ -120,53 +120,58 @@ bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& 
   return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
 }
 
-// Recomputes the IPv4 header checksum and the TCP/UDP checksum after an
-// address or port rewrite (a UDP checksum of 0 over IPv4 stays 0: none).
-void FixChecksums(rte_mbuf* m, const PacketMeta& meta) {
-  void* l4 = rte_pktmbuf_mtod_offset(m, void*, meta.l4_off);
-  if (meta.family == 4) {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    ip->hdr_checksum = 0;
-    ip->hdr_checksum = rte_ipv4_cksum(ip);
-    if (meta.proto == 6) {
-      auto* tcp = static_cast<rte_tcp_hdr*>(l4);
-      tcp->cksum = 0;
-      tcp->cksum = rte_ipv4_udptcp_cksum(ip, tcp);
-    } else if (meta.proto == 17 && static_cast<rte_udp_hdr*>(l4)->dgram_cksum != 0) {
-      auto* udp = static_cast<rte_udp_hdr*>(l4);
-      udp->dgram_cksum = 0;
-      udp->dgram_cksum = rte_ipv4_udptcp_cksum(ip, udp);
-    }
-    return;
+// Ones' complement arithmetic on 16-bit words as they lie in memory (the
+// sum is byte-order independent, RFC 1071 2(B)), folded to 16 bits.
+uint16_t Fold(uint32_t s) {
+  s = (s & 0xffff) + (s >> 16);
+  return uint16_t((s & 0xffff) + (s >> 16));
+}
+uint32_t Sum16(const uint8_t* p, uint32_t len) {  // `len` even
+  uint32_t s = 0;
+  for (uint32_t i = 0; i < len; i += 2) {
+    uint16_t w;
+    std::memcpy(&w, p + i, 2);
+    s += w;
   }
-  auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-  if (meta.proto == 6) {
-    auto* tcp = static_cast<rte_tcp_hdr*>(l4);
-    tcp->cksum = 0;
-    tcp->cksum = rte_ipv6_udptcp_cksum(ip6, tcp);
-  } else if (meta.proto == 17) {
-    auto* udp = static_cast<rte_udp_hdr*>(l4);
-    udp->dgram_cksum = 0;
-    udp->dgram_cksum = rte_ipv6_udptcp_cksum(ip6, udp);
-  }
+  return s;
+}
+// RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'): the checksum at `ck` after
+// fields summing to `from` now sum to `to`.
+void CsumReplace(uint8_t* ck, uint32_t from, uint32_t to) {
+  uint16_t hc;
+  std::memcpy(&hc, ck, 2);
+  hc = uint16_t(~Fold(uint32_t(uint16_t(~hc)) + uint16_t(~Fold(from)) + Fold(to)));
+  std::memcpy(ck, &hc, 2);
 }
 
 // Rewrites the destination (DNAT) or the source (reverse NAT) address and
-// port of a TCP/UDP/SCTP packet, keeping the metadata in step.
+// port of a TCP/UDP/SCTP packet, keeping the metadata in step. Checksums
+// are updated incrementally (RFC 1624), as Cilium's l3/l4_csum_replace do:
+// the IPv4 header's for the address, TCP's and UDP's for the address (in
+// their pseudo-header) and the port, so a packet that arrived with a wrong
+// checksum still has one. A UDP checksum of 0 over IPv4 (none) stays 0; an
+// updated one that comes out 0 is sent as 0xffff (RFC 768). SCTP's CRC32c
+// is not updated (not a ones' complement sum; see docs/design/conntrack.md).
 void Rewrite(rte_mbuf* m, PacketMeta& meta, bool destination, const uint8_t* addr, uint16_t port) {
-  if (meta.family == 4) {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    std::memcpy(destination ? &ip->dst_addr : &ip->src_addr, addr, 4);
-  } else {
-    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-    std::memcpy(destination ? ip6->dst_addr : ip6->src_addr, addr, 16);
-  }
+  const uint32_t alen = meta.family == 4 ? 4 : 16;
+  uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l3_off);
+  uint8_t* a = meta.family == 4 ? l3 + (destination ? 16 : 12) : l3 + (destination ? 24 : 8);
   uint8_t* l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
   uint8_t* p = l4 + (destination ? 2 : 0);  // TCP, UDP and SCTP: ports first
-  p[0] = uint8_t(port >> 8);
-  p[1] = uint8_t(port);
+  const uint8_t new_port[2] = {uint8_t(port >> 8), uint8_t(port)};
+  const uint32_t addr_from = Sum16(a, alen), addr_to = Sum16(addr, alen);
+  const uint32_t l4_from = addr_from + Sum16(p, 2), l4_to = addr_to + Sum16(new_port, 2);
+  if (meta.family == 4) CsumReplace(l3 + 10, addr_from, addr_to);
+  if (meta.proto == 6) {
+    CsumReplace(l4 + 16, l4_from, l4_to);
+  } else if (meta.proto == 17 && (meta.family == 6 || l4[6] != 0 || l4[7] != 0)) {
+    CsumReplace(l4 + 6, l4_from, l4_to);
+    if (l4[6] == 0 && l4[7] == 0) l4[6] = l4[7] = 0xff;
+  }
+  std::memcpy(a, addr, alen);
+  p[0] = new_port[0];
+  p[1] = new_port[1];
   (destination ? meta.dport : meta.sport) = port;
-  FixChecksums(m, meta);
 }
 
 enum class Addr { kSource, kDestination };

@@ -91,7 +91,17 @@ inline Bytes Ipv4(uint32_t src, uint32_t dst, uint8_t proto, const Bytes& payloa
   // as-is (as callers of rte_ipv4_cksum do).
   uint16_t ck = uint16_t(~rte_raw_cksum(b.data(), b.size()));
   std::memcpy(&b[10], &ck, 2);
-  return Cat(b, payload);
+  Bytes out = Cat(b, payload);
+  // A whole TCP segment gets a valid checksum (NAT updates it incrementally
+  // and tests verify it after); UDP keeps 0, "no checksum" over IPv4.
+  if (proto == 6 && frag == 0 && payload.size() >= 20) {
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(out.data());
+    uint8_t* l4 = out.data() + ihl * 4;
+    l4[16] = l4[17] = 0;
+    uint16_t l4ck = rte_ipv4_udptcp_cksum(ip, l4);
+    std::memcpy(l4 + 16, &l4ck, 2);
+  }
+  return out;
 }
 
 // An IPv6 header; `payload` includes any extension headers.

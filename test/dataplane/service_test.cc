@@ -5,6 +5,7 @@
 
 #include <rte_ip.h>
 #include <rte_tcp.h>
+#include <rte_udp.h>
 
 #include <set>
 
@@ -431,4 +432,59 @@ TEST_CASE("without lb-algorithm maglev: a random backend per connection, kept by
     for (auto* m : at_myapp) rte_pktmbuf_free(m);
   }
   CHECK(differ > 40);  // ~100 expected; a flow hash would give 0
+}
+
+TEST_CASE("NAT updates checksums incrementally: a wrong one stays wrong, UDP's none stays none",
+          "[service][checksum][cilium:bpf/lib/lb.h lb4_xlate (l3/l4_csum_replace)]") {
+  SvcNode s;
+  ServiceSpec tcp = Svc({"10.1.0.20"});
+  ServiceSpec udp = tcp;
+  udp.proto = 17;
+  s.Build({tcp, udp});
+  // A TCP segment whose checksum is off by one: still off by one after DNAT
+  // (a recomputed checksum would pass on a corrupted segment).
+  // The damage: the stored checksum minus the right one, in ones' complement.
+  auto damage = [](uint8_t* l3) {
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(l3);
+    auto* tcph = reinterpret_cast<rte_tcp_hdr*>(l3 + 20);
+    uint16_t have = rte_be_to_cpu_16(tcph->cksum);
+    tcph->cksum = 0;
+    uint16_t want = rte_be_to_cpu_16(rte_ipv4_udptcp_cksum(ip, tcph));
+    tcph->cksum = rte_cpu_to_be_16(have);
+    uint32_t d = uint32_t(have) + uint16_t(~want);
+    return uint16_t((d & 0xffff) + (d >> 16));
+  };
+  Bytes f = Syn("10.1.0.10", 40000, "10.96.0.80", 80);
+  f[14 + 20 + 17] ^= 0x01;
+  const uint16_t arrived = damage(&f[14]);
+  REQUIRE(arrived != 0);
+  s.Send("frontend", f);
+  auto got = s.Take("myapp");
+  REQUIRE(got.size() == 1);
+  CHECK(!TcpChecksumValid(got[0]));
+  CHECK(damage(rte_pktmbuf_mtod_offset(got[0], uint8_t*, 14)) == arrived);
+  rte_pktmbuf_free(got[0]);
+  // UDP without a checksum (0 over IPv4) keeps none; with one, it stays valid.
+  for (bool with_cksum : {false, true}) {
+    INFO("udp checksum " << with_cksum);
+    Bytes u = Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.96.0.80"), 17, Udp(uint16_t(41000 + with_cksum), 80)));
+    auto* ip = reinterpret_cast<rte_ipv4_hdr*>(&u[14]);
+    auto* uh = reinterpret_cast<rte_udp_hdr*>(&u[34]);
+    if (with_cksum) uh->dgram_cksum = rte_ipv4_udptcp_cksum(ip, uh);
+    s.Send("frontend", u);
+    got = s.Take("myapp");
+    REQUIRE(got.size() == 1);
+    ip = rte_pktmbuf_mtod_offset(got[0], rte_ipv4_hdr*, 14);
+    uh = rte_pktmbuf_mtod_offset(got[0], rte_udp_hdr*, 34);
+    CHECK(rte_be_to_cpu_32(ip->dst_addr) == V4("10.1.0.20"));
+    CHECK(rte_be_to_cpu_16(uh->dst_port) == 8080);
+    CHECK(rte_raw_cksum(ip, 20) == 0xffff);
+    if (with_cksum) {
+      CHECK(uh->dgram_cksum != 0);
+      CHECK(rte_ipv4_udptcp_cksum_verify(ip, uh) == 0);
+    } else {
+      CHECK(uh->dgram_cksum == 0);
+    }
+    rte_pktmbuf_free(got[0]);
+  }
 }
