@@ -144,6 +144,37 @@ void CsumReplace(uint8_t* ck, uint32_t from, uint32_t to) {
   std::memcpy(ck, &hc, 2);
 }
 
+// SCTP's checksum (RFC 9260 6.8, Appendix A): CRC32c (rte_hash_crc is the
+// SSE4.2/ARMv8 CRC32c, without the final inversion) over the SCTP packet
+// with the field zeroed, inverted, stored least significant byte first.
+uint32_t SctpLength(rte_mbuf* m, const PacketMeta& meta) {
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l3_off);
+  const uint32_t end = meta.family == 4 ? meta.l3_off + (uint32_t(l3[2]) << 8 | l3[3])
+                                        : meta.l3_off + 40u + (uint32_t(l3[4]) << 8 | l3[5]);
+  return end >= meta.l4_off + 12u ? end - meta.l4_off : 0;  // the parser checked end <= length
+}
+uint32_t SctpCrc(uint8_t* sctp, uint32_t len) {
+  uint8_t field[4];
+  std::memcpy(field, sctp + 8, 4);
+  std::memset(sctp + 8, 0, 4);
+  uint32_t crc = ~rte_hash_crc(sctp, len, 0xffffffffu);
+  std::memcpy(sctp + 8, field, 4);
+  return rte_cpu_to_le_32(crc);
+}
+bool SctpCrcValid(rte_mbuf* m, const PacketMeta& meta) {
+  const uint32_t len = SctpLength(m, meta);
+  if (len == 0) return false;
+  uint8_t* sctp = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
+  uint32_t have;
+  std::memcpy(&have, sctp + 8, 4);
+  return have == SctpCrc(sctp, len);
+}
+void SctpCrcFill(rte_mbuf* m, const PacketMeta& meta) {
+  uint8_t* sctp = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l4_off);
+  const uint32_t crc = SctpCrc(sctp, SctpLength(m, meta));
+  std::memcpy(sctp + 8, &crc, 4);
+}
+
 // Rewrites the destination (DNAT) or the source (reverse NAT) address and
 // port of a TCP/UDP/SCTP packet, keeping the metadata in step. Checksums
 // are updated incrementally (RFC 1624), as Cilium's l3/l4_csum_replace do:
@@ -151,7 +182,8 @@ void CsumReplace(uint8_t* ck, uint32_t from, uint32_t to) {
 // their pseudo-header) and the port, so a packet that arrived with a wrong
 // checksum still has one. A UDP checksum of 0 over IPv4 (none) stays 0; an
 // updated one that comes out 0 is sent as 0xffff (RFC 768). SCTP's CRC32c
-// is not updated (not a ones' complement sum; see docs/design/conntrack.md).
+// covers the ports and is no ones' complement sum: it is computed again
+// over the SCTP packet, when the one it arrived with was right.
 void Rewrite(rte_mbuf* m, PacketMeta& meta, bool destination, const uint8_t* addr, uint16_t port) {
   const uint32_t alen = meta.family == 4 ? 4 : 16;
   uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, meta.l3_off);
@@ -168,10 +200,12 @@ void Rewrite(rte_mbuf* m, PacketMeta& meta, bool destination, const uint8_t* add
     CsumReplace(l4 + 6, l4_from, l4_to);
     if (l4[6] == 0 && l4[7] == 0) l4[6] = l4[7] = 0xff;
   }
+  const bool sctp_ok = meta.proto == 132 && SctpCrcValid(m, meta);
   std::memcpy(a, addr, alen);
   p[0] = new_port[0];
   p[1] = new_port[1];
   (destination ? meta.dport : meta.sport) = port;
+  if (sctp_ok) SctpCrcFill(m, meta);
 }
 
 enum class Addr { kSource, kDestination };
