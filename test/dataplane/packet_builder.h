@@ -116,7 +116,17 @@ inline Bytes Ipv6(const char* src, const char* dst, uint8_t next, const Bytes& p
   b.insert(b.end(), a, a + 16);
   inet_pton(AF_INET6, dst, a);
   b.insert(b.end(), a, a + 16);
-  return Cat(b, payload);
+  Bytes out = Cat(b, payload);
+  // TCP and UDP right after the fixed header get a valid checksum.
+  const size_t ck = next == 6 ? 16 : next == 17 ? 6 : 0;
+  if (ck != 0 && payload.size() >= (next == 6 ? 20u : 8u)) {
+    auto* ip6 = reinterpret_cast<rte_ipv6_hdr*>(out.data());
+    uint8_t* l4 = out.data() + 40;
+    l4[ck] = l4[ck + 1] = 0;
+    uint16_t l4ck = rte_ipv6_udptcp_cksum(ip6, l4);
+    std::memcpy(l4 + ck, &l4ck, 2);
+  }
+  return out;
 }
 // A generic 8-byte-unit extension header (HBH, routing, dest options).
 inline Bytes Ext(uint8_t next, uint8_t len8 = 0) {

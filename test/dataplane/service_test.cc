@@ -541,3 +541,51 @@ TEST_CASE("SCTP through a service: the CRC32c is computed again over the transla
     rte_pktmbuf_free(got[0]);
   }
 }
+
+TEST_CASE("an IPv6 service: DNAT and reverse NAT keep TCP and UDP checksums valid",
+          "[service][checksum][ipv6]") {
+  SvcNode s;
+  s.n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
+  ServiceSpec tcp;
+  tcp.vip = *identity::IpAddr::Parse("fd00:96::80");
+  tcp.port = 80;
+  tcp.proto = 6;
+  tcp.backends.push_back({*identity::IpAddr::Parse("fd00:1::20"), 8080});
+  tcp.maglev = lb::MaglevTable(
+      {lb::MaglevBackendKey(*identity::IpAddr::Parse("fd00:1::20"), 8080, "TCP")}, 251,
+      lb::MaglevSeed::Parse(lb::kDefaultMaglevSeed)->murmur);
+  ServiceSpec udp = tcp;
+  udp.proto = 17;
+  s.Build({tcp, udp});
+  auto valid = [](rte_mbuf* m, size_t ck) {
+    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, 14);
+    uint8_t* l4 = rte_pktmbuf_mtod_offset(m, uint8_t*, 54);
+    uint16_t have;
+    std::memcpy(&have, l4 + ck, 2);
+    l4[ck] = l4[ck + 1] = 0;
+    uint16_t want = rte_ipv6_udptcp_cksum(ip6, l4);
+    std::memcpy(l4 + ck, &have, 2);
+    return have == want;
+  };
+  for (uint8_t proto : {uint8_t(6), uint8_t(17)}) {
+    INFO("protocol " << int(proto));
+    const size_t ck = proto == 6 ? 16 : 6;
+    auto l4 = [&](uint16_t sport, uint16_t dport, uint8_t flags) {
+      return proto == 6 ? Tcp(sport, dport, flags) : Udp(sport, dport);
+    };
+    s.Send("frontend", Eth(0x86DD, Ipv6("fd00:1::10", "fd00:96::80", proto, l4(40000, 80, 0x02))));
+    auto got = s.Take("myapp");
+    REQUIRE(got.size() == 1);
+    auto* ip6 = rte_pktmbuf_mtod_offset(got[0], rte_ipv6_hdr*, 14);
+    CHECK(std::memcmp(ip6->dst_addr, identity::IpAddr::Parse("fd00:1::20")->bytes.data(), 16) == 0);
+    CHECK(valid(got[0], ck));
+    rte_pktmbuf_free(got[0]);
+    s.Send("myapp", Eth(0x86DD, Ipv6("fd00:1::20", "fd00:1::10", proto, l4(8080, 40000, 0x12))));
+    got = s.Take("frontend");
+    REQUIRE(got.size() == 1);
+    ip6 = rte_pktmbuf_mtod_offset(got[0], rte_ipv6_hdr*, 14);
+    CHECK(std::memcmp(ip6->src_addr, identity::IpAddr::Parse("fd00:96::80")->bytes.data(), 16) == 0);
+    CHECK(valid(got[0], ck));
+    rte_pktmbuf_free(got[0]);
+  }
+}
