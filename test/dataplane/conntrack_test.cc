@@ -117,14 +117,7 @@ TEST_CASE("a policy tightened under an established flow cuts its forward packets
   for (auto* m : r.Take(te)) rte_pktmbuf_free(m);
   CHECK(pl.counters().ct_new == 1);
   // Now only frontends may reach myapp.
-  c.n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
-)");
+  c.n.w.Apply(kMyappFromFrontend);
   c.Rebuild();
   r.Send(*c.snap, te, Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(40000, 80, 0x10))));
   CHECK(r.Take(my).empty());

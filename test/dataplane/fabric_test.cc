@@ -101,15 +101,6 @@ Bytes Tcp4(const char* src, const char* dst, uint16_t sport, uint16_t dport, uin
   return Eth(0x0800, Ipv4(V4(src), V4(dst), 6, Tcp(sport, dport, flags)));
 }
 
-const char* kMyPolicy = R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
-)";
-
 }  // namespace
 
 TEST_CASE("VXLAN and Geneve round trips between two instances", "[fabric]") {
@@ -118,7 +109,7 @@ TEST_CASE("VXLAN and Geneve round trips between two instances", "[fabric]") {
     INFO((vxlan ? "vxlan" : "geneve"));
     Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), e);
     Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
-    b.w.Apply(kMyPolicy);
+    b.w.Apply(kMyappFromFrontend);
     b.Rebuild();
     a.w.Apply(R"(
 apiVersion: cilium.io/v2
@@ -236,7 +227,7 @@ TEST_CASE("an established tuple arriving with another identity in its VNI is cla
   // cached for frontend must not carry them (conntrack.h, CtVerdict).
   Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
   Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), Encap::kVxlan);
-  b.w.Apply(kMyPolicy);
+  b.w.Apply(kMyappFromFrontend);
   b.Rebuild();
   auto over = [&](uint8_t flags) {
     a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80, flags));
@@ -324,7 +315,7 @@ TEST_CASE("a fabric port that fills in IPv4 checksums gets the outer header's le
   // RTE_ETH_TX_OFFLOAD_IPV4_CKSUM (DPDK's mbuf API: the checksum field 0,
   // RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM, l2_len and l3_len set).
   Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), Encap::kVxlan);
-  a.w.Apply(kMyPolicy);
+  a.w.Apply(kMyappFromFrontend);
   a.Rebuild();
   for (bool offload : {true, false}) {
     INFO("offload " << offload);

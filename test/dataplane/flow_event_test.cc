@@ -13,14 +13,7 @@ using namespace meshgate::test;
 TEST_CASE("drops and new connections become flow events with Hubble's fields",
           "[events][cilium:api/v1/flow/flow.proto]") {
   Node n;
-  n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
-)");
+  n.w.Apply(kMyappFromFrontend);
   auto cell = RcuCell<Snapshot>::Create(1);
   auto ct = Conntrack::Create(256, (*cell)->qsbr());
   auto ring = FlowEventRing::Create(64);

@@ -40,6 +40,16 @@ inline rte_mempool* Pool() {
 inline rte_ether_addr Mac(uint8_t last) { return {{0x02, 0, 0, 0, 0, last}}; }
 inline const rte_ether_addr kRouter = {{0x02, 0xaa, 0, 0, 0, 1}};
 
+// The policy many tests start from: myapp admits frontend, on any port.
+inline const char* const kMyappFromFrontend = R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: my-policy}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
+)";
+
 // The seed's cluster1: frontend, test, myapp on ports 0..2 (compile order).
 struct Node {
   World w;

@@ -202,14 +202,7 @@ TEST_CASE("net_ring ports: RX, verdicts, TX through real ethdevs; a new snapshot
   CHECK(out.size() == 1);
   for (auto* m : out) rte_pktmbuf_free(m);
   // The policy arrives: a new snapshot, one store; the next packet obeys it.
-  n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
-)");
+  n.w.Apply(kMyappFromFrontend);
   (*cell)->Publish(n.Build(ports[0]));
   inject(te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
   inject(fe, TcpFrame("10.1.0.10", "10.1.0.20", 80));
@@ -276,14 +269,7 @@ TEST_CASE("verdict cache: a key seen under the same ACL skips rte_acl; a new ACL
   for (uint32_t entries : {kVerdictCacheEntries, 0u}) {
     INFO("verdict cache entries " << entries);
     Node n;
-    n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: my-policy}
-spec:
-  endpointSelector: {matchLabels: {app: myapp}}
-  ingress: [{fromEndpoints: [{matchLabels: {app: frontend}}]}]
-)");
+    n.w.Apply(kMyappFromFrontend);
     auto cell = RcuCell<Snapshot>::Create(1);
     REQUIRE(cell.ok());
     Pipeline pl(**cell, 0, nullptr, nullptr, nullptr, entries);

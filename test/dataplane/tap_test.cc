@@ -39,26 +39,44 @@ std::string Sh(const std::string& cmd) {
   }
   return out;
 }
+
+// An ethdev on two rte_rings (the test's side of a net_ring port), opened
+// as "net_ring_<name>".
+struct RingPort {
+  rte_ring* rx = nullptr;  // what the test enqueues arrives on the port
+  rte_ring* tx = nullptr;  // what the port sends
+};
+RingPort MakeRingPort(const std::string& name) {
+  RingPort r;
+  r.rx = rte_ring_create((name + "_rx").c_str(), 1024, SOCKET_ID_ANY, 0);
+  r.tx = rte_ring_create((name + "_tx").c_str(), 1024, SOCKET_ID_ANY, 0);
+  REQUIRE((r.rx && r.tx));
+  REQUIRE(rte_eth_from_rings(name.c_str(), &r.rx, 1, &r.tx, 1, SOCKET_ID_ANY) >= 0);
+  return r;
+}
+
+// The MAC address of a kernel interface.
+rte_ether_addr IfMac(const std::string& ifname) {
+  std::ifstream mf("/sys/class/net/" + ifname + "/address");
+  std::string text;
+  REQUIRE(std::getline(mf, text));
+  rte_ether_addr mac;
+  REQUIRE(rte_ether_unformat_addr(text.c_str(), &mac) == 0);
+  return mac;
+}
 }  // namespace
 
 TEST_CASE("net_tap: the kernel ARPs for a peer, meshgate answers, the ping is forwarded",
           "[instance][tap][arp]") {
   const std::string ifname = "mgtap" + std::to_string(getpid() % 10000);
-  rte_ring* rx = rte_ring_create("tapt_rx", 1024, SOCKET_ID_ANY, 0);
-  rte_ring* tx = rte_ring_create("tapt_tx", 1024, SOCKET_ID_ANY, 0);
-  REQUIRE((rx && tx));
-  REQUIRE(rte_eth_from_rings("tapt", &rx, 1, &tx, 1, SOCKET_ID_ANY) >= 0);
+  rte_ring* tx = MakeRingPort("tapt").tx;
   InstanceConfig cfg;
   cfg.name = "tapinst";
   cfg.ports = {{"net_tap_mgt0,iface=" + ifname}, {"net_ring_tapt"}};
   auto in = Instance::Create(cfg);
   REQUIRE(in.ok());
   // The kernel side of the tap is the frontend pod; myapp sits on the ring.
-  std::ifstream mf("/sys/class/net/" + ifname + "/address");
-  std::string mac_text;
-  REQUIRE(std::getline(mf, mac_text));
-  rte_ether_addr fe_mac;
-  REQUIRE(rte_ether_unformat_addr(mac_text.c_str(), &fe_mac) == 0);
+  const rte_ether_addr fe_mac = IfMac(ifname);
   World w;
   auto fe = w.Add("frontend", {{"app", "frontend"}});
   auto my = w.Add("myapp", {{"app", "myapp"}});
@@ -119,10 +137,7 @@ TEST_CASE("net_tap as the fabric: the PMD fills in the outer IPv4 checksum meshg
   // the instance enables what each device offers. The encapsulated frame is
   // read back from the kernel side of the tap with a packet socket.
   const std::string ifname = "mgfab" + std::to_string(getpid() % 10000);
-  rte_ring* rx = rte_ring_create("tapf_rx", 1024, SOCKET_ID_ANY, 0);
-  rte_ring* tx = rte_ring_create("tapf_tx", 1024, SOCKET_ID_ANY, 0);
-  REQUIRE((rx && tx));
-  REQUIRE(rte_eth_from_rings("tapf", &rx, 1, &tx, 1, SOCKET_ID_ANY) >= 0);
+  rte_ring* rx = MakeRingPort("tapf").rx;
   InstanceConfig cfg;
   cfg.name = "tapfab";
   cfg.ports = {{"net_ring_tapf"}, {"net_tap_mgf0,iface=" + ifname}};
@@ -131,11 +146,7 @@ TEST_CASE("net_tap as the fabric: the PMD fills in the outer IPv4 checksum meshg
   CHECK((*in)->port_offloads(0) == 0);
   CHECK((*in)->port_offloads(1) == (kRxIpv4Cksum | kTxIpv4Cksum));
   Sh("ip link set " + ifname + " up");
-  std::ifstream mf("/sys/class/net/" + ifname + "/address");
-  std::string mac_text;
-  REQUIRE(std::getline(mf, mac_text));
-  rte_ether_addr peer_mac;
-  REQUIRE(rte_ether_unformat_addr(mac_text.c_str(), &peer_mac) == 0);
+  const rte_ether_addr peer_mac = IfMac(ifname);  // the kernel side plays the peer node
   int ifindex = int(if_nametoindex(ifname.c_str()));
   REQUIRE(ifindex > 0);
   int sock = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(ETH_P_IP));
