@@ -14,8 +14,9 @@
 // the rte_acl trie walk, and misses go to it as before.
 //
 // Two-way set associative: a set is one 64-byte cache line of two 32-byte
-// entries; a key that finds both ways taken replaces the older. Thread-safety: none; one per worker (Pipeline).
-// Hot path: no allocation, no lock.
+// entries; a key that finds both ways taken replaces the older.
+// Thread-safety: none; one per worker (Pipeline). Hot path: no allocation,
+// no lock.
 #pragma once
 
 #include <rte_hash_crc.h>

@@ -808,14 +808,14 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   if (nk > 0) {
     const classifier::AclTable& acl = *snap.acl;
     if (vcache_.enabled()) {
-      uint32_t slot[kBurst * 2];
+      uint32_t set[kBurst * 2];
       uint16_t miss[kBurst * 2], nm = 0;
       for (uint16_t k = 0; k < nk; ++k) {
-        slot[k] = vcache_.SetOf(keys[k]);
-        vcache_.Prefetch(slot[k]);
+        set[k] = vcache_.SetOf(keys[k]);
+        vcache_.Prefetch(set[k]);
       }
       for (uint16_t k = 0; k < nk; ++k) {
-        if (const PolicyResult* r = vcache_.Find(acl, slot[k], keys[k])) {
+        if (const PolicyResult* r = vcache_.Find(acl, set[k], keys[k])) {
           res[k] = *r;
           continue;
         }
@@ -828,7 +828,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         acl.Classify(kp, nm, decided);
         for (uint16_t j = 0; j < nm; ++j) {
           res[miss[j]] = decided[j];
-          vcache_.Insert(acl, slot[miss[j]], keys[miss[j]], decided[j]);
+          vcache_.Insert(acl, set[miss[j]], keys[miss[j]], decided[j]);
         }
       }
     } else {
