@@ -60,9 +60,10 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
       return absl::InvalidArgumentError(meshgate::StrCat("port ", spec.device, " has id ", id,
                                                          " >= ", kMaxPorts));
     }
-    // Checksum offloads the device offers (a PCI NIC, net_tap, virtio):
+    // Checksum offloads the device offers (most PCI NICs, net_tap):
     // IPv4 header checks on RX, header checksums of encapsulations on TX.
-    // L4 checksums are never recomputed (NAT updates them incrementally).
+    // L4 checksums need no offload: NAT updates TCP's and UDP's incrementally
+    // and computes SCTP's CRC32c in software (pipeline.cc, Rewrite).
     rte_eth_conf conf{};
     rte_eth_dev_info info{};
     uint8_t offloads = 0;
