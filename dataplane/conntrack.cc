@@ -11,9 +11,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include "identity/strutil.h"
 

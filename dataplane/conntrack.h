@@ -41,6 +41,9 @@
 #include "absl/status/statusor.h"
 #include "dataplane/hash_sweep.h"
 #include "dataplane/slot_index.h"
+#if defined(__AVX__)
+#include <immintrin.h>  // Verdict, CacheVerdict
+#endif
 
 namespace meshgate::dataplane {
 
