@@ -82,6 +82,7 @@ Usage:
 
   meshgate bench pipeline [--json] [--quick|--smoke] [--lcores 0,1] [--eal "ARGS"]
                           [--only new|established|updates] [--repetitions N] [--flows N]
+                          [--no-breakdown] [--no-hugepages]
       The whole packet path on in-memory bursts (VXLAN from 100k remote
       identities -> decap -> conntrack -> LPM -> 10k-rule ingress ACL, keys
       seen before answered by the worker's verdict cache -> delivery;
@@ -95,7 +96,11 @@ Usage:
       lcore forwards (packets lost, swaps/s), and the time from publishing a
       denying policy to its first enforced packet. --only runs one phase
       (e.g. under perf); --repetitions sets the runs per phase (default 7);
-      --flows the number of connections (default 65,536).
+      --flows the number of connections (default 65,536). --no-breakdown
+      leaves out the runs without conntrack and without the verdict cache,
+      so that a profile holds the deployed path only; --no-hugepages runs
+      the EAL on ordinary memory (e.g. under valgrind, which cannot map
+      hugepages; docs/benchmarks.md counts instructions so).
 
   meshgate bench maglev [--json] [--quick]
       Maglev table generation with Cilium's parameters (seed, murmur3
@@ -347,6 +352,10 @@ int BenchPipeline(const std::vector<std::string>& args) {
       o.repetitions = std::max(1, std::atoi(args[++i].c_str()));
     } else if (args[i] == "--flows" && i + 1 < args.size()) {
       o.flows = uint32_t(std::max(64, std::atoi(args[++i].c_str())));
+    } else if (args[i] == "--no-breakdown") {
+      o.breakdown = false;
+    } else if (args[i] == "--no-hugepages") {
+      eal.allow_hugepages = false;
     } else if (args[i] == "--eal" && i + 1 < args.size()) {
       for (auto p : absl::StrSplit(args[++i], ' ', absl::SkipEmpty())) eal.extra.emplace_back(p);
     } else if (args[i] == "-h" || args[i] == "--help") return Usage(0);

@@ -318,10 +318,12 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   for (int rep = 0; run("new") && rep < o.repetitions; ++rep) {
     newc.push_back(RunOnce(pl, s, t, uint16_t(0x8000 + rep), &fwd));
     fwd_total += fwd;
-    newc_no_vc.push_back(RunOnce(no_vc, s, t, uint16_t(0x4000 + rep), &fwd));
-    fwd_total += fwd;
+    if (o.breakdown) {
+      newc_no_vc.push_back(RunOnce(no_vc, s, t, uint16_t(0x4000 + rep), &fwd));
+      fwd_total += fwd;
+    }
     base.push_back(RunBaseline(t));
-    expected += 2 * (t.flows - t.flows % kBurst);
+    expected += (o.breakdown ? 2 : 1) * (t.flows - t.flows % kBurst);
   }
   if (o.progress && run("new")) {
     std::fprintf(stderr, "bench pipeline: %llu of %llu policy keys answered by the verdict cache\n",
@@ -338,7 +340,7 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   Pipeline no_ct(rc, 0, nullptr);  // breakdown: the same path without conntrack
   for (int rep = 0; run("established") && rep < o.repetitions; ++rep) {
     est.push_back(RunOnce(pl, s, t, 0, &fwd));
-    est_no_ct.push_back(RunOnce(no_ct, s, t, 0, &fwd));
+    if (o.breakdown) est_no_ct.push_back(RunOnce(no_ct, s, t, 0, &fwd));
     base.push_back(RunBaseline(t));
   }
   if (o.progress) {
@@ -351,14 +353,18 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   if (run("established")) {
     out.push_back({"pipeline_established_cycles_per_packet_" + tag, Median(est), "cycles/packet",
                    bl, Median(base)});
-    out.push_back({"pipeline_without_conntrack_cycles_per_packet_" + tag, Median(est_no_ct),
-                   "cycles/packet", bl, Median(base)});
+    if (o.breakdown) {
+      out.push_back({"pipeline_without_conntrack_cycles_per_packet_" + tag, Median(est_no_ct),
+                     "cycles/packet", bl, Median(base)});
+    }
   }
   if (run("new")) {
     out.push_back({"pipeline_new_connection_cycles_per_packet_" + tag, Median(newc),
                    "cycles/packet", bl, Median(base)});
-    out.push_back({"pipeline_new_connection_without_verdict_cache_cycles_per_packet_" + tag,
-                   Median(newc_no_vc), "cycles/packet", bl, Median(base)});
+    if (o.breakdown) {
+      out.push_back({"pipeline_new_connection_without_verdict_cache_cycles_per_packet_" + tag,
+                     Median(newc_no_vc), "cycles/packet", bl, Median(base)});
+    }
   }
   out.push_back({"pipeline_compile_ms_" + tag, compile_ms, "ms", "", 0});
   out.push_back({"pipeline_snapshot_build_ms_" + tag, build_ms, "ms", "", 0});

@@ -21,6 +21,9 @@ struct PipelineBenchOptions {
   // Runs one phase only ("new", "established", "updates"; empty: all), e.g.
   // to profile it with perf.
   std::string only;
+  // The breakdown runs: the same bursts without conntrack (established)
+  // and without the verdict cache (new connections).
+  bool breakdown = true;
 };
 
 std::vector<classifier::BenchResult> RunPipelineBench(const PipelineBenchOptions& o);

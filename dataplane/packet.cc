@@ -38,31 +38,14 @@ constexpr uint16_t kEthIpv4 = 0x0800, kEthIpv6 = 0x86DD, kEthArp = 0x0806;
 constexpr uint16_t kEthVlan = 0x8100, kEthQinQ = 0x88A8;
 constexpr int kMaxIpv6ExtHeaders = 8;
 
-// The ones' complement sum of an IPv4 header (`len` a multiple of 4),
-// folded to 16 bits: 0xffff when its checksum is right (RFC 1071). Sums
-// 32-bit words in 64 bits and folds (2^16 = 1 mod 0xffff), the same result
-// as rte_raw_cksum's 16-bit loop in a quarter of the additions.
-inline uint16_t Ipv4HeaderSum(const uint8_t* p, uint32_t len) {
-  uint64_t s = 0;
-  for (uint32_t i = 0; i < len; i += 4) {
-    uint32_t w;
-    std::memcpy(&w, p + i, 4);
-    s += w;
-  }
-  s = (s & 0xffffffffu) + (s >> 32);
-  s = (s & 0xffffffffu) + (s >> 32);
-  s = (s & 0xffffu) + (s >> 16);
-  s = (s & 0xffffu) + (s >> 16);
-  return uint16_t(s);
-}
-
 bool Fail(PacketMeta& m, DropReason r) {
   m.drop = r;
   return false;
 }
 
 // L4 header at [p, end): ports, flags. Truncation is Cilium's 135.
-bool ParseL4(const uint8_t* d, uint32_t p, uint32_t end, PacketMeta& m) {
+[[gnu::always_inline]] inline bool ParseL4(const uint8_t* d, uint32_t p, uint32_t end,
+                                           PacketMeta& m) {
   m.l4_off = uint16_t(p);
   switch (m.proto) {
     case 6: {  // TCP, RFC 9293
@@ -110,8 +93,8 @@ bool ParseL4(const uint8_t* d, uint32_t p, uint32_t end, PacketMeta& m) {
   }
 }
 
-bool ParseIpv4(const uint8_t* d, uint32_t len, uint32_t off, bool cksum_verified,
-               PacketMeta& m) {
+[[gnu::always_inline]] inline bool ParseIpv4(const uint8_t* d, uint32_t len, uint32_t off,
+                                             bool cksum_verified, PacketMeta& m) {
   // RFC 1812 5.2.2: length, version, header length, total length, checksum.
   if (off + 20 > len) return Fail(m, DropReason::kInvalidPacket);
   uint8_t vhl = d[off];
@@ -209,10 +192,13 @@ bool ParseIpv6(const uint8_t* d, uint32_t len, uint32_t off, PacketMeta& m) {
 
 }  // namespace
 
-bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_verified) noexcept {
-  uint16_t in_port = m.in_port;
+namespace {
+
+// The whole metadata is written: the parse's findings and `in_port`.
+inline bool Parse(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_verified,
+                  uint8_t in_port) noexcept {
   m = PacketMeta();
-  m.in_port = in_port;
+  m.in_port = in_port & 0x3f;
   if (len < RTE_ETHER_HDR_LEN) return Fail(m, DropReason::kInvalidPacket);
   uint16_t et = Be16(d + 12);
   uint32_t off = RTE_ETHER_HDR_LEN;
@@ -240,8 +226,14 @@ bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_ve
   }
 }
 
+}  // namespace
+
+bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_verified) noexcept {
+  return Parse(d, len, m, ip_cksum_verified, m.in_port);
+}
+
 uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops,
-                    bool rx_ip_cksum) noexcept {
+                    bool rx_ip_cksum, uint16_t in_port) noexcept {
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
@@ -249,16 +241,15 @@ uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndr
     PacketMeta* meta = Meta(m);
     const uint64_t ck = rx_ip_cksum ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0;
     if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
-      const uint16_t in_port = meta->in_port;
       *meta = PacketMeta();
-      meta->in_port = in_port;
+      meta->in_port = in_port & 0x3f;
       meta->drop = DropReason::kInvalidPacket;
       drops[(*ndrops)++] = m;
       continue;
     }
     // Headers must sit in the first segment (PMDs put >= 2 KiB there).
-    if (ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta,
-                    ck == RTE_MBUF_F_RX_IP_CKSUM_GOOD)) {
+    if (Parse(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta,
+              ck == RTE_MBUF_F_RX_IP_CKSUM_GOOD, uint8_t(in_port))) {
       pkts[kept++] = m;
     } else {
       drops[(*ndrops)++] = m;

@@ -91,7 +91,7 @@ bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
 }
 
 // TTL / hop limit; false when it would reach zero (RFC 1812 5.3.1).
-bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
+[[gnu::always_inline]] inline bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
   if (meta.family == 4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
     if (ip->time_to_live <= 1) return false;
@@ -297,8 +297,28 @@ bool Encapsulate(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, cons
   return true;
 }
 
-// Validates and strips the outer headers of a frame from the fabric; the
-// inner frame's metadata replaces the outer's, the VNI is its identity.
+// Strips the `outer` bytes of a fabric frame's tunnel headers and parses
+// the inner frame; the VNI is its identity.
+DropReason ParseInner(rte_mbuf* m, PacketMeta& meta, uint32_t outer, uint32_t vni) {
+  if (outer >= rte_pktmbuf_data_len(m) || rte_pktmbuf_adj(m, uint16_t(outer)) == nullptr) {
+    return DropReason::kInvalidPacket;
+  }
+  if (!ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta)) {
+    return meta.drop;
+  }
+  if (meta.flags & kPktArp) return DropReason::kUnsupportedL3Protocol;
+  meta.src_identity = vni;
+  return DropReason::kNone;
+}
+
+// A VNI that no packet may carry: bpf_overlay.c drops a packet claiming
+// the host identity.
+bool ReservedVni(uint32_t vni) {
+  return vni == identity::reserved::kHost || vni == identity::reserved::kUnknown;
+}
+
+// Validates and strips the outer headers of a parsed frame from the fabric;
+// the inner frame's metadata replaces the outer's, the VNI is its identity.
 DropReason Decapsulate(rte_mbuf* m, PacketMeta& meta, const FabricConfig& f) {
   if (meta.family != 4 || meta.proto != IPPROTO_UDP) return DropReason::kUnknownL3TargetAddress;
   auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
@@ -316,20 +336,74 @@ DropReason Decapsulate(rte_mbuf* m, PacketMeta& meta, const FabricConfig& f) {
     opts = uint32_t(t[0] & 0x3f) * 4;  // options are skipped, not interpreted
   }
   uint32_t vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
-  // bpf_overlay.c: a packet claiming the host identity is dropped.
-  if (vni == identity::reserved::kHost || vni == identity::reserved::kUnknown) {
-    return DropReason::kInvalidIdentity;
+  if (ReservedVni(vni)) return DropReason::kInvalidIdentity;
+  return ParseInner(m, meta, hdr + 8 + opts, vni);
+}
+
+// The outer headers of a fabric frame in their usual shape (Ethernet
+// without tags, IPv4 without options or fragmentation, UDP to this node's
+// tunnel port, a valid tunnel header): the checks ParsePacket and
+// Decapsulate make, in one pass over fixed offsets. False for a frame of
+// any other shape, good or bad: it takes the general path, which decides
+// (and names its drop reason). True: `*outer` bytes of tunnel headers
+// precede the inner frame, whose identity is `*vni`.
+bool PlainOuter(const uint8_t* d, uint32_t len, const FabricConfig& f, uint32_t* outer,
+                uint32_t* vni) {
+  constexpr uint32_t kIp = 14, kUdp = kIp + 20, kTun = kUdp + 8;
+  if (len < kTun + 8 || d[12] != 0x08 || d[13] != 0x00 || d[kIp] != 0x45) return false;
+  const uint32_t total = uint32_t(d[kIp + 2]) << 8 | d[kIp + 3];
+  const uint32_t ulen = uint32_t(d[kUdp + 4]) << 8 | d[kUdp + 5];
+  if (total < 28 || kIp + total > len || ulen < 8 || ulen > total - 20) return false;
+  if ((d[kIp + 6] & 0x3f) != 0 || d[kIp + 7] != 0 || d[kIp + 9] != IPPROTO_UDP) return false;
+  uint32_t dst;
+  std::memcpy(&dst, d + kIp + 16, 4);
+  const uint16_t port = f.encap == Encap::kVxlan ? kVxlanPort : kGenevePort;
+  if (rte_be_to_cpu_32(dst) != f.node_v4 || d[kUdp + 2] != (port >> 8) ||
+      d[kUdp + 3] != (port & 0xff)) {
+    return false;
   }
-  uint32_t outer = hdr + 8 + opts;
-  if (outer >= rte_pktmbuf_data_len(m) || rte_pktmbuf_adj(m, uint16_t(outer)) == nullptr) {
-    return DropReason::kInvalidPacket;
+  const uint8_t* t = d + kTun;
+  uint32_t opts = 0;
+  if (f.encap == Encap::kVxlan) {
+    if (!(t[0] & 0x08)) return false;
+  } else {
+    if ((t[0] >> 6) != 0 || t[2] != 0x65 || t[3] != 0x58) return false;
+    opts = uint32_t(t[0] & 0x3f) * 4;
   }
-  if (!ParsePacket(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), meta)) {
-    return meta.drop;
+  *vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
+  *outer = kTun + 8 + opts;
+  return !ReservedVni(*vni) && *outer < len && Ipv4HeaderSum(d + kIp, 20) == 0xffff;
+}
+
+// ParseBurst for the fabric port: parses and decapsulates each frame (the
+// usual shape in one pass, PlainOuter; any other through the general parse
+// and Decapsulate). Same contract as ParseBurst.
+uint16_t DecapsulateBurst(const FabricConfig& f, rte_mbuf** pkts, uint16_t n, rte_mbuf** drops,
+                          uint16_t* ndrops, uint16_t in_port) {
+  const int off = g_packet_meta_offset;
+  uint16_t kept = 0;
+  for (uint16_t i = 0; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    PacketMeta* meta = Meta(m, off);
+    meta->in_port = in_port & 0x3f;  // kept by ParsePacket
+    const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+    const uint32_t len = rte_pktmbuf_data_len(m);
+    uint32_t outer, vni;
+    DropReason r;
+    if (PlainOuter(d, len, f, &outer, &vni)) {
+      r = ParseInner(m, *meta, outer, vni);
+    } else {
+      r = ParsePacket(d, len, *meta) ? Decapsulate(m, *meta, f) : meta->drop;
+    }
+    if (r == DropReason::kNone) {
+      pkts[kept++] = m;
+    } else {
+      meta->drop = r;
+      drops[(*ndrops)++] = m;
+    }
   }
-  if (meta.flags & kPktArp) return DropReason::kUnsupportedL3Protocol;
-  meta.src_identity = vni;
-  return DropReason::kNone;
+  return kept;
 }
 
 bool IsIcmpError(const PacketMeta& meta) {
@@ -340,57 +414,58 @@ bool IsIcmpError(const PacketMeta& meta) {
   return false;
 }
 
-// The connection tuple of a parsed IP packet (ICMP echo: id as both ports).
-// For an ICMP error, the tuple of the packet it quotes (RFC 792 / RFC 4443:
-// the original IP header and at least its first 8 payload bytes), so that
-// conntrack can tell whether it is related to a tracked connection.
-void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
+// The tuple an ICMP error quotes (RFC 792 / RFC 4443: the original IP
+// header and at least its first 8 payload bytes), so that conntrack can
+// tell whether it is related to a tracked connection.
+[[gnu::noinline]] void QuotedCtKey(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  const uint32_t q = meta.l4_off + 8u;  // the quoted packet
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  if (meta.family == 4 && q + 28 <= len && (d[q] >> 4) == 4) {
+    uint32_t ihl = uint32_t(d[q] & 0xf) * 4;
+    if (ihl >= 20 && q + ihl + 4 <= len) {
+      k.proto = d[q + 9];
+      std::memcpy(k.src, d + q + 12, 4);
+      std::memcpy(k.dst, d + q + 16, 4);
+      const uint8_t* l4 = d + q + ihl;
+      k.sport = uint16_t(l4[0] << 8 | l4[1]);
+      k.dport = uint16_t(l4[2] << 8 | l4[3]);
+      if (k.proto == 1) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
+      return;
+    }
+  } else if (meta.family == 6 && q + 48 <= len && (d[q] >> 4) == 6) {
+    k.proto = d[q + 6];  // quoted extension headers are not followed
+    std::memcpy(k.src, d + q + 8, 16);
+    std::memcpy(k.dst, d + q + 24, 16);
+    const uint8_t* l4 = d + q + 40;
+    k.sport = uint16_t(l4[0] << 8 | l4[1]);
+    k.dport = uint16_t(l4[2] << 8 | l4[3]);
+    if (k.proto == 58) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
+    return;
+  }
+  k.proto = 0;  // an unreadable quote matches no connection
+}
+
+// The connection tuple of a parsed IP packet (ICMP echo: id as both ports);
+// for an ICMP error, the tuple of the packet it quotes.
+inline void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
   k = CtKey();
   k.family = meta.family;
   k.proto = meta.proto;
-  const uint32_t len = rte_pktmbuf_data_len(m);
-  if (IsIcmpError(meta)) {
-    uint32_t q = meta.l4_off + 8u;  // the quoted packet
-    const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-    if (meta.family == 4 && q + 28 <= len && (d[q] >> 4) == 4) {
-      uint32_t ihl = uint32_t(d[q] & 0xf) * 4;
-      if (ihl >= 20 && q + ihl + 4 <= len) {
-        k.proto = d[q + 9];
-        std::memcpy(k.src, d + q + 12, 4);
-        std::memcpy(k.dst, d + q + 16, 4);
-        const uint8_t* l4 = d + q + ihl;
-        k.sport = uint16_t(l4[0] << 8 | l4[1]);
-        k.dport = uint16_t(l4[2] << 8 | l4[3]);
-        if (k.proto == 1) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
-        return;
-      }
-    } else if (meta.family == 6 && q + 48 <= len && (d[q] >> 4) == 6) {
-      k.proto = d[q + 6];  // quoted extension headers are not followed
-      std::memcpy(k.src, d + q + 8, 16);
-      std::memcpy(k.dst, d + q + 24, 16);
-      const uint8_t* l4 = d + q + 40;
-      k.sport = uint16_t(l4[0] << 8 | l4[1]);
-      k.dport = uint16_t(l4[2] << 8 | l4[3]);
-      if (k.proto == 58) k.sport = k.dport = uint16_t(l4[4] << 8 | l4[5]);
-      return;
-    }
-    k.proto = 0;  // an unreadable quote matches no connection
-    return;
-  }
-  if (meta.proto == 1 || meta.proto == 58) {
+  if (meta.proto == 1 || meta.proto == 58) [[unlikely]] {
+    if (IsIcmpError(meta)) return QuotedCtKey(m, meta, k);
     k.sport = k.dport = meta.sport;  // the echo identifier
   } else {
     k.sport = meta.sport;
     k.dport = meta.dport;
   }
+  const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l3_off);
   if (meta.family == 4) {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    std::memcpy(k.src, &ip->src_addr, 4);
-    std::memcpy(k.dst, &ip->dst_addr, 4);
+    std::memcpy(k.src, l3 + 12, 4);  // rte_ipv4_hdr: src_addr, dst_addr
+    std::memcpy(k.dst, l3 + 16, 4);
   } else {
-    auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
-    std::memcpy(k.src, ip6->src_addr, 16);
-    std::memcpy(k.dst, ip6->dst_addr, 16);
+    std::memcpy(k.src, l3 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
+    std::memcpy(k.dst, l3 + 24, 16);
   }
 }
 
@@ -573,18 +648,75 @@ uint64_t Pipeline::dropped(DropReason r) const {
   return sum;
 }
 
+namespace {
+
+// Whether a packet may go where `route` leads: a local address needs an
+// endpoint in this snapshot, and only packets from a local endpoint may
+// leave it (no transit for the fabric or the uplink).
+bool RouteAllowed(const Snapshot& snap, PortRole role, const Route& route) {
+  return route.kind == Route::kLocal ? EndpointOf(snap, route) != kNoEndpoint
+                                     : role == PortRole::kEndpoint;
+}
+
+}  // namespace
+
+// The checks between an allowed verdict and delivery: a way out of the
+// mesh, and the TTL / hop limit of a packet that is routed here.
+inline DropReason Pipeline::Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta,
+                                  const Route& route) noexcept {
+  if (route.kind == Route::kOutside && snap.uplink.port == 0xffff) {
+    return DropReason::kFibLookupFailed;  // no way out of the mesh
+  }
+  if (route.kind != Route::kRemote && !DecrementTtl(m, meta)) return DropReason::kTtlExceeded;
+  return DropReason::kNone;
+}
+
+// Rewrites or encapsulates an admitted packet for its route and stages it
+// for TX on its output port.
+inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta,
+                                 const Route& route, TxStage& out) noexcept {
+  uint16_t out_port;
+  if (route.kind == Route::kRemote) {
+    if (snap.fabric.port == 0xffff) return DropReason::kNoTunnelEndpoint;
+    if (!Encapsulate(m, meta, snap, route,
+                     snap.fabric.port < kMaxPorts &&
+                         (offloads_[snap.fabric.port] & kTxIpv4Cksum) != 0)) {
+      return DropReason::kErrorWritingToPacket;
+    }
+    out_port = snap.fabric.port;
+    ++counters_.encapsulated;
+  } else if (route.kind == Route::kOutside) {
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->src_addr = snap.uplink.mac;
+    eth->dst_addr = snap.uplink.gateway_mac;
+    out_port = snap.uplink.port;
+  } else {
+    const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
+    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
+    eth->src_addr = snap.router_mac;
+    eth->dst_addr = dst.mac;
+    out_port = dst.port;
+  }
+  out.pkts[out_port][out.n[out_port]++] = m;
+  ++counters_.forwarded;
+  return DropReason::kNone;
+}
+
 void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port,
                        TxStage& out) noexcept {
+  // The metadata's offset, read once: a global would be reloaded after
+  // every store through a byte pointer.
+  const auto meta_of = [off = g_packet_meta_offset](rte_mbuf* m) { return Meta(m, off); };
   rte_mbuf* drops[kBurst * 2];
   uint16_t nd = 0;
   counters_.rx += n;
-  for (uint16_t i = 0; i < n; ++i) Meta(pkts[i])->in_port = in_port;
   const PortRole role = in_port < kMaxPorts ? snap.role[in_port] : PortRole::kNone;
   // The NIC's IPv4 checksum verdict is taken for ports without tunnels: on
   // the fabric, a NIC that parses VXLAN reports the inner header's.
-  n = ParseBurst(pkts, n, drops, &nd,
-                 role != PortRole::kFabric && in_port < kMaxPorts &&
-                     (offloads_[in_port] & kRxIpv4Cksum) != 0);
+  n = role == PortRole::kFabric
+          ? DecapsulateBurst(snap.fabric, pkts, n, drops, &nd, in_port)
+          : ParseBurst(pkts, n, drops, &nd,
+                       in_port < kMaxPorts && (offloads_[in_port] & kRxIpv4Cksum) != 0, in_port);
 
   const uint16_t epi = role == PortRole::kEndpoint ? snap.endpoint_of_port[in_port] : kNoEndpoint;
   static const EndpointEntry kNone{};
@@ -616,7 +748,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t egress_key[kBurst], ingress_key[kBurst];
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    PacketMeta* meta = Meta(m);
+    PacketMeta* meta = meta_of(m);
     auto drop = [&](DropReason r) {
       meta->drop = r;
       drops[nd++] = m;
@@ -651,11 +783,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       }
       meta->src_identity = src_ep.identity;
     } else if (role == PortRole::kFabric) {
-      DropReason r = Decapsulate(m, *meta, snap.fabric);
-      if (r != DropReason::kNone) {
-        drop(r);
-        continue;
-      }
+      // Decapsulated with the parse: the source identity is the VNI.
     } else if (role == PortRole::kUplink) {
       // From outside the mesh: the source identity is the ipcache's (longest
       // prefix, CIDR identities; unknown is world). A mesh address arriving
@@ -720,7 +848,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   for (int step = 0; step < 2; ++step) {
     for (uint16_t i = 0; i < nw; ++i) {
       if (ctres[i] != CtResult::kNew) continue;
-      const PacketMeta* meta = Meta(work[i]);
+      const PacketMeta* meta = meta_of(work[i]);
       if (meta->family != 4) continue;
       const uint32_t dst = rte_be_to_cpu_32(
           rte_pktmbuf_mtod_offset(work[i], const rte_ipv4_hdr*, meta->l3_off)->dst_addr);
@@ -741,33 +869,65 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // related: it skips the policy like a reply (Cilium's CT_RELATED).
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
+  uint16_t ncached = 0;
   for (uint16_t i = 0; i < nw; ++i) {
-    rte_mbuf* m = work[i];
-    PacketMeta* meta = Meta(m);
+    PacketMeta* meta = meta_of(work[i]);
     icmp_error[i] = IsIcmpError(*meta);
-    gone[i] = false;
     cached[i] = 0;
     if (icmp_error[i] && ctres[i] != CtResult::kNew) {
       meta->flags |= kPktRelated;
       ctres[i] = CtResult::kReply;  // bypass; never refreshes or creates
     }
-    uint32_t nh = kOutsideRoute;
     if (ctres[i] == CtResult::kForward) {
       const CtVerdict v = ct_->Verdict(ctpos[i]);
       if (v.epoch == epoch && v.ipcache == ipcache_version &&
           (v.bits & CtVerdict::kIdentityMask) == meta->src_identity &&
           ((v.bits & CtVerdict::kEgress) != 0) == check_egress) {
-        nh = v.nh;
+        meta->aux = v.nh;
         cached[i] = v.bits + 1;
-        ++counters_.verdicts_cached;
+        ++ncached;
       }
     }
-    if (cached[i] == 0) nh = IpcacheSlot(m, *meta, snap, Addr::kDestination);
+  }
+  counters_.verdicts_cached += ncached;
+  // A burst of established connections whose verdicts all stand (the
+  // steady state) skips the policy stages: one pass, in arrival order.
+  if (ncached == nw) {
+    for (uint16_t i = 0; i < nw; ++i) {
+      rte_mbuf* m = work[i];
+      PacketMeta* meta = meta_of(m);
+      const Route& route = RouteAt(snap, meta->aux);
+      DropReason r = RouteAllowed(snap, role, route) ? Admit(snap, m, *meta, route)
+                                                     : DropReason::kNoMatchingLocalContainer;
+      if (r == DropReason::kNone) {
+        const bool audit = (cached[i] - 1) & CtVerdict::kAudit;
+        meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
+        meta->reason = uint8_t(classifier::PolicyReason::kNone);
+        meta->rule_id = 0;
+        meta->reason_dir = uint8_t(TrafficDirection::kUnknown);
+        counters_.audited += audit;
+        ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
+        if (svc[i].active && svc[i].pinned) {
+          ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
+        }
+        r = Send(snap, m, *meta, route, out);
+      }
+      if (r != DropReason::kNone) {
+        meta->drop = r;
+        drops[nd++] = m;
+      }
+    }
+    Drop(snap, drops, nd, in_port);
+    if (events_ != nullptr) FlushEvents();
+    return;
+  }
+  for (uint16_t i = 0; i < nw; ++i) {
+    rte_mbuf* m = work[i];
+    PacketMeta* meta = meta_of(m);
+    gone[i] = false;
+    uint32_t nh = cached[i] != 0 ? meta->aux : IpcacheSlot(m, *meta, snap, Addr::kDestination);
     const Route& route = RouteAt(snap, nh);
-    if (route.kind == Route::kLocal ? EndpointOf(snap, route) == kNoEndpoint
-                                    : role != PortRole::kEndpoint) {
-      // A local address with no endpoint in this snapshot, or a packet from
-      // the fabric or the uplink for anything but a local endpoint (no transit).
+    if (!RouteAllowed(snap, role, route)) {
       meta->drop = DropReason::kNoMatchingLocalContainer;
       drops[nd++] = m;
       gone[i] = true;
@@ -782,7 +942,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   for (uint16_t i = 0; i < nw; ++i) {
     egress_key[i] = ingress_key[i] = kNoKey;
     if (gone[i] || cached[i] != 0 || ctres[i] == CtResult::kReply) continue;
-    const PacketMeta* meta = Meta(work[i]);
+    const PacketMeta* meta = meta_of(work[i]);
     const Route& route = RouteAt(snap, meta->aux);
     if (check_egress) {
       classifier::MakeAclKey(keys[nk], meta->proto, src_ep.subject_class,
@@ -838,10 +998,11 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
 
   // Stage 5: verdicts, conntrack, rewrite or encapsulate, stage for TX.
   static const PolicyResult kPass{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, 0};
+  static const CtNat kNoNat{};
   for (uint16_t i = 0; i < nw; ++i) {
     if (gone[i]) continue;
     rte_mbuf* m = work[i];
-    PacketMeta* meta = Meta(m);
+    PacketMeta* meta = meta_of(m);
     const PolicyResult cached_result{
         (cached[i] - 1) & CtVerdict::kAudit ? Verdict::kAudit : Verdict::kForwarded,
         classifier::PolicyReason::kNone, 0, 0};
@@ -867,13 +1028,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (eg.verdict == Verdict::kAudit || in.verdict == Verdict::kAudit) ++counters_.audited;
     const Route& route = RouteAt(snap, meta->aux);
-    if (route.kind == Route::kOutside && snap.uplink.port == 0xffff) {
-      meta->drop = DropReason::kFibLookupFailed;  // no way out of the mesh
-      drops[nd++] = m;
-      continue;
-    }
-    if (route.kind != Route::kRemote && !DecrementTtl(m, *meta)) {
-      meta->drop = DropReason::kTtlExceeded;
+    if (DropReason r = Admit(snap, m, *meta, route); r != DropReason::kNone) {
+      meta->drop = r;
       drops[nd++] = m;
       continue;
     }
@@ -881,7 +1037,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         svc[i].active ? svc[i].reverse : CtNat{}, &ct_hashes_[i]) ||
+                         svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i]) ||
             (svc[i].active && !svc[i].pinned &&
              !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
@@ -913,36 +1069,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
     }
-    uint16_t out_port;
-    if (route.kind == Route::kRemote) {
-      if (snap.fabric.port == 0xffff) {
-        meta->drop = DropReason::kNoTunnelEndpoint;
-        drops[nd++] = m;
-        continue;
-      }
-      if (!Encapsulate(m, *meta, snap, route,
-                       snap.fabric.port < kMaxPorts &&
-                           (offloads_[snap.fabric.port] & kTxIpv4Cksum) != 0)) {
-        meta->drop = DropReason::kErrorWritingToPacket;
-        drops[nd++] = m;
-        continue;
-      }
-      out_port = snap.fabric.port;
-      ++counters_.encapsulated;
-    } else if (route.kind == Route::kOutside) {
-      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      eth->src_addr = snap.uplink.mac;
-      eth->dst_addr = snap.uplink.gateway_mac;
-      out_port = snap.uplink.port;
-    } else {
-      const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
-      auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-      eth->src_addr = snap.router_mac;
-      eth->dst_addr = dst.mac;
-      out_port = dst.port;
+    if (DropReason r = Send(snap, m, *meta, route, out); r != DropReason::kNone) {
+      meta->drop = r;
+      drops[nd++] = m;
     }
-    out.pkts[out_port][out.n[out_port]++] = m;
-    ++counters_.forwarded;
   }
   Drop(snap, drops, nd, in_port);
   if (events_ != nullptr) FlushEvents();

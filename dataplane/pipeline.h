@@ -126,6 +126,9 @@ class Pipeline {
   };
   DropReason ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
                          SvcWork& sw) noexcept;
+  DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
+  DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
+                  TxStage& out) noexcept;
   void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;
   void FlushEvents() noexcept;
 

@@ -197,6 +197,74 @@ spec:
   }
 }
 
+TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order when mixed",
+          "[conntrack][verdict-cache][burst]") {
+  // A burst whose every packet has a standing cached verdict skips the
+  // policy stages; any other burst goes through them whole. Either way the
+  // packets leave in the order they came, and a cached packet meets the
+  // same checks after its verdict (TTL here).
+  CtNode c;
+  c.n.w.Apply(R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: test-egress}
+spec:
+  endpointSelector: {matchLabels: {app: test}}
+  egress: [{toEndpoints: [{matchLabels: {app: myapp}}]}]
+)");
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  const uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  auto frame = [](uint16_t sport, uint8_t flags, uint8_t ttl = 64) {
+    return Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(sport, 80, flags), {}, 0, ttl));
+  };
+  auto burst = [&](const std::vector<Bytes>& frames) {
+    std::vector<rte_mbuf*> pkts;
+    for (const Bytes& f : frames) {
+      pkts.push_back(ToMbuf(Pool(), f));
+      REQUIRE(pkts.back() != nullptr);
+    }
+    pl.Process(*c.snap, pkts.data(), uint16_t(pkts.size()), te, r.out);
+  };
+  // The source ports of what myapp's port got, in order; each checked.
+  auto sent = [&] {
+    std::vector<uint16_t> ports;
+    for (rte_mbuf* m : r.Take(my)) {
+      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+      ports.push_back(uint16_t(d[34] << 8 | d[35]));
+      CHECK(d[22] == 63);  // TTL decremented
+      CHECK(std::memcmp(d, Mac(uint8_t(my + 1)).addr_bytes, 6) == 0);
+      CHECK(std::memcmp(d + 6, kRouter.addr_bytes, 6) == 0);
+      CHECK(Meta(m)->verdict == uint8_t(classifier::Verdict::kForwarded));
+      rte_pktmbuf_free(m);
+    }
+    return ports;
+  };
+  burst({frame(1, 0x02), frame(2, 0x02), frame(3, 0x02)});  // three new connections
+  REQUIRE(sent() == std::vector<uint16_t>{1, 2, 3});
+  CHECK(pl.counters().ct_new == 3);
+  CHECK(pl.counters().verdicts_cached == 0);
+
+  burst({frame(3, 0x10), frame(1, 0x10), frame(2, 0x10)});  // all established: one pass
+  CHECK(sent() == std::vector<uint16_t>{3, 1, 2});
+#if defined(__AVX__)
+  CHECK(pl.counters().verdicts_cached == 3);
+#endif
+
+  burst({frame(2, 0x10), frame(4, 0x02), frame(1, 0x10)});  // one new among them
+  CHECK(sent() == std::vector<uint16_t>{2, 4, 1});
+  CHECK(pl.counters().ct_new == 4);
+#if defined(__AVX__)
+  CHECK(pl.counters().verdicts_cached == 5);
+#endif
+
+  burst({frame(1, 0x10, 1), frame(4, 0x10)});  // a cached verdict, then TTL 1
+  CHECK(sent() == std::vector<uint16_t>{4});
+  CHECK(pl.dropped(DropReason::kTtlExceeded) == 1);
+  CHECK(pl.counters().forwarded == 10);
+}
+
 TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",
           "[conntrack][verdict-cache]") {
   CtVerdict v{7, 9, 3, 1234 | CtVerdict::kEgress};

@@ -266,18 +266,23 @@ TEST_CASE("ParseBurst on mbufs: good packets kept in order, bad ones to the drop
   for (size_t i = 0; i < in.size(); ++i) {
     pkts[i] = ToMbuf(pool, in[i]);
     REQUIRE(pkts[i] != nullptr);
-    Meta(pkts[i])->in_port = 3;
+    Meta(pkts[i])->in_port = 5;  // stale: every field is written
+    Meta(pkts[i])->rule_id = 77;
   }
   uint16_t nd = 0;
-  uint16_t kept = ParseBurst(pkts, uint16_t(in.size()), drops, &nd);
+  uint16_t kept = ParseBurst(pkts, uint16_t(in.size()), drops, &nd, false, 3);
   CHECK(kept == 3);
   CHECK(nd == 2);
   CHECK(Meta(pkts[0])->dport == 80);
   CHECK(Meta(pkts[1])->family == 6);
   CHECK((Meta(pkts[2])->flags & kPktArp));
-  CHECK(Meta(pkts[2])->in_port == 3);  // parsing keeps the RX port
+  for (uint16_t i = 0; i < kept; ++i) {
+    CHECK(Meta(pkts[i])->in_port == 3);  // the RX port, as told
+    CHECK(Meta(pkts[i])->rule_id == 0);
+  }
   CHECK(Meta(drops[0])->drop == DropReason::kUnsupportedL3Protocol);
   CHECK(Meta(drops[1])->drop == DropReason::kInvalidPacket);
+  CHECK(Meta(drops[1])->in_port == 3);  // drops are counted by it
   rte_pktmbuf_free_bulk(pkts, kept);
   rte_pktmbuf_free_bulk(drops, nd);
   CHECK(rte_mempool_avail_count(pool) == 255);  // nothing leaked
@@ -311,10 +316,9 @@ TEST_CASE("ParseBurst takes the NIC's IPv4 checksum verdict only when asked to",
     rte_mbuf* m = ToMbuf(pool, *c.frame);
     REQUIRE(m != nullptr);
     m->ol_flags |= c.flags;
-    Meta(m)->in_port = 2;
     rte_mbuf* drops[1];
     uint16_t nd = 0;
-    uint16_t kept = ParseBurst(&m, 1, drops, &nd, c.use_nic);
+    uint16_t kept = ParseBurst(&m, 1, drops, &nd, c.use_nic, 2);
     CHECK(kept == (c.kept ? 1 : 0));
     if (!c.kept) {
       REQUIRE(nd == 1);
