@@ -104,16 +104,22 @@ uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_))
 
 // CRC32 of the tuple (IPv4 hashes 16 bytes, IPv6 40).
 [[gnu::always_inline]] inline Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
-  uint64_t w[5];
-  std::memcpy(w, &k, sizeof(w));
-  uint32_t h = rte_hash_crc_8byte(w[0] & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
+  // Each word loaded where it lies (a copy of the whole key first cost
+  // six more instructions per lookup).
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&k);
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  uint32_t h = rte_hash_crc_8byte(w & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
   if (k.family == 4) {
     uint32_t s4, d4;
     std::memcpy(&s4, k.src, 4);
     std::memcpy(&d4, k.dst, 4);
     h = rte_hash_crc_8byte(uint64_t(s4) | uint64_t(d4) << 32, h);
   } else {
-    for (int i = 1; i < 5; ++i) h = rte_hash_crc_8byte(w[i], h);
+    for (int i = 1; i < 5; ++i) {
+      std::memcpy(&w, p + 8 * i, 8);
+      h = rte_hash_crc_8byte(w, h);
+    }
   }
   return SlotIndex::Mix(h);
 }
