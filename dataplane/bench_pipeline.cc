@@ -2,6 +2,7 @@
 #include "dataplane/bench_policy.h"
 
 #include <rte_cycles.h>
+#include <rte_eal.h>
 #include <rte_ip.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
@@ -213,6 +214,7 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   auto say = [&](const char* what) {
     if (o.progress) std::fprintf(stderr, "bench pipeline: %s\n", what);
   };
+  say(rte_eal_has_hugepages() ? "EAL memory: hugepages" : "EAL memory: ordinary (--no-huge)");
   say("preparing identities, ipcache and policy...");
   std::chrono::steady_clock::time_point t0_ipcache;
   World w;

@@ -101,4 +101,16 @@ print(n)' <<<"$out" 2>&1)
 check "bench JSON well formed: $bad" [ "$bad" = "$lines" ]
 check "bench has ratio to raw baseline" grep -q '"classify_ratio_to_raw_' <<<"$out"
 
+# 6. bench pipeline: the breakdown runs by default, --no-breakdown leaves
+#    them out; --no-hugepages runs the EAL on ordinary memory.
+out=$("$mg" bench pipeline --smoke --json --only established 2>/dev/null); rc=$?
+check "bench pipeline exits 0 (rc=$rc)" [ $rc -eq 0 ]
+check "bench pipeline: established figure" grep -q '"pipeline_established_cycles_per_packet_' <<<"$out"
+check "bench pipeline: breakdown by default" grep -q '"pipeline_without_conntrack_' <<<"$out"
+out=$("$mg" bench pipeline --smoke --json --only established --no-breakdown --no-hugepages 2>&1); rc=$?
+check "bench pipeline --no-breakdown exits 0 (rc=$rc)" [ $rc -eq 0 ]
+check "bench pipeline --no-breakdown: established figure" grep -q '"pipeline_established_cycles_per_packet_' <<<"$out"
+check "bench pipeline --no-breakdown: no breakdown" bash -c '! grep -q "without_conntrack" <<<"$1"' _ "$out"
+check "bench pipeline --no-hugepages: ordinary memory" grep -q "EAL memory: ordinary" <<<"$out"
+
 finish cli_test
