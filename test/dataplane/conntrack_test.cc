@@ -60,6 +60,16 @@ CtKey Tuple(uint8_t proto, uint16_t sport, uint16_t dport) {
   return k;
 }
 
+// test may send to myapp (egress); nothing else is said about either.
+const char* kTestToMyapp = R"(
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: test-egress}
+spec:
+  endpointSelector: {matchLabels: {app: test}}
+  egress: [{toEndpoints: [{matchLabels: {app: myapp}}]}]
+)";
+
 struct CtNode {
   Node n;
   std::unique_ptr<RcuCell<Snapshot>> cell;
@@ -133,14 +143,7 @@ TEST_CASE("the verdict cache: established packets reuse it until the ipcache, a 
   // Cilium looks the policy up for every forward packet; a cached verdict
   // must therefore give the same answer the lookup would, whatever changed.
   CtNode c;
-  c.n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: test-egress}
-spec:
-  endpointSelector: {matchLabels: {app: test}}
-  egress: [{toEndpoints: [{matchLabels: {app: myapp}}]}]
-)");
+  c.n.w.Apply(kTestToMyapp);
   c.Rebuild();
   Pipeline pl(*c.cell, 0, c.ct.get());
   Run r{{}, &pl};
@@ -204,14 +207,7 @@ TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order 
   // packets leave in the order they came, and a cached packet meets the
   // same checks after its verdict (TTL here).
   CtNode c;
-  c.n.w.Apply(R"(
-apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: {name: test-egress}
-spec:
-  endpointSelector: {matchLabels: {app: test}}
-  egress: [{toEndpoints: [{matchLabels: {app: myapp}}]}]
-)");
+  c.n.w.Apply(kTestToMyapp);
   c.Rebuild();
   Pipeline pl(*c.cell, 0, c.ct.get());
   Run r{{}, &pl};
