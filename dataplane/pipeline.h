@@ -11,6 +11,11 @@
 //   checksum, RFC 1624), encapsulate to the destination's node, or send to
 //   the uplink's gateway -> TX.
 //
+// A burst whose every packet is a forward packet of a connection with a
+// standing cached verdict goes from conntrack straight to TTL, refresh and
+// delivery in one pass; any other burst takes every stage (arrival order is
+// kept either way; docs/design/packet-path.md).
+//
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and
 // frees in bulk. With a Conntrack, replies of allowed connections skip the
