@@ -651,11 +651,11 @@ uint64_t Pipeline::dropped(DropReason r) const {
 namespace {
 
 // Whether a packet may go where `route` leads: a local address needs an
-// endpoint in this snapshot, and only packets from a local endpoint may
-// leave it (no transit for the fabric or the uplink).
-bool RouteAllowed(const Snapshot& snap, PortRole role, const Route& route) {
-  return route.kind == Route::kLocal ? EndpointOf(snap, route) != kNoEndpoint
-                                     : role == PortRole::kEndpoint;
+// endpoint in this snapshot (`ep`, EndpointOf the route), and only packets
+// from a local endpoint may leave it (no transit for the fabric or the
+// uplink).
+bool RouteAllowed(PortRole role, const Route& route, uint16_t ep) {
+  return route.kind == Route::kLocal ? ep != kNoEndpoint : role == PortRole::kEndpoint;
 }
 
 }  // namespace
@@ -671,10 +671,10 @@ inline DropReason Pipeline::Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta&
   return DropReason::kNone;
 }
 
-// Rewrites or encapsulates an admitted packet for its route and stages it
-// for TX on its output port.
+// Rewrites or encapsulates an admitted packet for its route (a local one
+// leads to endpoint `ep`) and stages it for TX on its output port.
 inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta,
-                                 const Route& route, TxStage& out) noexcept {
+                                 const Route& route, uint16_t ep, TxStage& out) noexcept {
   uint16_t out_port;
   if (route.kind == Route::kRemote) {
     if (snap.fabric.port == 0xffff) return DropReason::kNoTunnelEndpoint;
@@ -691,7 +691,7 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
     eth->dst_addr = snap.uplink.gateway_mac;
     out_port = snap.uplink.port;
   } else {
-    const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
+    const EndpointEntry& dst = snap.endpoints[ep];
     auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
     eth->src_addr = snap.router_mac;
     eth->dst_addr = dst.mac;
@@ -869,6 +869,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // related: it skips the policy like a reply (Cilium's CT_RELATED).
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
+  uint16_t dst_ep[kBurst];  // EndpointOf each packet's route (general path)
   uint16_t ncached = 0;
   for (uint16_t i = 0; i < nw; ++i) {
     PacketMeta* meta = meta_of(work[i]);
@@ -897,8 +898,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       rte_mbuf* m = work[i];
       PacketMeta* meta = meta_of(m);
       const Route& route = RouteAt(snap, meta->aux);
-      DropReason r = RouteAllowed(snap, role, route) ? Admit(snap, m, *meta, route)
-                                                     : DropReason::kNoMatchingLocalContainer;
+      const uint16_t ep = EndpointOf(snap, route);
+      DropReason r = RouteAllowed(role, route, ep) ? Admit(snap, m, *meta, route)
+                                                   : DropReason::kNoMatchingLocalContainer;
       if (r == DropReason::kNone) {
         const bool audit = (cached[i] - 1) & CtVerdict::kAudit;
         meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
@@ -910,7 +912,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         if (svc[i].active && svc[i].pinned) {
           ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
         }
-        r = Send(snap, m, *meta, route, out);
+        r = Send(snap, m, *meta, route, ep, out);
       }
       if (r != DropReason::kNone) {
         meta->drop = r;
@@ -927,7 +929,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     gone[i] = false;
     uint32_t nh = cached[i] != 0 ? meta->aux : IpcacheSlot(m, *meta, snap, Addr::kDestination);
     const Route& route = RouteAt(snap, nh);
-    if (!RouteAllowed(snap, role, route)) {
+    dst_ep[i] = EndpointOf(snap, route);
+    if (!RouteAllowed(role, route, dst_ep[i])) {
       meta->drop = DropReason::kNoMatchingLocalContainer;
       drops[nd++] = m;
       gone[i] = true;
@@ -952,7 +955,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       egress_key[i] = nk++;
     }
     if (route.kind == Route::kLocal) {
-      const EndpointEntry& dst = snap.endpoints[EndpointOf(snap, route)];
+      const EndpointEntry& dst = snap.endpoints[dst_ep[i]];
       classifier::MakeAclKey(keys[nk], meta->proto, dst.subject_class,
                              snap.classes->Lookup(meta->src_identity), meta->dport,
                              Direction::kIngress);
@@ -1069,7 +1072,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
     }
-    if (DropReason r = Send(snap, m, *meta, route, out); r != DropReason::kNone) {
+    if (DropReason r = Send(snap, m, *meta, route, dst_ep[i], out); r != DropReason::kNone) {
       meta->drop = r;
       drops[nd++] = m;
     }

@@ -133,7 +133,7 @@ class Pipeline {
                          SvcWork& sw) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
-                  TxStage& out) noexcept;
+                  uint16_t ep, TxStage& out) noexcept;
   void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;
   void FlushEvents() noexcept;
 
