@@ -902,11 +902,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       DropReason r = RouteAllowed(role, route, ep) ? Admit(snap, m, *meta, route)
                                                    : DropReason::kNoMatchingLocalContainer;
       if (r == DropReason::kNone) {
+        // The parse left reason, rule and direction at none / 0 / unknown,
+        // what a cached verdict reports; only the verdict itself is set.
         const bool audit = (cached[i] - 1) & CtVerdict::kAudit;
         meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
-        meta->reason = uint8_t(classifier::PolicyReason::kNone);
-        meta->rule_id = 0;
-        meta->reason_dir = uint8_t(TrafficDirection::kUnknown);
         counters_.audited += audit;
         ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
         if (svc[i].active && svc[i].pinned) {
