@@ -6,6 +6,7 @@
 #include <rte_hash_crc.h>
 #include <rte_malloc.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -55,37 +56,22 @@ size_t HeapAllocated() {
   return total;
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& cp,
-                                                          int socket_id) {
-  std::unique_ptr<AclTable> t(new AclTable());
-  t->id_ = g_acl_id.fetch_add(1, std::memory_order_relaxed) + 1;
-  t->enforced_ = cp.enforced;
-  t->specs_ = cp.rules;
-  t->audit_ = cp.options.audit;
-  t->num_rules_ = uint32_t(cp.rules.size());
-  if (cp.rules.empty()) return t;
-  for (const auto& r : cp.rules) {
-    if (r.rule_id == 0 || r.rule_id > kMaxRuleId) {
-      return absl::InternalError(meshgate::StrCat("rule id out of range: ", r.ToString()));
-    }
-  }
-  size_t before = HeapAllocated();
+// One rte_acl context over `specs` (non-empty; local rule ids).
+absl::StatusOr<rte_acl_ctx*> BuildContext(const std::vector<AclRuleSpec>& specs, int socket_id) {
   std::string name = meshgate::StrCat("mgacl", g_table_seq.fetch_add(1));
   rte_acl_param prm{};
   prm.name = name.c_str();
   prm.socket_id = socket_id;
   prm.rule_size = RTE_ACL_RULE_SZ(kNumFields);
-  prm.max_rule_num = uint32_t(cp.rules.size());
-  t->ctx_ = rte_acl_create(&prm);
-  if (t->ctx_ == nullptr) {
+  prm.max_rule_num = uint32_t(specs.size());
+  rte_acl_ctx* ctx = rte_acl_create(&prm);
+  if (ctx == nullptr) {
     return absl::ResourceExhaustedError(
         meshgate::StrCat("rte_acl_create: ", rte_strerror(rte_errno)));
   }
-  std::vector<AclRule> rules(cp.rules.size());
-  for (size_t i = 0; i < cp.rules.size(); ++i) {
-    const AclRuleSpec& s = cp.rules[i];
+  std::vector<AclRule> rules(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const AclRuleSpec& s = specs[i];
     AclRule& r = rules[i];
     std::memset(&r, 0, sizeof(r));
     bool deny = s.category == AclRuleSpec::kDeny;
@@ -103,9 +89,10 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
     r.field[kFieldDir].value.u16 = uint16_t(s.dir);
     r.field[kFieldDir].mask_range.u16 = 0xffff;
   }
-  int rc = rte_acl_add_rules(t->ctx_, reinterpret_cast<const rte_acl_rule*>(rules.data()),
+  int rc = rte_acl_add_rules(ctx, reinterpret_cast<const rte_acl_rule*>(rules.data()),
                              uint32_t(rules.size()));
   if (rc != 0) {
+    rte_acl_free(ctx);
     return absl::InternalError(meshgate::StrCat("rte_acl_add_rules: ", rte_strerror(-rc)));
   }
   rte_acl_config cfg{};
@@ -113,18 +100,140 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
   cfg.num_fields = kNumFields;
   std::memcpy(cfg.defs, kFieldDefs, sizeof(kFieldDefs));
   cfg.max_size = 0;  // no limit: an unreachable limit makes the build spin
-  rc = rte_acl_build(t->ctx_, &cfg);
+  rc = rte_acl_build(ctx, &cfg);
   if (rc != 0) {
+    rte_acl_free(ctx);
     return absl::ResourceExhaustedError(meshgate::StrCat("rte_acl_build: ", rte_strerror(-rc)));
   }
-  size_t after = HeapAllocated();
-  t->memory_bytes_ = after > before ? after - before : 0;
+  return ctx;
+}
+
+}  // namespace
+
+struct AclTable::Part {
+  rte_acl_ctx* ctx = nullptr;     // null when there are no rules
+  std::vector<AclRuleSpec> specs;  // rule ids local to the partition
+  size_t memory_bytes = 0;
+  Part() = default;
+  Part(const Part&) = delete;
+  Part& operator=(const Part&) = delete;
+  ~Part() {
+    if (ctx != nullptr) rte_acl_free(ctx);
+  }
+};
+
+absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& cp,
+                                                          int socket_id,
+                                                          const AclTable* previous,
+                                                          uint32_t partitions) {
+  if (partitions > kMaxPartitions) {
+    return absl::InvalidArgumentError(
+        meshgate::StrCat("at most ", kMaxPartitions, " ACL partitions, not ", partitions));
+  }
+  std::unique_ptr<AclTable> t(new AclTable());
+  t->id_ = g_acl_id.fetch_add(1, std::memory_order_relaxed) + 1;
+  t->enforced_ = cp.enforced;
+  t->subject_keys_ = cp.subject_class_key;
+  t->specs_ = cp.rules;
+  t->audit_ = cp.options.audit;
+  t->num_rules_ = uint32_t(cp.rules.size());
+  for (const auto& r : cp.rules) {
+    if (r.rule_id == 0 || r.rule_id > kMaxRuleId) {
+      return absl::InternalError(meshgate::StrCat("rule id out of range: ", r.ToString()));
+    }
+  }
+
+  // Subject class -> partition, by the class's content key (the class
+  // number when the compilation has none, e.g. a hand-made one).
+  const uint32_t nsub = uint32_t(cp.enforced.size());
+  uint32_t nparts = partitions != 0                                         ? partitions
+                    : cp.rules.size() >= kPartitionMinRules && nsub >= 2 ? kMaxPartitions
+                                                                         : 1;
+  if (nsub == 0) nparts = 1;  // no classes to place (a hand-made compilation)
+  std::vector<std::vector<uint32_t>> members;  // per partition: rule indexes
+  for (;;) {
+    t->part_of_.assign(std::max<uint32_t>(nsub, 1), 0);
+    for (uint32_t c = 0; c < nsub && nparts > 1; ++c) {
+      uint64_t key = c < cp.subject_class_key.size() ? cp.subject_class_key[c] : c;
+      t->part_of_[c] = uint8_t(key % nparts);
+    }
+    members.assign(nparts, {});
+    if (nparts == 1) {
+      members[0].resize(cp.rules.size());
+      for (uint32_t i = 0; i < cp.rules.size(); ++i) members[0][i] = i;
+      break;
+    }
+    // below[p][c] = classes of partition p numbered below c: a rule joins
+    // partition p when its subject range holds one of them.
+    std::vector<std::vector<uint32_t>> below(nparts, std::vector<uint32_t>(nsub + 1, 0));
+    for (uint32_t p = 0; p < nparts; ++p) {
+      for (uint32_t c = 0; c < nsub; ++c) below[p][c + 1] = below[p][c] + (t->part_of_[c] == p);
+    }
+    size_t placed = 0;
+    for (uint32_t i = 0; i < cp.rules.size(); ++i) {
+      const AclRuleSpec& r = cp.rules[i];
+      uint32_t lo = std::min(r.subject_lo, nsub), hi = std::min(r.subject_hi, nsub - 1);
+      for (uint32_t p = 0; p < nparts; ++p) {
+        if (lo <= hi && below[p][hi + 1] > below[p][lo]) {
+          members[p].push_back(i);
+          ++placed;
+        }
+      }
+    }
+    // A rule whose subjects span partitions is built into each of them:
+    // when that adds more than half again the work of one context, one
+    // context is the better trade.
+    if (partitions != 0 || placed * 2 <= cp.rules.size() * 3) break;
+    nparts = 1;
+  }
+
+  for (uint32_t p = 0; p < nparts; ++p) {
+    // Local ids: the rank of each distinct rule id in the partition, which
+    // keeps the rules' priority order.
+    std::vector<uint32_t> ids = {0};
+    for (uint32_t i : members[p]) ids.push_back(cp.rules[i].rule_id);
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    std::vector<AclRuleSpec> specs;
+    specs.reserve(members[p].size());
+    for (uint32_t i : members[p]) {
+      AclRuleSpec r = cp.rules[i];
+      r.rule_id = uint32_t(std::lower_bound(ids.begin(), ids.end(), r.rule_id) - ids.begin());
+      specs.push_back(r);
+    }
+    t->rule_ids_.push_back(std::move(ids));
+    if (previous != nullptr && previous->parts_.size() == nparts &&
+        previous->parts_[p]->specs == specs) {
+      t->parts_.push_back(previous->parts_[p]);
+      continue;
+    }
+    auto part = std::make_shared<Part>();
+    ++t->parts_built_;
+    t->rules_built_ += uint32_t(specs.size());
+    part->specs = std::move(specs);
+    if (!part->specs.empty()) {
+      size_t before = HeapAllocated();
+      auto ctx = BuildContext(part->specs, socket_id);
+      if (!ctx.ok()) return ctx.status();
+      part->ctx = *ctx;
+      size_t after = HeapAllocated();
+      part->memory_bytes = after > before ? after - before : 0;
+    }
+    t->parts_.push_back(std::move(part));
+  }
+  for (uint32_t p = 0; p < nparts; ++p) {
+    t->hot_.push_back({t->parts_[p]->ctx, t->rule_ids_[p].data()});
+  }
   return t;
 }
 
-AclTable::~AclTable() {
-  if (ctx_ != nullptr) rte_acl_free(ctx_);
+size_t AclTable::memory_bytes() const {
+  size_t total = 0;
+  for (const auto& p : parts_) total += p->memory_bytes;
+  return total;
 }
+
+AclTable::~AclTable() = default;
 
 const char* AclTable::BestMethod() {
   if (rte_vect_get_max_simd_bitwidth() >= RTE_VECT_SIMD_512 &&
@@ -139,23 +248,59 @@ const char* AclTable::BestMethod() {
 
 void AclTable::Classify(const AclKey* const* keys, uint32_t n,
                         PolicyResult* out) const noexcept {
-  uint32_t res[kChunk * kCategories];
+  uint32_t res[kChunk];
+  uint8_t part[kChunk];
   const uint32_t nclasses = uint32_t(enforced_.size());
+  const uint32_t nsub = uint32_t(part_of_.size());
+  const uint32_t nparts = uint32_t(hot_.size());
   const uint8_t* enforced = enforced_.data();
   for (uint32_t base = 0; base < n; base += kChunk) {
-    uint32_t m = n - base < kChunk ? n - base : kChunk;
-    if (ctx_ != nullptr) {
-      rte_acl_classify(ctx_, const_cast<const uint8_t**>(reinterpret_cast<const uint8_t* const*>(keys + base)), res, m,
-                       kCategories);
+    const uint32_t m = n - base < kChunk ? n - base : kChunk;
+    const AclKey* const* in = keys + base;
+    if (nparts == 1) {
+      std::memset(part, 0, m);
+      if (hot_[0].ctx != nullptr) {
+        rte_acl_classify(hot_[0].ctx, reinterpret_cast<const uint8_t**>(const_cast<const AclKey**>(in)),
+                         res, m, kCategories);
+      } else {
+        std::memset(res, 0, sizeof(uint32_t) * m);
+      }
     } else {
-      std::memset(res, 0, sizeof(uint32_t) * m * kCategories);
+      // Group the keys by their subject's partition (a counting sort), one
+      // classify call per partition present, results back in key order.
+      uint32_t start[kMaxPartitions + 1] = {};
+      for (uint32_t i = 0; i < m; ++i) {
+        uint32_t subject = rte_be_to_cpu_32(in[i]->subject_class);
+        part[i] = part_of_[subject < nsub ? subject : 0];
+        ++start[part[i] + 1];
+      }
+      for (uint32_t p = 0; p < nparts; ++p) start[p + 1] += start[p];
+      const AclKey* grouped[kChunk];
+      uint32_t at[kChunk], grouped_res[kChunk], fill[kMaxPartitions];
+      for (uint32_t p = 0; p < nparts; ++p) fill[p] = start[p];
+      for (uint32_t i = 0; i < m; ++i) {
+        uint32_t j = fill[part[i]]++;
+        grouped[j] = in[i];
+        at[j] = i;
+      }
+      for (uint32_t p = 0; p < nparts; ++p) {
+        uint32_t cnt = start[p + 1] - start[p];
+        if (cnt == 0) continue;
+        if (hot_[p].ctx != nullptr) {
+          rte_acl_classify(hot_[p].ctx, reinterpret_cast<const uint8_t**>(&grouped[start[p]]),
+                           &grouped_res[start[p]], cnt, kCategories);
+        } else {
+          std::memset(&grouped_res[start[p]], 0, sizeof(uint32_t) * cnt);
+        }
+      }
+      for (uint32_t j = 0; j < m; ++j) res[at[j]] = grouped_res[j];
     }
     for (uint32_t i = 0; i < m; ++i) {
-      const AclKey* k = keys[base + i];
+      const AclKey* k = in[i];
       uint32_t match = res[i];
       PolicyResult& r = out[base + i];
       r.reserved = 0;
-      r.rule_id = match & ~kDenyBit;
+      r.rule_id = hot_[part[i]].rule_id[match & ~kDenyBit];
       if (match & kDenyBit) {
         r.verdict = audit_ ? Verdict::kAudit : Verdict::kDropped;
         r.reason = PolicyReason::kPolicyDeny;

@@ -51,23 +51,48 @@ inline void MakeAclKey(AclKey& k, uint8_t proto, uint32_t subject, uint32_t peer
   k.dir = rte_cpu_to_be_16(uint16_t(dir));
 }
 
+// The rules, partitioned by subject class (docs/design/classifier.md,
+// "Partitions"): each subject class belongs to one of up to kMaxPartitions
+// rte_acl contexts, chosen by its CompiledPolicy::subject_class_key, and a
+// key is classified by its subject's context only. A rule is in every
+// partition holding a class of its subject range. A partition whose rules
+// are the same as the previous table's (up to the renumbering of rule ids,
+// which shift when an earlier policy changes) keeps that table's context,
+// so a policy change rebuilds only the partitions of the subjects it
+// selects. Rule ids in a context are local (its rules' rank, which keeps
+// their priority order); each table maps them back to the compilation's
+// rule ids.
 class AclTable {
  public:
-  // Builds the rte_acl context of `cp` on `socket_id` (-1 = any). The build
-  // uses the best classify method this CPU and EAL's max SIMD bitwidth allow
+  static constexpr uint32_t kMaxPartitions = 16;
+  // Fewer rules than this build as one context: a full build is then
+  // cheap (~30 us per rule here) and one context classifies a mixed burst
+  // in one call.
+  static constexpr uint32_t kPartitionMinRules = 1024;
+
+  // Builds the table of `cp` on `socket_id` (-1 = any), reusing the
+  // contexts of `previous` whose rules are unchanged. `partitions` = 0
+  // chooses (kMaxPartitions from kPartitionMinRules rules on, unless rules
+  // spanning partitions would add more than half again the build work;
+  // else 1); 1..kMaxPartitions forces that many (tests). The build uses the
+  // best classify method this CPU and EAL's max SIMD bitwidth allow
   // (AVX-512 needs --force-max-simd-bitwidth=512).
   static absl::StatusOr<std::unique_ptr<AclTable>> Build(const CompiledPolicy& cp,
-                                                         int socket_id = -1);
+                                                         int socket_id = -1,
+                                                         const AclTable* previous = nullptr,
+                                                         uint32_t partitions = 0);
   ~AclTable();
   AclTable(const AclTable&) = delete;
   AclTable& operator=(const AclTable&) = delete;
 
   // Whether this table was built from exactly `cp`'s rules, default
-  // enforcement and audit mode: a snapshot whose compilation changed none of
-  // them (an endpoint joining an existing class, a service change) reuses
-  // the table instead of building it again (docs/design/classifier.md).
+  // enforcement, audit mode and subject partitions: a snapshot whose
+  // compilation changed none of them (an endpoint joining an existing class,
+  // a service change) reuses the table instead of building it again
+  // (docs/design/classifier.md).
   bool SameRules(const CompiledPolicy& cp) const {
-    return cp.rules == specs_ && cp.enforced == enforced_ && cp.options.audit == audit_;
+    return cp.rules == specs_ && cp.enforced == enforced_ && cp.options.audit == audit_ &&
+           cp.subject_class_key == subject_keys_;
   }
 
   // Verdicts for `n` keys. Any n; processed in chunks of kChunk.
@@ -78,20 +103,36 @@ class AclTable {
   // VerdictCache entry records as the table that decided it.
   uint64_t id() const { return id_; }
   uint32_t num_rules() const { return num_rules_; }
-  size_t memory_bytes() const { return memory_bytes_; }
+  // rte_acl memory of this table's contexts (shared ones included).
+  size_t memory_bytes() const;
+  uint32_t num_partitions() const { return uint32_t(parts_.size()); }
+  // Contexts this Build made (the rest came from `previous`), and the rules
+  // it passed to rte_acl_build.
+  uint32_t partitions_built() const { return parts_built_; }
+  uint32_t rules_built() const { return rules_built_; }
   // The classify method rte_acl picks on this CPU under EAL's max SIMD
   // bitwidth (DPDK's own order: AVX-512, AVX2, SSE, scalar).
   static const char* BestMethod();
 
  private:
+  struct Part;  // one rte_acl context and the rules it was built from
+  struct PartRef {
+    const rte_acl_ctx* ctx;     // null when the partition has no rules
+    const uint32_t* rule_id;    // local id -> the compilation's rule id
+  };
   AclTable() = default;
-  rte_acl_ctx* ctx_ = nullptr;  // null when there are no rules
+  std::vector<std::shared_ptr<const Part>> parts_;
+  std::vector<std::vector<uint32_t>> rule_ids_;  // per partition, [0] = 0
+  std::vector<PartRef> hot_;                     // per partition
+  std::vector<uint8_t> part_of_;                 // per subject class
   std::vector<uint8_t> enforced_;
-  std::vector<AclRuleSpec> specs_;  // what the context was built from
+  std::vector<uint64_t> subject_keys_;
+  std::vector<AclRuleSpec> specs_;  // what the table was built from
   bool audit_ = false;
   uint64_t id_ = 0;
   uint32_t num_rules_ = 0;
-  size_t memory_bytes_ = 0;
+  uint32_t parts_built_ = 0;
+  uint32_t rules_built_ = 0;
 };
 
 // Identity -> peer class: a paged flat array indexed by the identity.

@@ -42,6 +42,18 @@ std::vector<uint32_t> SortedRenumbering(const std::vector<Sig>& sigs) {
   return renum;
 }
 
+// FNV-1a over the strings, each followed by a 0 byte: stable across runs
+// and compilations.
+uint64_t Fnv1a(const std::vector<std::string>& parts) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](unsigned char c) { h = (h ^ c) * 0x100000001b3ull; };
+  for (const auto& p : parts) {
+    for (char c : p) mix(static_cast<unsigned char>(c));
+    mix(0);
+  }
+  return h;
+}
+
 std::string_view SectionName(Direction d, bool deny) {
   if (d == Direction::kIngress) return deny ? "ingressDeny" : "ingress";
   return deny ? "egressDeny" : "egress";
@@ -188,11 +200,59 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
     localhost_rule = uint32_t(out.origins.size());
   }
 
-  // 2. Peer classes over every known identity.
-  out.peer_index = std::make_shared<SelectorIndex>(out.peer_selectors);
-  const SelectorIndex& peer_index = *out.peer_index;
-  std::vector<std::vector<uint32_t>> peer_sigs = {{}};
+  // Selectors in the order of their canonical strings, not of first use:
+  // signatures, class numbers and so the ACL's rules then do not depend on
+  // the order of policies (a re-applied policy moves to the end), and a
+  // change to one policy leaves the other subjects' rules as they were
+  // (ACL partitions are reused by content, acl_table.h).
+  auto canonical = [](std::vector<Selector>& sels,
+                      absl::flat_hash_map<std::string, uint32_t>& idx) {
+    std::vector<std::pair<std::string, uint32_t>> keyed;
+    keyed.reserve(sels.size());
+    for (uint32_t i = 0; i < sels.size(); ++i) keyed.emplace_back(sels[i].ToString(), i);
+    std::sort(keyed.begin(), keyed.end());
+    std::vector<uint32_t> renum(sels.size());
+    std::vector<Selector> sorted;
+    sorted.reserve(sels.size());
+    std::vector<std::string> keys;
+    keys.reserve(sels.size());
+    for (uint32_t n = 0; n < keyed.size(); ++n) {
+      renum[keyed[n].second] = n;
+      idx[keyed[n].first] = n;
+      sorted.push_back(std::move(sels[keyed[n].second]));
+      keys.push_back(std::move(keyed[n].first));
+    }
+    sels = std::move(sorted);
+    return std::make_pair(renum, keys);
+  };
   {
+    auto [renum, keys] = canonical(subject_sels, subject_sel_idx);
+    for (Entry& e : entries) e.subject_sel = renum[e.subject_sel];
+    std::vector<uint8_t> dd(subject_dd.size());
+    for (uint32_t i = 0; i < dd.size(); ++i) dd[renum[i]] = subject_dd[i];
+    subject_dd = std::move(dd);
+  }
+  {
+    auto [renum, keys] = canonical(out.peer_selectors, peer_sel_idx);
+    if (in.options.allow_localhost) host_sel = renum[host_sel];
+    out.peer_selector_keys = std::move(keys);
+  }
+
+  // 2. Peer classes over every known identity, or the previous
+  // compilation's when nothing they depend on changed.
+  out.identities_version = in.identities->version();
+  const CompiledPolicy* prev = in.previous;
+  if (prev != nullptr && prev->identities_version == out.identities_version &&
+      prev->peer_selector_keys == out.peer_selector_keys && prev->peer_index != nullptr) {
+    out.peer_index = prev->peer_index;
+    out.peer_class_of = prev->peer_class_of;
+    out.peer_class_by_signature = prev->peer_class_by_signature;
+    out.peer_signatures = prev->peer_signatures;
+    out.num_peer_classes = prev->num_peer_classes;
+  } else {
+    out.peer_index = std::make_shared<SelectorIndex>(out.peer_selectors);
+    const SelectorIndex& peer_index = *out.peer_index;
+    std::vector<std::vector<uint32_t>> peer_sigs = {{}};
     absl::flat_hash_map<std::vector<uint32_t>, uint32_t> by_sig;
     by_sig[{}] = 0;
     std::vector<uint32_t> sig;
@@ -207,11 +267,13 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
     for (uint32_t c = 1; c < peer_sigs.size(); ++c) {
       out.peer_class_by_signature[peer_sigs[c]] = renum[c];
     }
-    std::vector<std::vector<uint32_t>> sorted(peer_sigs.size());
-    for (uint32_t c = 0; c < peer_sigs.size(); ++c) sorted[renum[c]] = std::move(peer_sigs[c]);
-    peer_sigs = std::move(sorted);
-    out.num_peer_classes = uint32_t(peer_sigs.size());
+    out.peer_signatures.resize(peer_sigs.size());
+    for (uint32_t c = 0; c < peer_sigs.size(); ++c) {
+      out.peer_signatures[renum[c]] = std::move(peer_sigs[c]);
+    }
+    out.num_peer_classes = uint32_t(out.peer_signatures.size());
   }
+  const auto& peer_sigs = out.peer_signatures;
   std::vector<std::vector<uint32_t>> classes_of_peer_sel(out.peer_selectors.size());
   for (uint32_t c = 1; c < peer_sigs.size(); ++c) {
     for (uint32_t s : peer_sigs[c]) classes_of_peer_sel[s].push_back(c);
@@ -252,6 +314,19 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
       classes_of_subject_sel[s].push_back(c);
       out.enforced[c] |= subject_dd[s];
     }
+  }
+  // A class's key names it by content (selector strings, named ports), not
+  // by the selectors' or classes' numbering, which shifts when a policy
+  // adds or removes a selector anywhere.
+  out.subject_class_key.reserve(subject_sigs.size());
+  for (const auto& [sels, ports] : subject_sigs) {
+    std::vector<std::string> parts;
+    for (uint32_t sel : sels) parts.push_back(subject_sels[sel].ToString());
+    std::sort(parts.begin(), parts.end());
+    for (const auto& np : ports) {
+      parts.push_back(meshgate::StrCat("port:", np.name, "/", unsigned(np.proto), "/", np.port));
+    }
+    out.subject_class_key.push_back(Fnv1a(parts));
   }
   if (in.options.enforcement == EnforcementMode::kAlways) {
     std::fill(out.enforced.begin(), out.enforced.end(), 3);

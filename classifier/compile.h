@@ -88,12 +88,26 @@ struct CompiledPolicy {
   absl::flat_hash_map<NumericIdentity, uint32_t> peer_class_of;
   absl::flat_hash_map<std::vector<uint32_t>, uint32_t> peer_class_by_signature;
   uint32_t num_peer_classes = 1;
+  // What the peer classes were computed from, so that a later compilation
+  // with the same peer selectors over the same registry contents reuses
+  // them (CompileInput::previous): the selectors' canonical strings in
+  // index order, each class's signature (index = class) and the
+  // registry's version.
+  std::vector<std::string> peer_selector_keys;
+  std::vector<std::vector<uint32_t>> peer_signatures;
+  uint64_t identities_version = 0;
 
   // Subject classes. Class 0 = selected by no rule and no named ports.
   std::vector<uint32_t> subject_class_of_endpoint;  // parallel to the input
   uint32_t num_subject_classes = 1;
   // Per subject class: bit 0 = ingress default deny, bit 1 = egress.
   std::vector<uint8_t> enforced;
+  // Per subject class: a hash of what defines it (the canonical strings of
+  // the subject selectors that select it and its named ports), stable
+  // across compilations; it places the class's rules in an ACL partition
+  // (acl_table.h), so a class whose rules did not change keeps its
+  // partition's rte_acl context.
+  std::vector<uint64_t> subject_class_key;
 
   // The class a new identity falls into without recompiling, or nullopt when
   // its selector signature is new (then the policy must be recompiled).
@@ -113,6 +127,11 @@ struct CompileInput {
   // them against the ipcache's multimap of every endpoint's ports).
   std::vector<identity::NamedPort> mesh_named_ports;
   CompileOptions options;
+  // The compilation now in force, if any: its peer classes are reused when
+  // the peer selectors and the registry (Registry::version) are unchanged,
+  // which skips matching every identity against every selector (most of a
+  // compile at 100k identities; docs/design/classifier.md).
+  const CompiledPolicy* previous = nullptr;
 };
 
 absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in);

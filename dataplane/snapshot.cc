@@ -35,7 +35,7 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
   if (in.previous_acl != nullptr && in.previous_acl->SameRules(*in.policy)) {
     s->acl = in.previous_acl;
   } else {
-    auto acl = classifier::AclTable::Build(*in.policy);
+    auto acl = classifier::AclTable::Build(*in.policy, -1, in.previous_acl.get());
     if (!acl.ok()) return acl.status();
     s->acl = std::move(*acl);
   }

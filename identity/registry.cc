@@ -1,5 +1,7 @@
 #include "identity/registry.h"
 
+#include <atomic>
+
 #include "identity/strutil.h"
 
 namespace meshgate::identity {
@@ -26,6 +28,12 @@ Registry::Registry(ClusterLayout layout) : layout_(layout) {
   for (NumericIdentity id = 1; id <= reserved::kMaxReserved; ++id) {
     by_id_[id] = ReservedLabels(id);
   }
+  Changed();
+}
+
+void Registry::Changed() {
+  static std::atomic<uint64_t> next{0};
+  version_ = next.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 absl::StatusOr<NumericIdentity> Registry::Allocate(uint32_t c, const Labels& labels) {
@@ -45,6 +53,7 @@ absl::StatusOr<NumericIdentity> Registry::Allocate(uint32_t c, const Labels& lab
   nit->second = id + 1;
   by_id_[id] = labels;
   by_labels_[key] = id;
+  Changed();
   return id;
 }
 
@@ -60,6 +69,7 @@ absl::StatusOr<NumericIdentity> Registry::AllocateLocal(const Labels& labels) {
   nit->second = id + 1;
   by_id_[id] = labels;
   by_labels_[key] = id;
+  Changed();
   return id;
 }
 
@@ -83,6 +93,7 @@ absl::Status Registry::Upsert(NumericIdentity id, const Labels& labels) {
   }
   by_id_[id] = labels;
   by_labels_[key] = id;
+  Changed();
   return absl::OkStatus();
 }
 
@@ -95,6 +106,7 @@ absl::Status Registry::Remove(NumericIdentity id) {
   uint32_t scope = IsLocalScope(id) ? kLocalScopeKey : layout_.ClusterOf(id);
   by_labels_.erase(Key(scope, it->second));
   by_id_.erase(it);
+  Changed();
   return absl::OkStatus();
 }
 

@@ -45,9 +45,16 @@ class Registry {
   const std::map<NumericIdentity, Labels>& all() const { return by_id_; }
   size_t size() const { return by_id_.size(); }
   const ClusterLayout& layout() const { return layout_; }
+  // Names the registry's contents: drawn from a process-wide counter at
+  // construction and at every change, so two registries (or one before and
+  // after a change) never share a version. What the policy compiler checks
+  // before it reuses the peer classes of a previous compilation.
+  uint64_t version() const { return version_; }
 
  private:
+  void Changed();
   ClusterLayout layout_;
+  uint64_t version_ = 0;
   std::map<NumericIdentity, Labels> by_id_;
   // key: cluster id (or 0xFFFFFFFF for local scope) + kvstore label string.
   absl::flat_hash_map<std::string, NumericIdentity> by_labels_;
