@@ -110,17 +110,48 @@ absl::StatusOr<rte_acl_ctx*> BuildContext(const std::vector<AclRuleSpec>& specs,
 
 }  // namespace
 
-struct AclTable::Part {
-  rte_acl_ctx* ctx = nullptr;     // null when there are no rules
-  std::vector<AclRuleSpec> specs;  // rule ids local to the partition
+struct AclTable::Context {
+  rte_acl_ctx* ctx = nullptr;  // null when there are no rules
   size_t memory_bytes = 0;
-  Part() = default;
-  Part(const Part&) = delete;
-  Part& operator=(const Part&) = delete;
-  ~Part() {
+  Context() = default;
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  ~Context() {
     if (ctx != nullptr) rte_acl_free(ctx);
   }
 };
+
+struct AclTable::Consolidated {
+  std::shared_ptr<const Context> ctx;
+  uint32_t num_ids = 0;  // local ids 1..num_ids
+  // What it was built from, per partition: the rules (partition-local ids)
+  // and each one's local id in this context; and the subject class keys.
+  std::vector<std::vector<AclRuleSpec>> part_specs;
+  std::vector<std::vector<uint32_t>> part_local;  // [p][rank] -> local id, [p][0] = 0
+  std::vector<uint64_t> keys;
+};
+
+struct AclTable::Changed {
+  std::shared_ptr<const Context> ctx;
+  std::vector<AclRuleSpec> specs;  // partition-local ids
+};
+
+namespace {
+
+// Sorted distinct rule ids of `rules` behind a leading 0: index = local id.
+std::vector<uint32_t> LocalIds(const std::vector<const AclRuleSpec*>& rules) {
+  std::vector<uint32_t> ids = {0};
+  for (const AclRuleSpec* r : rules) ids.push_back(r->rule_id);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+uint32_t LocalId(const std::vector<uint32_t>& ids, uint32_t rule_id) {
+  return uint32_t(std::lower_bound(ids.begin(), ids.end(), rule_id) - ids.begin());
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& cp,
                                                           int socket_id,
@@ -142,94 +173,169 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
       return absl::InternalError(meshgate::StrCat("rule id out of range: ", r.ToString()));
     }
   }
+  auto make_context = [&](const std::vector<AclRuleSpec>& specs)
+      -> absl::StatusOr<std::shared_ptr<const Context>> {
+    auto c = std::make_shared<Context>();
+    ++t->contexts_built_;
+    t->rules_built_ += uint32_t(specs.size());
+    if (specs.empty()) return c;
+    size_t before = HeapAllocated();
+    auto ctx = BuildContext(specs, socket_id);
+    if (!ctx.ok()) return ctx.status();
+    c->ctx = *ctx;
+    size_t after = HeapAllocated();
+    c->memory_bytes = after > before ? after - before : 0;
+    return c;
+  };
 
   // Subject class -> partition, by the class's content key (the class
   // number when the compilation has none, e.g. a hand-made one).
   const uint32_t nsub = uint32_t(cp.enforced.size());
+  auto key_of = [&](uint32_t c) -> uint64_t {
+    return c < cp.subject_class_key.size() ? cp.subject_class_key[c] : c;
+  };
   uint32_t nparts = partitions != 0                                         ? partitions
                     : cp.rules.size() >= kPartitionMinRules && nsub >= 2 ? kMaxPartitions
                                                                          : 1;
   if (nsub == 0) nparts = 1;  // no classes to place (a hand-made compilation)
-  std::vector<std::vector<uint32_t>> members;  // per partition: rule indexes
+  std::vector<uint8_t> part_of;
+  std::vector<std::vector<const AclRuleSpec*>> members;  // per partition
   for (;;) {
-    t->part_of_.assign(std::max<uint32_t>(nsub, 1), 0);
-    for (uint32_t c = 0; c < nsub && nparts > 1; ++c) {
-      uint64_t key = c < cp.subject_class_key.size() ? cp.subject_class_key[c] : c;
-      t->part_of_[c] = uint8_t(key % nparts);
-    }
+    part_of.assign(std::max<uint32_t>(nsub, 1), 0);
+    for (uint32_t c = 0; c < nsub && nparts > 1; ++c) part_of[c] = uint8_t(key_of(c) % nparts);
     members.assign(nparts, {});
     if (nparts == 1) {
-      members[0].resize(cp.rules.size());
-      for (uint32_t i = 0; i < cp.rules.size(); ++i) members[0][i] = i;
+      for (const auto& r : cp.rules) members[0].push_back(&r);
       break;
     }
     // below[p][c] = classes of partition p numbered below c: a rule joins
     // partition p when its subject range holds one of them.
     std::vector<std::vector<uint32_t>> below(nparts, std::vector<uint32_t>(nsub + 1, 0));
     for (uint32_t p = 0; p < nparts; ++p) {
-      for (uint32_t c = 0; c < nsub; ++c) below[p][c + 1] = below[p][c] + (t->part_of_[c] == p);
+      for (uint32_t c = 0; c < nsub; ++c) below[p][c + 1] = below[p][c] + (part_of[c] == p);
     }
     size_t placed = 0;
-    for (uint32_t i = 0; i < cp.rules.size(); ++i) {
-      const AclRuleSpec& r = cp.rules[i];
+    for (const auto& r : cp.rules) {
       uint32_t lo = std::min(r.subject_lo, nsub), hi = std::min(r.subject_hi, nsub - 1);
       for (uint32_t p = 0; p < nparts; ++p) {
         if (lo <= hi && below[p][hi + 1] > below[p][lo]) {
-          members[p].push_back(i);
+          members[p].push_back(&r);
           ++placed;
         }
       }
     }
-    // A rule whose subjects span partitions is built into each of them:
-    // when that adds more than half again the work of one context, one
-    // context is the better trade.
+    // A rule whose subjects span partitions is in each of them: when that
+    // adds more than half again the rules, partitions would make a change
+    // cost more, not less.
     if (partitions != 0 || placed * 2 <= cp.rules.size() * 3) break;
     nparts = 1;
   }
+  t->num_parts_ = nparts;
 
+  // Each partition's rules with local ids (their rank).
+  std::vector<std::vector<AclRuleSpec>> part_specs(nparts);
   for (uint32_t p = 0; p < nparts; ++p) {
-    // Local ids: the rank of each distinct rule id in the partition, which
-    // keeps the rules' priority order.
-    std::vector<uint32_t> ids = {0};
-    for (uint32_t i : members[p]) ids.push_back(cp.rules[i].rule_id);
-    std::sort(ids.begin(), ids.end());
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    std::vector<AclRuleSpec> specs;
-    specs.reserve(members[p].size());
-    for (uint32_t i : members[p]) {
-      AclRuleSpec r = cp.rules[i];
-      r.rule_id = uint32_t(std::lower_bound(ids.begin(), ids.end(), r.rule_id) - ids.begin());
-      specs.push_back(r);
+    t->part_ids_.push_back(LocalIds(members[p]));
+    for (const AclRuleSpec* r : members[p]) {
+      part_specs[p].push_back(*r);
+      part_specs[p].back().rule_id = LocalId(t->part_ids_[p], r->rule_id);
     }
-    t->rule_ids_.push_back(std::move(ids));
-    if (previous != nullptr && previous->parts_.size() == nparts &&
-        previous->parts_[p]->specs == specs) {
-      t->parts_.push_back(previous->parts_[p]);
-      continue;
+  }
+
+  // The partitions the previous table's consolidated context still
+  // answers for: the same rules, and every class in them has the number
+  // and content it had when that context was built (so no rule of another
+  // partition can match their keys there).
+  const Consolidated* base = nullptr;
+  if (previous != nullptr && previous->consolidated_ != nullptr && previous->num_parts_ == nparts) {
+    base = previous->consolidated_.get();
+  }
+  std::vector<bool> changed(nparts, false);
+  if (base != nullptr) {
+    std::vector<bool> same_classes(nparts, true);
+    for (uint32_t c = 0; c < nsub; ++c) {
+      if (c >= base->keys.size() || base->keys[c] != key_of(c)) same_classes[part_of[c]] = false;
     }
-    auto part = std::make_shared<Part>();
-    ++t->parts_built_;
-    t->rules_built_ += uint32_t(specs.size());
-    part->specs = std::move(specs);
-    if (!part->specs.empty()) {
-      size_t before = HeapAllocated();
-      auto ctx = BuildContext(part->specs, socket_id);
+    uint32_t nchanged = 0;
+    size_t changed_rules = 0;
+    for (uint32_t p = 0; p < nparts; ++p) {
+      changed[p] = !same_classes[p] || part_specs[p] != base->part_specs[p];
+      if (changed[p]) {
+        ++nchanged;
+        changed_rules += part_specs[p].size();
+      }
+    }
+    // Too many contexts to classify with, or about as much to build as all
+    // of it: consolidate.
+    if (nchanged > kMaxChanged ||
+        (partitions == 0 && nchanged > 0 && changed_rules * 2 >= cp.rules.size())) {
+      base = nullptr;
+    }
+  }
+
+  if (base == nullptr) {
+    auto c = std::make_shared<Consolidated>();
+    std::vector<const AclRuleSpec*> all;
+    for (const auto& r : cp.rules) all.push_back(&r);
+    t->consolidated_ids_ = LocalIds(all);
+    std::vector<AclRuleSpec> specs = cp.rules;
+    for (auto& r : specs) r.rule_id = LocalId(t->consolidated_ids_, r.rule_id);
+    auto ctx = make_context(specs);
+    if (!ctx.ok()) return ctx.status();
+    c->ctx = std::move(*ctx);
+    c->num_ids = uint32_t(t->consolidated_ids_.size() - 1);
+    c->part_specs = std::move(part_specs);
+    for (uint32_t p = 0; p < nparts; ++p) {
+      std::vector<uint32_t> local;
+      for (uint32_t id : t->part_ids_[p]) local.push_back(LocalId(t->consolidated_ids_, id));
+      c->part_local.push_back(std::move(local));
+    }
+    for (uint32_t k = 0; k < nsub; ++k) c->keys.push_back(key_of(k));
+    t->consolidated_ = std::move(c);
+    t->changed_.assign(nparts, nullptr);
+  } else {
+    t->consolidated_ = previous->consolidated_;
+    t->consolidated_ids_.assign(base->num_ids + 1, 0);
+    t->changed_.assign(nparts, nullptr);
+    for (uint32_t p = 0; p < nparts; ++p) {
+      if (!changed[p]) {
+        // Its rules are the consolidated context's, renumbered.
+        const auto& local = base->part_local[p];
+        for (size_t k = 1; k < local.size(); ++k) t->consolidated_ids_[local[k]] = t->part_ids_[p][k];
+        continue;
+      }
+      const auto& prev = previous->changed_[p];
+      if (prev != nullptr && prev->specs == part_specs[p]) {
+        t->changed_[p] = prev;
+        continue;
+      }
+      auto ch = std::make_shared<Changed>();
+      auto ctx = make_context(part_specs[p]);
       if (!ctx.ok()) return ctx.status();
-      part->ctx = *ctx;
-      size_t after = HeapAllocated();
-      part->memory_bytes = after > before ? after - before : 0;
+      ch->ctx = std::move(*ctx);
+      ch->specs = std::move(part_specs[p]);
+      t->changed_[p] = std::move(ch);
     }
-    t->parts_.push_back(std::move(part));
   }
+
+  // Slots: [0] the consolidated context, then one per changed partition.
+  t->hot_.push_back({t->consolidated_->ctx->ctx, t->consolidated_ids_.data()});
+  std::vector<uint8_t> slot_of_part(nparts, 0);
   for (uint32_t p = 0; p < nparts; ++p) {
-    t->hot_.push_back({t->parts_[p]->ctx, t->rule_ids_[p].data()});
+    if (t->changed_[p] == nullptr) continue;
+    slot_of_part[p] = uint8_t(t->hot_.size());
+    t->hot_.push_back({t->changed_[p]->ctx->ctx, t->part_ids_[p].data()});
   }
+  t->slot_of_.resize(part_of.size());
+  for (size_t c = 0; c < part_of.size(); ++c) t->slot_of_[c] = slot_of_part[part_of[c]];
   return t;
 }
 
 size_t AclTable::memory_bytes() const {
-  size_t total = 0;
-  for (const auto& p : parts_) total += p->memory_bytes;
+  size_t total = consolidated_->ctx->memory_bytes;
+  for (const auto& c : changed_) {
+    if (c != nullptr) total += c->ctx->memory_bytes;
+  }
   return total;
 }
 
@@ -249,16 +355,16 @@ const char* AclTable::BestMethod() {
 void AclTable::Classify(const AclKey* const* keys, uint32_t n,
                         PolicyResult* out) const noexcept {
   uint32_t res[kChunk];
-  uint8_t part[kChunk];
+  uint8_t slot[kChunk];
   const uint32_t nclasses = uint32_t(enforced_.size());
-  const uint32_t nsub = uint32_t(part_of_.size());
-  const uint32_t nparts = uint32_t(hot_.size());
+  const uint32_t nsub = uint32_t(slot_of_.size());
+  const uint32_t nslots = uint32_t(hot_.size());
   const uint8_t* enforced = enforced_.data();
   for (uint32_t base = 0; base < n; base += kChunk) {
     const uint32_t m = n - base < kChunk ? n - base : kChunk;
     const AclKey* const* in = keys + base;
-    if (nparts == 1) {
-      std::memset(part, 0, m);
+    if (nslots == 1) {
+      std::memset(slot, 0, m);
       if (hot_[0].ctx != nullptr) {
         rte_acl_classify(hot_[0].ctx, reinterpret_cast<const uint8_t**>(const_cast<const AclKey**>(in)),
                          res, m, kCategories);
@@ -266,31 +372,32 @@ void AclTable::Classify(const AclKey* const* keys, uint32_t n,
         std::memset(res, 0, sizeof(uint32_t) * m);
       }
     } else {
-      // Group the keys by their subject's partition (a counting sort), one
-      // classify call per partition present, results back in key order.
-      uint32_t start[kMaxPartitions + 1] = {};
+      // Group the keys by their subject's context (a counting sort), one
+      // classify call per context present, results back in key order.
+      constexpr uint32_t kMaxSlots = kMaxChanged + 1;
+      uint32_t start[kMaxSlots + 1] = {};
       for (uint32_t i = 0; i < m; ++i) {
         uint32_t subject = rte_be_to_cpu_32(in[i]->subject_class);
-        part[i] = part_of_[subject < nsub ? subject : 0];
-        ++start[part[i] + 1];
+        slot[i] = slot_of_[subject < nsub ? subject : 0];
+        ++start[slot[i] + 1];
       }
-      for (uint32_t p = 0; p < nparts; ++p) start[p + 1] += start[p];
+      for (uint32_t c = 0; c < nslots; ++c) start[c + 1] += start[c];
       const AclKey* grouped[kChunk];
-      uint32_t at[kChunk], grouped_res[kChunk], fill[kMaxPartitions];
-      for (uint32_t p = 0; p < nparts; ++p) fill[p] = start[p];
+      uint32_t at[kChunk], grouped_res[kChunk], fill[kMaxSlots];
+      for (uint32_t c = 0; c < nslots; ++c) fill[c] = start[c];
       for (uint32_t i = 0; i < m; ++i) {
-        uint32_t j = fill[part[i]]++;
+        uint32_t j = fill[slot[i]]++;
         grouped[j] = in[i];
         at[j] = i;
       }
-      for (uint32_t p = 0; p < nparts; ++p) {
-        uint32_t cnt = start[p + 1] - start[p];
+      for (uint32_t c = 0; c < nslots; ++c) {
+        uint32_t cnt = start[c + 1] - start[c];
         if (cnt == 0) continue;
-        if (hot_[p].ctx != nullptr) {
-          rte_acl_classify(hot_[p].ctx, reinterpret_cast<const uint8_t**>(&grouped[start[p]]),
-                           &grouped_res[start[p]], cnt, kCategories);
+        if (hot_[c].ctx != nullptr) {
+          rte_acl_classify(hot_[c].ctx, reinterpret_cast<const uint8_t**>(&grouped[start[c]]),
+                           &grouped_res[start[c]], cnt, kCategories);
         } else {
-          std::memset(&grouped_res[start[p]], 0, sizeof(uint32_t) * cnt);
+          std::memset(&grouped_res[start[c]], 0, sizeof(uint32_t) * cnt);
         }
       }
       for (uint32_t j = 0; j < m; ++j) res[at[j]] = grouped_res[j];
@@ -300,7 +407,7 @@ void AclTable::Classify(const AclKey* const* keys, uint32_t n,
       uint32_t match = res[i];
       PolicyResult& r = out[base + i];
       r.reserved = 0;
-      r.rule_id = hot_[part[i]].rule_id[match & ~kDenyBit];
+      r.rule_id = hot_[slot[i]].rule_id[match & ~kDenyBit];
       if (match & kDenyBit) {
         r.verdict = audit_ ? Verdict::kAudit : Verdict::kDropped;
         r.reason = PolicyReason::kPolicyDeny;

@@ -51,32 +51,38 @@ inline void MakeAclKey(AclKey& k, uint8_t proto, uint32_t subject, uint32_t peer
   k.dir = rte_cpu_to_be_16(uint16_t(dir));
 }
 
-// The rules, partitioned by subject class (docs/design/classifier.md,
-// "Partitions"): each subject class belongs to one of up to kMaxPartitions
-// rte_acl contexts, chosen by its CompiledPolicy::subject_class_key, and a
-// key is classified by its subject's context only. A rule is in every
-// partition holding a class of its subject range. A partition whose rules
-// are the same as the previous table's (up to the renumbering of rule ids,
-// which shift when an earlier policy changes) keeps that table's context,
-// so a policy change rebuilds only the partitions of the subjects it
-// selects. Rule ids in a context are local (its rules' rank, which keeps
-// their priority order); each table maps them back to the compilation's
-// rule ids.
+// The rules, partitioned by subject class for updates (docs/design/
+// classifier.md, "Partitions"): each subject class belongs to one of up to
+// kMaxPartitions partitions, chosen by its CompiledPolicy::subject_class_key,
+// and a rule is in every partition holding a class of its subject range.
+// A table classifies with one rte_acl context built from every rule (the
+// consolidated context) and, for each partition whose rules changed since
+// that context was built, a context of the partition's rules; a key goes to
+// its subject's partition's context if it has one, else to the consolidated
+// one. So a policy change builds only the partitions of the subjects it
+// selects, while classification stays one call per burst for every subject
+// the change did not touch. A table built without a previous one, or with
+// more than kMaxChanged partitions changed (or half its rules), builds one
+// consolidated context again. Rule ids in a context are local (their rank,
+// which keeps their priority order); each table maps them to its
+// compilation's rule ids, which shift when an earlier policy changes.
 class AclTable {
  public:
   static constexpr uint32_t kMaxPartitions = 16;
-  // Fewer rules than this build as one context: a full build is then
-  // cheap (~30 us per rule here) and one context classifies a mixed burst
-  // in one call.
+  static constexpr uint32_t kMaxChanged = 4;
+  // Fewer rules than this make one partition: a full build is then cheap
+  // (~30 us per rule here).
   static constexpr uint32_t kPartitionMinRules = 1024;
 
-  // Builds the table of `cp` on `socket_id` (-1 = any), reusing the
-  // contexts of `previous` whose rules are unchanged. `partitions` = 0
-  // chooses (kMaxPartitions from kPartitionMinRules rules on, unless rules
-  // spanning partitions would add more than half again the build work;
-  // else 1); 1..kMaxPartitions forces that many (tests). The build uses the
-  // best classify method this CPU and EAL's max SIMD bitwidth allow
-  // (AVX-512 needs --force-max-simd-bitwidth=512).
+  // Builds the table of `cp` on `socket_id` (-1 = any), on `previous` when
+  // given: its contexts stay in use for the partitions whose rules did not
+  // change. `partitions` = 0 chooses (kMaxPartitions from
+  // kPartitionMinRules rules on, unless rules spanning partitions would add
+  // more than half again the work of a partition's build; else 1);
+  // 1..kMaxPartitions forces that many and keeps changed partitions apart
+  // until there are more than kMaxChanged (tests). The build uses the best
+  // classify method this CPU and EAL's max SIMD bitwidth allow (AVX-512
+  // needs --force-max-simd-bitwidth=512).
   static absl::StatusOr<std::unique_ptr<AclTable>> Build(const CompiledPolicy& cp,
                                                          int socket_id = -1,
                                                          const AclTable* previous = nullptr,
@@ -105,33 +111,41 @@ class AclTable {
   uint32_t num_rules() const { return num_rules_; }
   // rte_acl memory of this table's contexts (shared ones included).
   size_t memory_bytes() const;
-  uint32_t num_partitions() const { return uint32_t(parts_.size()); }
+  uint32_t num_partitions() const { return num_parts_; }
+  // rte_acl contexts a classify may use: the consolidated one and one per
+  // changed partition.
+  uint32_t num_contexts() const { return uint32_t(hot_.size()); }
   // Contexts this Build made (the rest came from `previous`), and the rules
   // it passed to rte_acl_build.
-  uint32_t partitions_built() const { return parts_built_; }
+  uint32_t contexts_built() const { return contexts_built_; }
   uint32_t rules_built() const { return rules_built_; }
   // The classify method rte_acl picks on this CPU under EAL's max SIMD
   // bitwidth (DPDK's own order: AVX-512, AVX2, SSE, scalar).
   static const char* BestMethod();
 
  private:
-  struct Part;  // one rte_acl context and the rules it was built from
-  struct PartRef {
-    const rte_acl_ctx* ctx;     // null when the partition has no rules
-    const uint32_t* rule_id;    // local id -> the compilation's rule id
+  struct Context;       // one rte_acl context
+  struct Consolidated;  // the context of every rule and what it was built from
+  struct Changed;       // the context of one changed partition
+  struct Slot {
+    const rte_acl_ctx* ctx;   // null when it has no rules
+    const uint32_t* rule_id;  // its local id -> the compilation's rule id
   };
   AclTable() = default;
-  std::vector<std::shared_ptr<const Part>> parts_;
-  std::vector<std::vector<uint32_t>> rule_ids_;  // per partition, [0] = 0
-  std::vector<PartRef> hot_;                     // per partition
-  std::vector<uint8_t> part_of_;                 // per subject class
+  std::shared_ptr<const Consolidated> consolidated_;
+  std::vector<std::shared_ptr<const Changed>> changed_;  // per partition; null = consolidated
+  std::vector<uint32_t> consolidated_ids_;  // its local id -> this compilation's, [0] = 0
+  std::vector<std::vector<uint32_t>> part_ids_;  // per partition: rank -> rule id, [0] = 0
+  std::vector<Slot> hot_;                        // [0] = consolidated
+  std::vector<uint8_t> slot_of_;                 // per subject class
   std::vector<uint8_t> enforced_;
   std::vector<uint64_t> subject_keys_;
   std::vector<AclRuleSpec> specs_;  // what the table was built from
   bool audit_ = false;
   uint64_t id_ = 0;
   uint32_t num_rules_ = 0;
-  uint32_t parts_built_ = 0;
+  uint32_t num_parts_ = 1;
+  uint32_t contexts_built_ = 0;
   uint32_t rules_built_ = 0;
 };
 

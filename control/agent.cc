@@ -486,6 +486,14 @@ std::vector<dataplane::ServiceSpec> Agent::BuildServices() const {
   return out;
 }
 
+absl::Status Agent::Consolidate() {
+  if (!NeedsConsolidation()) return absl::OkStatus();
+  consolidate_ = dirty_ = true;
+  auto st = Commit();
+  consolidate_ = false;
+  return st;
+}
+
 absl::Status Agent::Commit() {
   if (!dirty_) return absl::OkStatus();
   std::set<identity::Prefix> prefixes;
@@ -500,6 +508,7 @@ absl::Status Agent::Commit() {
   in.identities = &reg_;
   in.options = opts_;
   in.mesh_named_ports = ipcache_.AllNamedPorts();
+  in.previous = compiled_.get();
   dataplane::SnapshotInput si;
   for (const auto& [k, e] : endpoints_) {
     in.endpoints.push_back({e.identity, e.named_ports});
@@ -533,7 +542,7 @@ absl::Status Agent::Commit() {
     si.uplink.mac = config_.uplink_mac;
     si.uplink.gateway_mac = config_.gateway_mac;
   }
-  si.previous_acl = acl_;
+  if (!consolidate_) si.previous_acl = acl_;
   auto snap = dataplane::BuildSnapshot(si);
   if (!snap.ok()) {
     --generation_;

@@ -81,8 +81,18 @@ class Agent {
   // that cluster's range (Cilium pkg/ipcache/kvstore.go).
   absl::Status Apply(const mesh::v1::Update& u) { return Apply(u, local_sender_); }
   absl::Status Apply(const mesh::v1::Update& u, FeedSender& from);
-  // Compiles and publishes when anything changed.
+  // Compiles and publishes when anything changed. A policy change
+  // compiles from the previous compilation and builds only the ACL
+  // partitions whose rules changed (classifier/acl_table.h), so it is in
+  // force in tens of milliseconds; classification then uses a context per
+  // changed partition beside the consolidated one.
   absl::Status Commit();
+  // Whether the published ACL classifies with more than one context (after
+  // a partial rebuild), and a snapshot that merges them back into one
+  // (same verdicts; for the control loop's idle time, as it builds every
+  // rule again). Consolidate does nothing when there is nothing to merge.
+  bool NeedsConsolidation() const { return acl_ != nullptr && acl_->num_contexts() > 1; }
+  absl::Status Consolidate();
 
   const AgentConfig& config() const { return config_; }
   AgentCounts Counts() const;
@@ -116,6 +126,7 @@ class Agent {
   FeedSender local_sender_;  // the operator and in-process callers
   uint64_t revision_ = 0, generation_ = 0;
   bool dirty_ = true;
+  bool consolidate_ = false;  // Commit builds the ACL without the previous one
 
   classifier::CompileOptions opts_;
   bool policy_default_local_cluster_ = false;

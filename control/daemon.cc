@@ -122,6 +122,7 @@ class Daemon {
   void AcceptMetrics();
   void ScheduleCommit();
   absl::Status Commit();
+  void ScheduleConsolidation();
   absl::Status AttachConfigEndpoints();
   void DrainEvents();
   void Maintain();
@@ -139,7 +140,10 @@ class Daemon {
   asio::signal_set signals_;
   std::unique_ptr<unix_socket::acceptor> feed_acc_, admin_acc_;
   std::unique_ptr<asio::ip::tcp::acceptor> tcp_acc_, metrics_acc_;
-  std::unique_ptr<asio::steady_timer> commit_timer_, events_timer_, maintain_timer_;
+  std::unique_ptr<asio::steady_timer> commit_timer_, events_timer_, maintain_timer_,
+      consolidate_timer_;
+  bool consolidate_pending_ = false;
+  uint64_t consolidations_ = 0;
   bool commit_pending_ = false;
   std::unique_ptr<dataplane::Instance> inst_;
   std::unique_ptr<Agent> agent_;
@@ -416,7 +420,36 @@ absl::Status Daemon::Commit() {
   Log(StrCat("snapshot ", c.generation, " published in ", fmt::format("{:.1f}", ms), " ms (",
              c.identities, " identities, ", c.ipcache, " ipcache entries, ", c.endpoints,
              " endpoints, ", c.policies, " policies, ", c.frontends, " service frontends)"));
+  if (agent_->NeedsConsolidation()) ScheduleConsolidation();
   return absl::OkStatus();
+}
+
+// A policy change rebuilt only its ACL partitions and classifies with a
+// context per changed partition (classifier/acl_table.h); a second later,
+// when no commit is waiting, one snapshot merges them back into one
+// context. The verdicts are the same; only the cost of a classify changes.
+void Daemon::ScheduleConsolidation() {
+  if (consolidate_pending_) return;
+  consolidate_pending_ = true;
+  consolidate_timer_->expires_after(std::chrono::seconds(1));
+  consolidate_timer_->async_wait([this](boost::system::error_code ec) {
+    consolidate_pending_ = false;
+    if (ec || !agent_->NeedsConsolidation()) return;
+    if (commit_pending_) {
+      ScheduleConsolidation();  // changes still arriving: later
+      return;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    if (auto st = agent_->Consolidate(); !st.ok()) {
+      Log(StrCat("ACL consolidation failed, the snapshot in force stays: ", st.message()));
+      return;
+    }
+    ++consolidations_;
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    last_commit_ns_ = NowNs();
+    Log(StrCat("snapshot ", agent_->Counts().generation, ": ACL consolidated into one context in ",
+               fmt::format("{:.1f}", ms), " ms"));
+  });
 }
 
 void Daemon::DrainEvents() {
@@ -744,6 +777,10 @@ adm::Response Daemon::Status() {
   kv("service frontends", std::to_string(c.frontends));
   kv("workers", std::to_string(inst_->num_workers()));
   kv("commit errors", std::to_string(commit_errors_));
+  if (const auto* acl = agent_->acl()) {
+    kv("acl", StrCat(acl->num_rules(), " rules in ", acl->num_partitions(), " partitions, ",
+                     acl->num_contexts(), " contexts (", consolidations_, " consolidations)"));
+  }
   kv("observer responses dropped", std::to_string(dropped_admin_));
   if (!last_commit_error_.empty()) kv("last commit error", last_commit_error_);
   return r;
@@ -1030,6 +1067,7 @@ int Daemon::Run() {
   commit_timer_ = std::make_unique<asio::steady_timer>(io_);
   events_timer_ = std::make_unique<asio::steady_timer>(io_);
   maintain_timer_ = std::make_unique<asio::steady_timer>(io_);
+  consolidate_timer_ = std::make_unique<asio::steady_timer>(io_);
   Accept<unix_socket::acceptor, FeedSession<unix_socket::socket>>(*feed_acc_, c_.max_frame);
   if (tcp_acc_) Accept<asio::ip::tcp::acceptor, FeedSession<asio::ip::tcp::socket>>(*tcp_acc_, c_.max_frame);
   AcceptAdmin();

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <random>
+#include <set>
 
 #include "test/classifier/world.h"
 
@@ -231,7 +232,9 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
   w.Apply(y);
   REQUIRE(w.Compiled().rules.size() == kSvcs * kEntries + 1);  // + allow-localhost
   CHECK(w.Table().num_partitions() == AclTable::kMaxPartitions);
-  CHECK(w.Table().partitions_built() == AclTable::kMaxPartitions);
+  CHECK(w.Table().num_contexts() == 1);  // consolidated
+  CHECK(w.Table().contexts_built() == 1);
+  CHECK(w.Table().rules_built() == w.Table().num_rules());
   // Every flow agrees with the model, rule ids included (World::Check).
   auto check_all = [&](int base) {
     for (int s = 0; s < kSvcs; ++s) {
@@ -248,7 +251,8 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
 
   SECTION("svc-3's ports change: one partition rebuilt, peer classes reused") {
     w.Apply(ServicePolicy(3, kEntries, kClients, 5000));
-    CHECK(w.Table().partitions_built() == 1);
+    CHECK(w.Table().contexts_built() == 1);
+    CHECK(w.Table().num_contexts() == 2);  // the consolidated one + svc-3's partition
     CHECK(w.Table().rules_built() < w.Table().num_rules() / 4);
     CHECK(w.Compiled().peer_index == peers_before);  // the selectors are the same
     CHECK(Denied(w.Ingress("client-0", "svc-3", 6, 1000)));
@@ -259,10 +263,25 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
     CHECK(w.Ingress("client-0", "svc-9", 6, 1000).rule_id != rule_before);
     check_all(1000);
   }
+  SECTION("changes to more than kMaxChanged partitions consolidate into one context") {
+    std::set<uint32_t> contexts;
+    for (int s = 0; s < kSvcs; ++s) {
+      w.Apply(ServicePolicy(s, kEntries, kClients, 3000 + 100 * s));
+      contexts.insert(w.Table().num_contexts());
+      INFO("after changing svc-0..svc-" << s);
+      CHECK(w.Table().num_contexts() <= AclTable::kMaxChanged + 1);
+      CHECK(Allowed(w.Ingress("client-1", "svc-" + std::to_string(s), 6, uint16_t(3000 + 100 * s + 1))));
+      CHECK(Denied(w.Ingress("client-1", "svc-" + std::to_string(s), 6, 1001)));
+      if (s + 1 < kSvcs) CHECK(Allowed(w.Ingress("client-1", "svc-" + std::to_string(s + 1), 6, 1001)));
+    }
+    CHECK(contexts.contains(AclTable::kMaxChanged + 1));  // contexts accumulated...
+    CHECK(contexts.contains(1));                          // ...and were consolidated
+  }
   SECTION("a new identity matching a peer selector: classes recomputed, ACL partitions kept") {
     w.Add("client-0b", {{"app", "client-0"}, {"extra", "x"}});
     CHECK(w.Compiled().peer_index != peers_before);  // the registry changed
-    CHECK(w.Table().partitions_built() == 0);        // the same rules
+    CHECK(w.Table().contexts_built() == 0);          // the same rules
+    CHECK(w.Table().num_contexts() == 1);
     CHECK(Allowed(w.Ingress("client-0b", "svc-5", 6, 1000)));
   }
   SECTION("a policy with a new peer selector for svc-7 only") {
@@ -284,6 +303,7 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
     }
     w.Apply(ccnp);
     CHECK(w.Table().num_partitions() == 1);
+    CHECK(w.Table().num_contexts() == 1);
     CHECK(DeniedByDenyRule(w.Ingress("client-1", "svc-2", 6, 20005)));
     check_all(1000);
   }

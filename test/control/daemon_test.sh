@@ -174,6 +174,28 @@ check "dumpcap rc=$rc: $(tail -2 <<<"$cap")" [ $rc -eq 0 ]
 check "capture file written" [ -s "$run/cap.pcapng" ]
 check "pcapng with the pings: $(tail -3 <<<"$cap")" grep -Eq "Packets received/dropped on interface 'net_af_packet1': [4-9]/0" <<<"$cap"
 check "delete" "$ctl" -s "$run/admin.sock" delete CiliumNetworkPolicy only-test
+# A policy change past 1,024 rules builds only the ACL partition of the
+# subjects it selects (a second context), and about a second later the
+# daemon merges the contexts back into one.
+big() {  # $1: db's first port
+  for j in $(seq 0 1099); do printf '  - toPorts: [{ports: [{port: "%d", protocol: TCP}]}]\n' $((10000 + j)); done |
+    { printf 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: big-myapp}\nspec:\n  endpointSelector: {matchLabels: {app: myapp}}\n  ingress:\n'; cat; }
+  printf -- '---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: big-db}\nspec:\n  endpointSelector: {matchLabels: {app: db}}\n  ingress:\n'
+  for j in $(seq 0 99); do printf '  - toPorts: [{ports: [{port: "%d", protocol: TCP}]}]\n' $(($1 + j)); done
+}
+big 30000 > "$run/big.yaml"
+check "apply 1,200 rules" "$ctl" -s "$run/admin.sock" apply -f "$run/big.yaml"
+for i in $(seq 1 100); do "$ctl" -s "$run/admin.sock" status | grep -q "acl *1201 rules in 16 partitions, 1 contexts" && break; sleep 0.05; done
+check "one context: $("$ctl" -s "$run/admin.sock" status | grep acl)" grep -q "acl *1201 rules in 16 partitions, 1 contexts" <<<"$("$ctl" -s "$run/admin.sock" status)"
+big 40000 > "$run/big.yaml"
+check "change db's 100 rules" "$ctl" -s "$run/admin.sock" apply -f "$run/big.yaml"
+for i in $(seq 1 100); do "$ctl" -s "$run/admin.sock" status | grep -q "acl .* 2 contexts" && break; sleep 0.02; done
+check "db's partition rebuilt alone: $("$ctl" -s "$run/admin.sock" status | grep acl)" grep -q "acl .* 2 contexts (0 consolidations)" <<<"$("$ctl" -s "$run/admin.sock" status)"
+for i in $(seq 1 100); do "$ctl" -s "$run/admin.sock" status | grep -q "acl .* 1 contexts (1 consolidations)" && break; sleep 0.05; done
+check "consolidated: $("$ctl" -s "$run/admin.sock" status | grep acl)" grep -q "acl .* 1 contexts (1 consolidations)" <<<"$("$ctl" -s "$run/admin.sock" status)"
+check "consolidation logged" grep -q "ACL consolidated into one context" "$run/c1.log"
+check "delete the big policies" "$ctl" -s "$run/admin.sock" delete CiliumNetworkPolicy big-myapp
+check "delete the big policies" "$ctl" -s "$run/admin.sock" delete CiliumNetworkPolicy big-db
 out=$(ip netns exec "mgd-$id-fe" curl -s -m 3 http://10.1.0.20/index.html)
 check "allowed after delete" [ "$out" = "hello from myapp" ]
 

@@ -395,4 +395,10 @@ spec:
   bool has_8080 = false;
   for (const auto& r : f.agent->compiled()->rules) has_8080 |= r.port_lo == 8080;
   CHECK(has_8080);
+  // One context (a few rules, one partition): nothing to consolidate, no
+  // new snapshot (the daemon test covers a consolidation past 1,024 rules).
+  CHECK_FALSE(f.agent->NeedsConsolidation());
+  uint64_t g3 = f.Generation();
+  REQUIRE(f.agent->Consolidate().ok());
+  CHECK(f.Generation() == g3);
 }
