@@ -46,9 +46,10 @@ Labels PodLabels(std::string app) {
 }
 
 // Rule i: endpoints app=svc-(i%16) accept app=client-(i%1000) on TCP port
-// 1000 + i/1000. Every rule compiles to exactly one ACL rule whatever the
-// number of identities behind each selector.
-std::vector<Policy> MakePolicies(uint32_t rules) {
+// 1000 + i/1000 (20000 + i/1000 for svc-`changed`). Every rule compiles to
+// exactly one ACL rule whatever the number of identities behind each
+// selector.
+std::vector<Policy> MakePolicies(uint32_t rules, int changed = -1) {
   std::vector<Policy> ps(1);
   ps[0].name = "bench";
   ps[0].ns = "default";
@@ -65,7 +66,7 @@ std::vector<Policy> MakePolicies(uint32_t rules) {
                            {meshgate::StrCat("client-", i % kClientSelectors)}),
          Requirement::Make("k8s:io.kubernetes.pod.namespace", SelectorOp::kIn,
                            {"default"})}));
-    uint16_t port = uint16_t(1000 + i / kClientSelectors);
+    uint16_t port = uint16_t((int(i % kSubjects) == changed ? 20000 : 1000) + i / kClientSelectors);
     pr.ports.push_back({identity::kProtoTcp, port, port, ""});
     r.ingress.push_back(std::move(pr));
     r.has_ingress = true;
@@ -208,6 +209,19 @@ std::vector<BenchResult> RunClassifyBench(const BenchOptions& o) {
       std::fprintf(stderr, "build failed: %s\n", std::string(table.status().message()).c_str());
       continue;
     }
+    // The same table after a change to svc-3's rules, built on it: one
+    // context per changed partition beside the consolidated one, as a
+    // policy change leaves it until the daemon consolidates.
+    auto changed_policies = MakePolicies(rules, 3);
+    in.policies = &changed_policies;
+    in.previous = &*cp;
+    auto changed_cp = Compile(in);
+    if (!changed_cp.ok()) continue;
+    auto changed = AclTable::Build(*changed_cp, -1, table->get());
+    if (!changed.ok()) {
+      std::fprintf(stderr, "build failed: %s\n", std::string(changed.status().message()).c_str());
+      continue;
+    }
     auto classes = IdentityClassTable::Build(*cp);
     auto hashed = HashIdentityClassTable::Build(*cp, idents + 1024);
     if (!classes.ok() || !hashed.ok()) {
@@ -280,7 +294,7 @@ std::vector<BenchResult> RunClassifyBench(const BenchOptions& o) {
                    Direction::kIngress);
       }
     };
-    auto [ours, baseline, with_lookup, with_hash_lookup] = InterleavedMedians(
+    auto [ours, baseline, with_lookup, with_hash_lookup, after_change] = InterleavedMedians(
         o.flows, o.burst, o.repetitions,
         [&](uint32_t b, uint32_t n) { table.value()->Classify(kp.data() + b, n, res.data()); },
         [&](uint32_t b, uint32_t n) { rte_acl_classify(base, tp.data() + b, bres, n, 1); },
@@ -293,10 +307,16 @@ std::vector<BenchResult> RunClassifyBench(const BenchOptions& o) {
           hashed.value()->LookupBulk(src_ids.data() + b, n, cls);
           keys_from(b, n);
           table.value()->Classify(sp.data(), n, res.data());
-        });
+        },
+        [&](uint32_t b, uint32_t n) { changed.value()->Classify(kp.data() + b, n, res.data()); });
     std::string bl = meshgate::StrCat("raw rte_acl ipv4 5-tuple, ", rules, " rules");
     out.push_back({"classify_cycles_per_packet_" + tag, ours, "cycles/packet", bl, baseline});
     out.push_back({"classify_ratio_to_raw_" + tag, ours / baseline, "ratio", bl, 1.0});
+    out.push_back({"classify_after_one_subject_changed_cycles_per_packet_" + tag, after_change,
+                   "cycles/packet",
+                   meshgate::StrCat("one consolidated context (", changed.value()->num_contexts(),
+                                    " contexts after the change)"),
+                   ours});
     out.push_back({"identity_lookup_and_classify_cycles_per_packet_" + tag, with_lookup,
                    "cycles/packet", "the same with an rte_hash identity table", with_hash_lookup});
     out.push_back({"compile_ms_" + tag, compile_ms, "ms", "", 0});

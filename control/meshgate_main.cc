@@ -75,8 +75,9 @@ Usage:
   meshgate bench classify [--json] [--quick|--smoke] [--case RULES:IDS]... [--eal "ARGS"]
       Cycles/packet of the verdict lookup for 1k/10k/100k rules and
       1k/100k/1M identities beside a raw rte_acl 5-tuple baseline of the same
-      rule count (medians of interleaved runs), compile and build times,
-      table memory. --case picks the sizes instead. --eal passes EAL
+      rule count (medians of interleaved runs), the same after a change to
+      one subject's rules (a second rte_acl context until consolidation),
+      compile and build times, table memory. --case picks the sizes instead. --eal passes EAL
       arguments (e.g. "-l 1" to pin). --json prints one object per line:
       {"name","value","unit","baseline","baseline_value"}.
 
@@ -93,8 +94,11 @@ Usage:
       bursts; compile + snapshot build with and without a rebuilt ACL (same
       rules: the ACL is reused);
       then 1,000 policy snapshots published while a worker on the second
-      lcore forwards (packets lost, swaps/s), and the time from publishing a
-      denying policy to its first enforced packet. --only runs one phase
+      lcore forwards (packets lost, swaps/s), and a policy change in force:
+      one of the 16 policies (one per service) changed, compiled and built
+      on the snapshot in force (only its ACL partition is rebuilt), and the
+      time from publishing it to its first enforced packet; beside it, every
+      rule replaced. --only runs one phase
       (e.g. under perf); --repetitions sets the runs per phase (default 7);
       --flows the number of connections (default 65,536). --no-breakdown
       leaves out the runs without conntrack and without the verdict cache,
