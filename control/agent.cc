@@ -61,6 +61,12 @@ lb::Affinity ParseAffinity(const std::string& s) {
   return lb::Affinity::kNone;
 }
 
+// An ipcache entry whose change the in-place path can apply: named ports
+// feed the egress rules (compile.h), CIDR-policy entries the compilation.
+bool InPlaceEntry(const identity::IpCacheEntry& e) {
+  return e.named_ports.empty() && !e.from_cidr_policy;
+}
+
 }  // namespace
 
 Agent::Agent(AgentConfig config, dataplane::Instance& instance)
@@ -104,6 +110,10 @@ absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
     case U::kIpcacheDelete: {
       auto p = identity::Prefix::Parse(u.ipcache_delete().prefix());
       if (!p.ok()) return p.status();
+      if (auto it = ipcache_.entries().find(*p); it != ipcache_.entries().end() &&
+                                                 !InPlaceEntry(it->second)) {
+        full_commit_ = true;
+      }
       if (!ipcache_.Remove(*p)) {
         return absl::NotFoundError(StrCat("ipcache: ", p->ToString(), " is not known"));
       }
@@ -173,6 +183,21 @@ absl::Status Agent::Apply(const mesh::v1::Update& u, FeedSender& from) {
     }
   }
   if (u.revision() != 0) revision_ = from.revision = u.revision();
+  switch (u.body_case()) {
+    case U::kIdentityUpsert: changed_ids_.insert(u.identity_upsert().id()); break;
+    case U::kIdentityDelete: changed_ids_.insert(u.identity_delete().id()); break;
+    case U::kIpcacheUpsert:
+      changed_prefixes_.insert(*identity::Prefix::Parse(u.ipcache_upsert().prefix()));
+      break;
+    case U::kIpcacheDelete:
+      changed_prefixes_.insert(*identity::Prefix::Parse(u.ipcache_delete().prefix()));
+      break;
+    case U::kHello:
+    case U::kSyncStart:
+      break;
+    default:
+      full_commit_ = true;  // policies, endpoints, services, config, a resync's removals
+  }
   dirty_ = true;
   return absl::OkStatus();
 }
@@ -283,6 +308,10 @@ absl::Status Agent::ApplyIpcache(const mesh::v1::IpcacheUpsert& m, uint32_t send
   auto np = ParseNamedPorts(m.named_ports());
   if (!np.ok()) return np.status();
   e.named_ports = std::move(*np);
+  if (auto it = ipcache_.entries().find(*p); !InPlaceEntry(e) ||
+      (it != ipcache_.entries().end() && !InPlaceEntry(it->second))) {
+    full_commit_ = true;
+  }
   ipcache_.Upsert(*p, std::move(e));
   if (syncing_) seen_prefixes_.insert(*p);
   return absl::OkStatus();
@@ -494,8 +523,59 @@ absl::Status Agent::Consolidate() {
   return st;
 }
 
+bool Agent::ApplyInPlace() {
+  const dataplane::Snapshot* snap = inst_.snapshots().current_for_writer();
+  if (snap == nullptr || snap->classes == nullptr || compiled_ == nullptr) return false;
+  // Every changed identity must keep to the classes compiled: not a local
+  // endpoint's (its subject class would change), and labels whose peer
+  // selector signature is already a class (or none: class 0).
+  std::set<uint32_t> local_ids;
+  std::set<identity::Prefix> local_hosts;
+  for (const auto& [k, e] : endpoints_) {
+    local_ids.insert(e.identity);
+    for (const auto& a : e.addrs) local_hosts.insert(identity::Prefix::Host(a));
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> classes;
+  for (uint32_t id : changed_ids_) {
+    if (local_ids.contains(id)) return false;
+    const identity::Labels* l = reg_.Find(id);
+    std::optional<uint32_t> c = l != nullptr ? compiled_->ClassifyIdentity(*l) : 0u;
+    if (!c) return false;
+    classes.emplace_back(id, *c);
+  }
+  // The worker-visible tables, in place (dataplane/snapshot.h, races 6):
+  // the published snapshot's identity -> class table and the ipcache.
+  for (const auto& [id, c] : classes) {
+    if (c == 0) {
+      snap->classes->Erase(id);
+      compiled_->peer_class_of.erase(id);
+    } else {
+      if (!snap->classes->Set(id, c).ok()) return false;  // the full path rebuilds it
+      compiled_->peer_class_of[id] = c;
+    }
+  }
+  compiled_->identities_version = reg_.version();  // the classes match the registry again
+  for (const auto& p : changed_prefixes_) {
+    if (local_hosts.contains(p)) continue;  // a local endpoint's route stays its port
+    auto it = ipcache_.entries().find(p);
+    absl::Status st = it != ipcache_.entries().end()
+                          ? inst_.ipcache().Upsert(p, dataplane::RouteOf(it->second))
+                          : inst_.ipcache().Remove(p);
+    if (!st.ok() && !absl::IsNotFound(st)) return false;
+  }
+  inst_.ipcache().Reclaim();
+  in_place_ += changed_ids_.size() + changed_prefixes_.size();
+  return true;
+}
+
 absl::Status Agent::Commit() {
   if (!dirty_) return absl::OkStatus();
+  if (!full_commit_ && !consolidate_ && ApplyInPlace()) {
+    changed_ids_.clear();
+    changed_prefixes_.clear();
+    dirty_ = false;
+    return absl::OkStatus();
+  }
   std::set<identity::Prefix> prefixes;
   for (const auto& p : policies_)
     for (const auto& r : p.rules)
@@ -557,7 +637,9 @@ absl::Status Agent::Commit() {
   inst_.ipcache().Reclaim();
   compiled_ = std::move(compiled);
   specs_ = std::move(specs);
-  dirty_ = false;
+  dirty_ = full_commit_ = false;
+  changed_ids_.clear();
+  changed_prefixes_.clear();
   return absl::OkStatus();
 }
 
@@ -572,6 +654,7 @@ AgentCounts Agent::Counts() const {
   c.generation = generation_;
   c.revision = revision_;
   c.synced = synced_;
+  c.in_place = in_place_;
   return c;
 }
 

@@ -48,6 +48,7 @@ struct AgentCounts {
   size_t identities = 0, ipcache = 0, endpoints = 0, policies = 0, services = 0,
          frontends = 0;
   uint64_t generation = 0, revision = 0;
+  uint64_t in_place = 0;  // identity and ipcache updates applied without a new snapshot
   bool synced = false;
 };
 
@@ -81,7 +82,11 @@ class Agent {
   // that cluster's range (Cilium pkg/ipcache/kvstore.go).
   absl::Status Apply(const mesh::v1::Update& u) { return Apply(u, local_sender_); }
   absl::Status Apply(const mesh::v1::Update& u, FeedSender& from);
-  // Compiles and publishes when anything changed. A policy change
+  // Applies what changed since the last Commit. Identities that join an
+  // existing peer class (or none) and ipcache entries without named ports
+  // go into the published snapshot's lock-free tables in place
+  // (architecture.md invariant 1: no compile, no snapshot, no ACL
+  // rebuild); anything else compiles and publishes a snapshot. A policy change
   // compiles from the previous compilation and builds only the ACL
   // partitions whose rules changed (classifier/acl_table.h), so it is in
   // force in tens of milliseconds; classification then uses a context per
@@ -127,6 +132,15 @@ class Agent {
   uint64_t revision_ = 0, generation_ = 0;
   bool dirty_ = true;
   bool consolidate_ = false;  // Commit builds the ACL without the previous one
+  // Since the last Commit: whether anything but identities and plain
+  // ipcache entries changed (then Commit compiles and publishes a
+  // snapshot), and which identities and prefixes changed (else Commit
+  // writes them into the published snapshot's tables in place).
+  bool full_commit_ = true;
+  std::set<uint32_t> changed_ids_;
+  std::set<identity::Prefix> changed_prefixes_;
+  uint64_t in_place_ = 0;
+  bool ApplyInPlace();
 
   classifier::CompileOptions opts_;
   bool policy_default_local_cluster_ = false;

@@ -769,6 +769,7 @@ adm::Response Daemon::Status() {
   kv("feed synced", c.synced ? "yes" : "no");
   kv("revision", std::to_string(c.revision));
   kv("snapshot generation", std::to_string(c.generation));
+  kv("updates applied in place", std::to_string(c.in_place));
   kv("snapshot age", last_commit_ns_ ? fmt::format("{:.1f} s", double(NowNs() - last_commit_ns_) / 1e9) : "never");
   kv("identities", std::to_string(c.identities));
   kv("ipcache entries", std::to_string(c.ipcache));

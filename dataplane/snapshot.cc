@@ -78,18 +78,20 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
   return s;
 }
 
+Route RouteOf(const identity::IpCacheEntry& e) {
+  Route r;
+  r.identity = e.id;
+  if (e.tunnel_endpoint && e.tunnel_endpoint->family == identity::Family::kIpv4) {
+    r.kind = Route::kRemote;
+    r.tunnel_v4 = e.tunnel_endpoint->v4_host_order();
+  }
+  return r;
+}
+
 absl::Status SyncIpcache(IpcacheTable& table, const identity::IpCache& model,
                          const std::vector<SnapshotEndpoint>& local) {
   std::map<identity::Prefix, Route> want;
-  for (const auto& [p, e] : model.entries()) {
-    Route r;
-    r.identity = e.id;
-    if (e.tunnel_endpoint && e.tunnel_endpoint->family == identity::Family::kIpv4) {
-      r.kind = Route::kRemote;
-      r.tunnel_v4 = e.tunnel_endpoint->v4_host_order();
-    }
-    want[p] = r;
-  }
+  for (const auto& [p, e] : model.entries()) want[p] = RouteOf(e);
   for (const auto& e : local) {
     for (const auto& a : e.addrs) {
       Route r;

@@ -109,6 +109,10 @@ struct SnapshotInput {
 // thread-safe (rte_acl build).
 absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in);
 
+// The route of a mesh ipcache entry (remote when it has an IPv4 tunnel
+// endpoint).
+Route RouteOf(const identity::IpCacheEntry& e);
+
 // Makes `table` hold exactly the model's entries (remote ones with their
 // tunnel endpoint) plus a host route to each local endpoint's port, changing
 // only what differs. Control thread.

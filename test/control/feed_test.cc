@@ -402,3 +402,124 @@ spec:
   REQUIRE(f.agent->Consolidate().ok());
   CHECK(f.Generation() == g3);
 }
+
+TEST_CASE("identities joining existing classes and plain ipcache entries apply in place",
+          "[agent][in-place]") {
+  // architecture.md invariant 1: such updates go into the published
+  // snapshot's lock-free tables; no compile, no snapshot, no ACL rebuild.
+  static int run = 0;  // each SECTION runs the case again: fresh ring names
+  Fixture f("agi" + std::to_string(run++));
+  REQUIRE(f.agent->Apply(Hello(0)).ok());
+  const std::string ns = "k8s:io.kubernetes.pod.namespace=default";
+  const std::string c1 = "k8s:io.cilium.k8s.policy.cluster=cluster1";
+  REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=myapp", ns, c1})).ok());
+  REQUIRE(f.agent->Apply(Identity(0x10002, {"k8s:app=frontend", ns, c1})).ok());
+  REQUIRE(f.agent->Apply(Identity(0x10004, {"k8s:env=prod", ns, c1})).ok());
+  REQUIRE(f.agent->Apply(MyappAttach()).ok());
+  REQUIRE(f.agent->Apply(Manifest(R"(apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: p}
+spec:
+  endpointSelector: {matchLabels: {app: myapp}}
+  ingress:
+  - {fromEndpoints: [{matchLabels: {app: frontend}}], toPorts: [{ports: [{port: "80", protocol: TCP}]}]}
+  - {fromEndpoints: [{matchLabels: {env: prod}}], toPorts: [{ports: [{port: "443", protocol: TCP}]}]}
+)")).ok());
+  REQUIRE(f.agent->Commit().ok());
+  const uint64_t g = f.Generation();
+  const classifier::AclTable* acl = f.agent->acl();
+  // The verdict the published snapshot gives `id` -> myapp on TCP `port`.
+  auto verdict = [&](uint32_t id, uint16_t port) {
+    const dataplane::Snapshot* s = f.inst->snapshots().current_for_writer();
+    uint16_t e = s->endpoint_of_port[f.inst->port_id(0)];
+    REQUIRE(e != dataplane::kNoEndpoint);
+    classifier::AclKey k;
+    classifier::MakeAclKey(k, 6, s->endpoints[e].subject_class, s->classes->Lookup(id), port,
+                           classifier::Direction::kIngress);
+    const classifier::AclKey* kp = &k;
+    classifier::PolicyResult r;
+    s->acl->Classify(&kp, 1, &r);
+    return r.verdict;
+  };
+  auto route_identity = [&](const char* ip) {
+    uint32_t slot = f.inst->ipcache().Lookup4(identity::IpAddr::Parse(ip)->v4_host_order());
+    return slot == dataplane::kOutsideRoute ? 0u : f.inst->ipcache().At(slot).identity;
+  };
+  using classifier::Verdict;
+  CHECK(verdict(0x10003, 80) == Verdict::kDropped);  // not known yet
+
+  // A second frontend and its address: in place.
+  REQUIRE(f.agent->Apply(Identity(0x10003, {"k8s:app=frontend", "k8s:pod-template-hash=x", ns, c1})).ok());
+  REQUIRE(f.agent->Apply(Ipcache("10.1.0.31/32", 0x10003, "cluster1")).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g);
+  CHECK(f.agent->Counts().in_place == 2);
+  CHECK(f.agent->acl() == acl);
+  CHECK(f.inst->snapshots().current_for_writer()->classes->Lookup(0x10003) ==
+        f.inst->snapshots().current_for_writer()->classes->Lookup(0x10002));
+  CHECK(verdict(0x10003, 80) == Verdict::kForwarded);
+  CHECK(verdict(0x10003, 443) == Verdict::kDropped);
+  CHECK(route_identity("10.1.0.31") == 0x10003);
+
+  // Relabelled to env=prod (an existing class): in place, the other port.
+  REQUIRE(f.agent->Apply(Identity(0x10003, {"k8s:env=prod", "k8s:pod-template-hash=x", ns, c1})).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g);
+  CHECK(verdict(0x10003, 80) == Verdict::kDropped);
+  CHECK(verdict(0x10003, 443) == Verdict::kForwarded);
+
+  // Gone: class 0 (default deny here), and its route with it.
+  v1::Update del;
+  del.mutable_identity_delete()->set_id(0x10003);
+  REQUIRE(f.agent->Apply(del).ok());
+  v1::Update delp;
+  delp.mutable_ipcache_delete()->set_prefix("10.1.0.31/32");
+  REQUIRE(f.agent->Apply(delp).ok());
+  REQUIRE(f.agent->Commit().ok());
+  CHECK(f.Generation() == g);
+  CHECK(f.agent->Counts().in_place == 5);
+  CHECK(verdict(0x10003, 443) == Verdict::kDropped);
+  CHECK(route_identity("10.1.0.31") == 0);
+
+  SECTION("labels matching a new set of selectors: a compile and a snapshot") {
+    REQUIRE(f.agent->Apply(Identity(0x10005, {"k8s:app=frontend", "k8s:env=prod", ns, c1})).ok());
+    REQUIRE(f.agent->Commit().ok());
+    CHECK(f.Generation() == g + 1);
+    CHECK(verdict(0x10005, 80) == Verdict::kForwarded);
+    CHECK(verdict(0x10005, 443) == Verdict::kForwarded);
+  }
+  SECTION("the local endpoint's own identity relabelled: a compile and a snapshot") {
+    REQUIRE(f.agent->Apply(Identity(0x10001, {"k8s:app=other", ns, c1})).ok());
+    REQUIRE(f.agent->Commit().ok());
+    CHECK(f.Generation() == g + 1);
+    CHECK(verdict(0x10004, 80) == Verdict::kForwarded);  // myapp's policy no longer selects it
+  }
+  SECTION("an ipcache entry with named ports (egress rules use them): a compile") {
+    v1::Update u = Ipcache("10.1.0.32/32", 0x10002, "cluster1");
+    auto* np = u.mutable_ipcache_upsert()->add_named_ports();
+    np->set_name("http");
+    np->set_port(8080);
+    np->set_protocol("TCP");
+    REQUIRE(f.agent->Apply(u).ok());
+    REQUIRE(f.agent->Commit().ok());
+    CHECK(f.Generation() == g + 1);
+    CHECK(route_identity("10.1.0.32") == 0x10002);
+  }
+  SECTION("a full compile afterwards gives the same verdicts as the in-place tables") {
+    REQUIRE(f.agent->Apply(Identity(0x10006, {"k8s:app=frontend", "k8s:pod-template-hash=y", ns, c1})).ok());
+    REQUIRE(f.agent->Commit().ok());
+    CHECK(f.Generation() == g);
+    std::vector<Verdict> before;
+    for (uint32_t id : {0x10002u, 0x10003u, 0x10004u, 0x10006u}) {
+      for (uint16_t port : {80, 443}) before.push_back(verdict(id, port));
+    }
+    REQUIRE(f.agent->Consolidate().ok());  // nothing to merge: no snapshot
+    REQUIRE(f.agent->Apply(MyappAttach()).ok());  // an endpoint update: a full commit
+    REQUIRE(f.agent->Commit().ok());
+    CHECK(f.Generation() == g + 1);
+    size_t i = 0;
+    for (uint32_t id : {0x10002u, 0x10003u, 0x10004u, 0x10006u}) {
+      for (uint16_t port : {80, 443}) CHECK(verdict(id, port) == before[i++]);
+    }
+  }
+}
