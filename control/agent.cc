@@ -570,7 +570,7 @@ bool Agent::ApplyInPlace() {
 
 absl::Status Agent::Commit() {
   if (!dirty_) return absl::OkStatus();
-  if (!full_commit_ && !consolidate_ && ApplyInPlace()) {
+  if (in_place_updates_ && !full_commit_ && !consolidate_ && ApplyInPlace()) {
     changed_ids_.clear();
     changed_prefixes_.clear();
     dirty_ = false;

@@ -96,6 +96,8 @@ class Agent {
   // a partial rebuild), and a snapshot that merges them back into one
   // (same verdicts; for the control loop's idle time, as it builds every
   // rule again). Consolidate does nothing when there is nothing to merge.
+  // Off: every change compiles and publishes (`bench updates`' baseline).
+  void set_in_place_updates(bool on) { in_place_updates_ = on; }
   bool NeedsConsolidation() const { return acl_ != nullptr && acl_->num_contexts() > 1; }
   absl::Status Consolidate();
 
@@ -140,6 +142,7 @@ class Agent {
   std::set<uint32_t> changed_ids_;
   std::set<identity::Prefix> changed_prefixes_;
   uint64_t in_place_ = 0;
+  bool in_place_updates_ = true;
   bool ApplyInPlace();
 
   classifier::CompileOptions opts_;

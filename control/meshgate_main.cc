@@ -26,6 +26,7 @@
 #include "classifier/compile.h"
 #include "classifier/explain.h"
 #include "control/manifest.h"
+#include "control/bench_updates.h"
 #include "control/daemon.h"
 #include "control/mesh_process.h"
 #include "control/simulate.h"
@@ -111,6 +112,15 @@ Usage:
       permutations) for M = 16381 and 65521 with 10/100/1000 backends
       (medians), and service lookup + backend pick in cycles/packet beside a
       bare rte_hash lookup of the same keys.
+
+  meshgate bench updates [--json] [--quick|--smoke] [--identities N] [--batch N]
+      Identity and ipcache updates through the agent, the path every mesh
+      feed update takes: 100k identities and 10k rules loaded, then 100k
+      new identities (each joining its selector's class) with their
+      ipcache entries in batches of --batch (default 1,000) with a commit
+      after each, applied in place into the published tables (updates/s,
+      ms per batch), beside batches compiled and published as snapshots in
+      the same run.
 
   meshgate bench link [--json] [--seconds N] [--testpmd PATH] [--profile P]
                       [--flows N] [--rules N]
@@ -374,6 +384,42 @@ int BenchPipeline(const std::vector<std::string>& args) {
   return results.empty() ? 1 : 0;
 }
 
+int BenchUpdates(const std::vector<std::string>& args) {
+  bool json = false;
+  control::UpdatesBenchOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") json = true;
+    else if (args[i] == "--quick") {
+      o.identities = 10000;
+      o.updates = 20000;
+      o.baseline_batches = 3;
+    } else if (args[i] == "--smoke") {
+      o.identities = 1000;
+      o.rules = 200;
+      o.updates = 2000;
+      o.batch = 500;
+      o.baseline_batches = 2;
+    } else if (args[i] == "--identities" && i + 1 < args.size()) {
+      o.identities = uint32_t(std::max(1, std::atoi(args[++i].c_str())));
+    } else if (args[i] == "--batch" && i + 1 < args.size()) {
+      o.batch = uint32_t(std::max(1, std::atoi(args[++i].c_str())));
+    } else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
+    else return Fail("bench updates: unknown option " + args[i]);
+  }
+  if (o.identities + o.updates + o.batch * o.baseline_batches > 60000u * 200) {
+    return Fail("bench updates: at most 12,000,000 identities in all");
+  }
+  dataplane::EalOptions eal;
+  eal.name = "meshgate-bench-updates";
+  eal.no_huge_memory_mb = 2048;
+  eal.extra = {"--no-pci", "-l", "0"};
+  if (auto st = dataplane::InitEal(eal); !st.ok()) return Fail(std::string(st.message()));
+  if (auto st = dataplane::RegisterPacketMeta(); !st.ok()) return Fail(std::string(st.message()));
+  auto results = control::RunUpdatesBench(o);
+  PrintBench(results, json);
+  return results.empty() ? 1 : 0;
+}
+
 int BenchLink(const std::vector<std::string>& args) {
   bool json = false;
   dataplane::LinkBenchOptions o;
@@ -545,6 +591,9 @@ int main(int argc, char** argv) {
     auto results = dataplane::RunMaglevBench(o);
     PrintBench(results, json);
     return results.empty() ? 1 : 0;
+  }
+  if (args.size() >= 2 && cmd == "bench" && args[1] == "updates") {
+    return BenchUpdates(std::vector<std::string>(args.begin() + 2, args.end()));
   }
   if (args.size() >= 2 && cmd == "bench" && args[1] == "link") {
     return BenchLink({args.begin() + 2, args.end()});

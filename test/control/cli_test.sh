@@ -113,4 +113,12 @@ check "bench pipeline --no-breakdown: established figure" grep -q '"pipeline_est
 check "bench pipeline --no-breakdown: no breakdown" bash -c '! grep -q "without_conntrack" <<<"$1"' _ "$out"
 check "bench pipeline --no-hugepages: ordinary memory" grep -q "EAL memory: ordinary" <<<"$out"
 
+# 7. bench updates: identities and ipcache entries through the agent, in
+# place (no snapshot published) beside the compiled-and-published baseline.
+out=$("$mg" bench updates --smoke --json 2>/dev/null); rc=$?
+check "bench updates exits 0 (rc=$rc)" [ $rc -eq 0 ]
+check "bench updates: rate beside its baseline" grep -Eq '"name": "updates_in_place_per_second_[^"]*", "value": [0-9.e+]+, "unit": "updates/s", "baseline": "compiled and published' <<<"$out"
+check "bench updates: no snapshot for in-place updates" grep -q '"name": "updates_in_place_snapshots_published", "value": 0,' <<<"$out"
+check "bench updates: unknown option refused" bash -c '! "$1" bench updates --bogus 2>/dev/null' _ "$mg"
+
 finish cli_test
