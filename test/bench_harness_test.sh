@@ -12,7 +12,7 @@ trap 'rm -rf "$out"' EXIT
 source "$(dirname "$0")/lib/check.sh"
 log=$("$src/scripts/bench/run" --smoke --no-setup --out "$out" 2>&1); rc=$?
 check "harness rc=$rc: $(tail -5 <<<"$log")" [ $rc -eq 0 ]
-check "progress shown" grep -q "\[9/9\] meshgate bench link" <<<"$log"
+check "progress shown" grep -q "\[10/10\] meshgate bench link" <<<"$log"
 if command -v pktgen >/dev/null; then
   check "pktgen run said" grep -q "pktgen found: running the Lua profiles" <<<"$log"
 else
@@ -30,6 +30,7 @@ done
 check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
 check "maglev figures" grep -q '"name": "maglev_table_build_ms_M16381_N100"' "$out/raw.jsonl"
 check "pipeline figures" grep -q '"name": "pipeline_established_cycles_per_packet' "$out/raw.jsonl"
+check "updates figures" grep -q '"name": "updates_in_place_per_second_' "$out/raw.jsonl"
 check "report" grep -q "## Links, per profile" "$out/report.md"
 for png in link_profiles link_flows link_rules maglev; do
   check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -tx1 | grep -q '89 50 4e 47'"
