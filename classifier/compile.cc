@@ -300,12 +300,68 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
       if (inserted) subject_sigs.push_back(sig);
       out.subject_class_of_endpoint.push_back(it->second);
     }
-    auto renum = SortedRenumbering(subject_sigs);
+    // A class's key names it by content (selector strings, named ports),
+    // not by the selectors' or classes' numbering.
+    std::vector<uint64_t> keys;
+    keys.reserve(subject_sigs.size());
+    for (const auto& [sels, ports] : subject_sigs) {
+      std::vector<std::string> parts;
+      for (uint32_t sel : sels) parts.push_back(subject_sels[sel].ToString());
+      std::sort(parts.begin(), parts.end());
+      for (const auto& np : ports) {
+        parts.push_back(meshgate::StrCat("port:", np.name, "/", unsigned(np.proto), "/", np.port));
+      }
+      keys.push_back(Fnv1a(parts));
+    }
+    // Numbering. From scratch: in signature order, so a selector's classes
+    // form few ranges. From a previous compilation: a class it had keeps
+    // its number and a new one comes after them all, so a new subject (a
+    // new application and its policy) does not shift the numbers, and so
+    // the rules, of the others (ACL partitions are reused by content,
+    // acl_table.h). A number whose class is gone stays a hole (no
+    // endpoint, no rule) until holes outnumber the classes.
+    std::vector<uint32_t> renum = SortedRenumbering(subject_sigs);
+    uint32_t num = uint32_t(subject_sigs.size());
+    std::vector<uint64_t> hole_keys;
+    if (const CompiledPolicy* prev = in.previous;
+        prev != nullptr && !prev->subject_class_key.empty()) {
+      absl::flat_hash_map<uint64_t, uint32_t> prev_num;
+      for (uint32_t c = 0; c < prev->subject_class_key.size(); ++c) {
+        prev_num.try_emplace(prev->subject_class_key[c], c);
+      }
+      std::vector<uint32_t> stable(subject_sigs.size());
+      uint32_t next = uint32_t(prev->subject_class_key.size());
+      std::vector<uint32_t> fresh;
+      std::vector<bool> taken(next, false);
+      bool clash = false;  // two classes on one number: a 64-bit key collision
+      for (uint32_t c = 0; c < subject_sigs.size(); ++c) {
+        auto it = prev_num.find(keys[c]);
+        if (it != prev_num.end()) {
+          stable[c] = it->second;
+          clash |= taken[it->second];
+          taken[it->second] = true;
+        } else {
+          fresh.push_back(c);
+        }
+      }
+      std::sort(fresh.begin(), fresh.end(), [&](uint32_t x, uint32_t y) { return renum[x] < renum[y]; });
+      for (uint32_t c : fresh) stable[c] = next++;
+      if (!clash && next <= 2 * subject_sigs.size() && stable[0] == 0) {
+        renum = std::move(stable);
+        num = next;
+        hole_keys = prev->subject_class_key;  // what a hole keeps (acl_table.h)
+      }
+    }
     for (auto& c : out.subject_class_of_endpoint) c = renum[c];
-    std::vector<SubjectSig> sorted(subject_sigs.size());
-    for (uint32_t c = 0; c < subject_sigs.size(); ++c) sorted[renum[c]] = std::move(subject_sigs[c]);
+    std::vector<SubjectSig> sorted(num);
+    out.subject_class_key.assign(num, 0);
+    for (uint32_t c = 0; c < num && c < hole_keys.size(); ++c) out.subject_class_key[c] = hole_keys[c];
+    for (uint32_t c = 0; c < subject_sigs.size(); ++c) {
+      sorted[renum[c]] = std::move(subject_sigs[c]);
+      out.subject_class_key[renum[c]] = keys[c];
+    }
     subject_sigs = std::move(sorted);
-    out.num_subject_classes = uint32_t(subject_sigs.size());
+    out.num_subject_classes = num;
   }
   std::vector<std::vector<uint32_t>> classes_of_subject_sel(subject_sels.size());
   out.enforced.assign(out.num_subject_classes, 0);
@@ -314,19 +370,6 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
       classes_of_subject_sel[s].push_back(c);
       out.enforced[c] |= subject_dd[s];
     }
-  }
-  // A class's key names it by content (selector strings, named ports), not
-  // by the selectors' or classes' numbering, which shifts when a policy
-  // adds or removes a selector anywhere.
-  out.subject_class_key.reserve(subject_sigs.size());
-  for (const auto& [sels, ports] : subject_sigs) {
-    std::vector<std::string> parts;
-    for (uint32_t sel : sels) parts.push_back(subject_sels[sel].ToString());
-    std::sort(parts.begin(), parts.end());
-    for (const auto& np : ports) {
-      parts.push_back(meshgate::StrCat("port:", np.name, "/", unsigned(np.proto), "/", np.port));
-    }
-    out.subject_class_key.push_back(Fnv1a(parts));
   }
   if (in.options.enforcement == EnforcementMode::kAlways) {
     std::fill(out.enforced.begin(), out.enforced.end(), 3);

@@ -588,7 +588,10 @@ absl::Status Agent::Commit() {
   in.identities = &reg_;
   in.options = opts_;
   in.mesh_named_ports = ipcache_.AllNamedPorts();
-  in.previous = compiled_.get();
+  // From the previous compilation (reused peer classes, stable subject
+  // class numbers), except when consolidating: then from scratch, which
+  // numbers classes in signature order again (compact ACL ranges, no holes).
+  in.previous = consolidate_ ? nullptr : compiled_.get();
   dataplane::SnapshotInput si;
   for (const auto& [k, e] : endpoints_) {
     in.endpoints.push_back({e.identity, e.named_ports});

@@ -263,6 +263,27 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
     CHECK(w.Ingress("client-0", "svc-9", 6, 1000).rule_id != rule_before);
     check_all(1000);
   }
+  SECTION("a new service and its policy: its class comes last, only its partition is built") {
+    w.Add("svc-16", {{"app", "svc-16"}});  // sorts between svc-1 and svc-2
+    w.Apply(ServicePolicy(16, kEntries, kClients, 7000));
+    const auto& cp = w.Compiled();
+    CHECK(cp.num_subject_classes == kSvcs + 2);  // + class 0
+    const auto& local = w.LocalInCompileOrder();
+    for (size_t i = 0; i < local.size(); ++i) {
+      if (local[i]->spec.name == "svc-16") CHECK(cp.subject_class_of_endpoint[i] == kSvcs + 1);
+    }
+    CHECK(w.Table().contexts_built() == 1);
+    CHECK(w.Table().num_contexts() == 2);
+    CHECK(w.Table().rules_built() < w.Table().num_rules() / 4);
+    CHECK(Allowed(w.Ingress("client-2", "svc-16", 6, 7002)));
+    CHECK(Denied(w.Ingress("client-2", "svc-16", 6, 1002)));
+    check_all(1000);
+    // The service goes again: its number stays a hole, nothing else moves.
+    w.eps.erase(w.cluster + "/svc-16");
+    w.Apply(ServicePolicy(5, kEntries, kClients, 1000));  // any apply recompiles
+    CHECK(w.Compiled().num_subject_classes == kSvcs + 2);
+    check_all(1000);
+  }
   SECTION("changes to more than kMaxChanged partitions consolidate into one context") {
     std::set<uint32_t> contexts;
     for (int s = 0; s < kSvcs; ++s) {
