@@ -238,18 +238,72 @@ absl::StatusOr<CompiledPolicy> Compile(const CompileInput& in) {
     out.peer_selector_keys = std::move(keys);
   }
 
-  // 2. Peer classes over every known identity, or the previous
-  // compilation's when nothing they depend on changed.
+  // 2. Peer classes over every known identity. From a previous compilation
+  // over the same registry contents, its selector order and class numbers
+  // are kept: a selector it had keeps its index (one no policy uses any
+  // more stays, matching but unused, until such selectors outnumber the
+  // live ones), new selectors come after, and only they are matched
+  // against the identities; a signature it had keeps its class and a new
+  // one is numbered after all. So a policy that brings a new peer
+  // selector changes the rules of the classes its selector splits, not
+  // the peer ranges of every rule. Otherwise (first compile, identities
+  // changed, consolidation) from scratch, in canonical order.
   out.identities_version = in.identities->version();
   const CompiledPolicy* prev = in.previous;
+  bool done = false;
   if (prev != nullptr && prev->identities_version == out.identities_version &&
-      prev->peer_selector_keys == out.peer_selector_keys && prev->peer_index != nullptr) {
-    out.peer_index = prev->peer_index;
-    out.peer_class_of = prev->peer_class_of;
-    out.peer_class_by_signature = prev->peer_class_by_signature;
-    out.peer_signatures = prev->peer_signatures;
-    out.num_peer_classes = prev->num_peer_classes;
-  } else {
+      prev->peer_index != nullptr && prev->peer_selector_keys.size() == prev->peer_selectors.size()) {
+    absl::flat_hash_set<std::string> live(out.peer_selector_keys.begin(),
+                                          out.peer_selector_keys.end());
+    absl::flat_hash_set<std::string> had(prev->peer_selector_keys.begin(),
+                                         prev->peer_selector_keys.end());
+    size_t dead = 0;
+    for (const auto& k : prev->peer_selector_keys) dead += live.contains(k) ? 0 : 1;
+    if (dead <= live.size()) {
+      std::vector<Selector> sels = prev->peer_selectors;
+      std::vector<std::string> keys = prev->peer_selector_keys;
+      for (uint32_t i = 0; i < out.peer_selectors.size(); ++i) {
+        if (had.contains(out.peer_selector_keys[i])) continue;
+        sels.push_back(out.peer_selectors[i]);
+        keys.push_back(out.peer_selector_keys[i]);
+      }
+      const uint32_t first_new = uint32_t(prev->peer_selectors.size());
+      out.peer_selectors = std::move(sels);
+      out.peer_selector_keys = std::move(keys);
+      peer_sel_idx.clear();
+      for (uint32_t i = 0; i < out.peer_selector_keys.size(); ++i) {
+        peer_sel_idx[out.peer_selector_keys[i]] = i;
+      }
+      if (in.options.allow_localhost) {
+        host_sel = peer_sel_idx.at(Selector::HasLabel("reserved:host").ToString());
+      }
+      out.peer_class_of = prev->peer_class_of;
+      out.peer_class_by_signature = prev->peer_class_by_signature;
+      out.peer_signatures = prev->peer_signatures;
+      if (first_new == out.peer_selectors.size()) {
+        out.peer_index = prev->peer_index;  // no new selector: the same classes
+      } else {
+        std::vector<Selector> added(out.peer_selectors.begin() + first_new, out.peer_selectors.end());
+        const SelectorIndex added_index(added);
+        std::vector<uint32_t> hits, sig;
+        for (const auto& [id, labels] : in.identities->all()) {
+          added_index.Match(labels, hits);
+          if (hits.empty()) continue;
+          auto old = prev->peer_class_of.find(id);
+          sig = out.peer_signatures[old == prev->peer_class_of.end() ? 0 : old->second];
+          for (uint32_t h : hits) sig.push_back(first_new + h);
+          auto [it, inserted] = out.peer_class_by_signature.try_emplace(
+              sig, uint32_t(out.peer_signatures.size()));
+          if (inserted) out.peer_signatures.push_back(sig);
+          out.peer_class_of[id] = it->second;
+        }
+        out.peer_index = std::make_shared<SelectorIndex>(out.peer_selectors);
+      }
+      out.num_peer_classes = uint32_t(out.peer_signatures.size());
+      done = true;
+    }
+  }
+  if (!done) {
     out.peer_index = std::make_shared<SelectorIndex>(out.peer_selectors);
     const SelectorIndex& peer_index = *out.peer_index;
     std::vector<std::vector<uint32_t>> peer_sigs = {{}};

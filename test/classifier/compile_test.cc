@@ -314,6 +314,30 @@ TEST_CASE("partitions: a policy change rebuilds only the partitions of the subje
     CHECK(Denied(w.Ingress("newcomer", "svc-6", 6, 80)));
     check_all(1000);
   }
+  SECTION("a new client's identity, then a policy admitting it: only svc-7's partition is built") {
+    w.Add("newcomer", {{"app", "newcomer"}});  // arrives first, matching no selector yet
+    CHECK(w.Table().contexts_built() == 0);    // class 0: the same rules
+    const uint32_t classes_before = w.Compiled().num_peer_classes;
+    w.Apply(ServicePolicy(7, 4, kClients, 9000, "svc-7-extra") +
+            "  - fromEndpoints: [{matchLabels: {app: newcomer}}]\n");
+    // Its class is new and numbered last; the other classes, and so the
+    // peer ranges of every other rule, stay.
+    CHECK(w.Compiled().num_peer_classes == classes_before + 1);
+    CHECK(w.Compiled().PeerClass(w.Get("newcomer").id) == classes_before);
+    CHECK(w.Table().contexts_built() == 1);
+    CHECK(w.Table().num_contexts() == 2);
+    CHECK(Allowed(w.Ingress("newcomer", "svc-7", 6, 80)));
+    CHECK(Denied(w.Ingress("newcomer", "svc-6", 6, 80)));
+    check_all(1000);
+    // The policy goes again: its selector stays (unused) and nothing moves.
+    w.policies.erase(std::remove_if(w.policies.begin(), w.policies.end(),
+                                    [](const auto& p) { return p.name == "svc-7-extra"; }),
+                     w.policies.end());
+    w.Apply(ServicePolicy(7, kEntries, kClients, 1000));
+    CHECK(w.Compiled().num_peer_classes == classes_before + 1);
+    CHECK(Denied(w.Ingress("newcomer", "svc-7", 6, 80)));
+    check_all(1000);
+  }
   SECTION("a clusterwide rule over every service: one context beats copying it 16 times") {
     std::string ccnp =
         "---\napiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\nmetadata: {name: all}\n"
