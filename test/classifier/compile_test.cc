@@ -137,12 +137,25 @@ TEST_CASE("differential: random policies, the rte_acl table agrees with the mode
   const std::vector<std::string> apps = {"a", "b", "c", "d"};
   const std::vector<std::string> nss = {"default", "prod"};
   auto pick = [&](const auto& v) { return v[rng() % v.size()]; };
+  // Five worlds of five rounds each: every round applies new random
+  // policies (replacing p0..p3), every other one more endpoint, to the same world, so
+  // each compile starts from the previous one (reused and extended peer
+  // classes, stable subject classes, ACL partitions built on the previous
+  // table; test/classifier/world.h checks a table forced into partitions
+  // too).
+  std::unique_ptr<World> world;
   for (int round = 0; round < 25; ++round) {
-    World w;
-    for (int i = 0; i < 8; ++i) {
-      w.Add("ep" + std::to_string(i), {{"app", pick(apps)}, {"tier", std::to_string(i % 3)}},
-            pick(nss), i < 6 ? "" : "cluster2", {{"web", uint16_t(8000 + i % 2), 6}});
+    if (round % 5 == 0) {
+      world = std::make_unique<World>();
+      for (int i = 0; i < 8; ++i) {
+        world->Add("ep" + std::to_string(i), {{"app", pick(apps)}, {"tier", std::to_string(i % 3)}},
+                   pick(nss), i < 6 ? "" : "cluster2", {{"web", uint16_t(8000 + i % 2), 6}});
+      }
+    } else if (round % 2 == 1) {  // even rounds: the same identities (peer classes extended)
+      world->Add("late" + std::to_string(round), {{"app", pick(apps)}, {"tier", std::to_string(round % 3)}},
+                 pick(nss), round % 2 ? "" : "cluster2", {{"web", uint16_t(8000 + round % 2), 6}});
     }
+    World& w = *world;
     std::string y;
     int npol = 1 + int(rng() % 4);
     for (int p = 0; p < npol; ++p) {
