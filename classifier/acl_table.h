@@ -77,8 +77,9 @@ class AclTable {
   // Builds the table of `cp` on `socket_id` (-1 = any), on `previous` when
   // given: its contexts stay in use for the partitions whose rules did not
   // change. `partitions` = 0 chooses (kMaxPartitions from
-  // kPartitionMinRules rules on, unless rules spanning partitions would add
-  // more than half again the work of a partition's build; else 1);
+  // kPartitionMinRules rules on, unless placing the rules that span
+  // partitions in each of them would add more than half again the rules;
+  // else 1);
   // 1..kMaxPartitions forces that many and keeps changed partitions apart
   // until there are more than kMaxChanged (tests). The build uses the best
   // classify method this CPU and EAL's max SIMD bitwidth allow (AVX-512

@@ -89,10 +89,10 @@ struct CompiledPolicy {
   absl::flat_hash_map<std::vector<uint32_t>, uint32_t> peer_class_by_signature;
   uint32_t num_peer_classes = 1;
   // What the peer classes were computed from, so that a later compilation
-  // with the same peer selectors over the same registry contents reuses
-  // them (CompileInput::previous): the selectors' canonical strings in
-  // index order, each class's signature (index = class) and the
-  // registry's version.
+  // over the same registry contents keeps them and only adds what new
+  // selectors split off (CompileInput::previous): the selectors' canonical
+  // strings in index order, each class's signature (index = class) and
+  // the registry's version.
   std::vector<std::string> peer_selector_keys;
   std::vector<std::vector<uint32_t>> peer_signatures;
   uint64_t identities_version = 0;
@@ -127,10 +127,13 @@ struct CompileInput {
   // them against the ipcache's multimap of every endpoint's ports).
   std::vector<identity::NamedPort> mesh_named_ports;
   CompileOptions options;
-  // The compilation now in force, if any: its peer classes are reused when
-  // the peer selectors and the registry (Registry::version) are unchanged,
-  // which skips matching every identity against every selector (most of a
-  // compile at 100k identities; docs/design/classifier.md).
+  // The compilation now in force, if any. While the registry is unchanged
+  // (Registry::version) its peer classes are kept and only new selectors
+  // are matched against the identities (matching every identity against
+  // every selector is most of a compile at 100k identities); its subject
+  // classes keep their numbers. So the rules of what a change does not
+  // touch stay the same, and so their ACL partitions (acl_table.h;
+  // docs/design/classifier.md, "Partitions").
   const CompiledPolicy* previous = nullptr;
 };
 

@@ -86,18 +86,19 @@ class Agent {
   // existing peer class (or none) and ipcache entries without named ports
   // go into the published snapshot's lock-free tables in place
   // (architecture.md invariant 1: no compile, no snapshot, no ACL
-  // rebuild); anything else compiles and publishes a snapshot. A policy change
-  // compiles from the previous compilation and builds only the ACL
+  // rebuild); anything else compiles and publishes a snapshot. A policy
+  // change compiles from the previous compilation and builds only the ACL
   // partitions whose rules changed (classifier/acl_table.h), so it is in
   // force in tens of milliseconds; classification then uses a context per
   // changed partition beside the consolidated one.
   absl::Status Commit();
-  // Whether the published ACL classifies with more than one context (after
-  // a partial rebuild), and a snapshot that merges them back into one
-  // (same verdicts; for the control loop's idle time, as it builds every
-  // rule again). Consolidate does nothing when there is nothing to merge.
   // Off: every change compiles and publishes (`bench updates`' baseline).
   void set_in_place_updates(bool on) { in_place_updates_ = on; }
+  // Whether the published ACL classifies with more than one context (after
+  // a partial rebuild), and a snapshot that merges them back into one
+  // (same verdicts; for the control loop's idle time, as it compiles and
+  // builds everything again). Consolidate does nothing when there is
+  // nothing to merge.
   bool NeedsConsolidation() const { return acl_ != nullptr && acl_->num_contexts() > 1; }
   absl::Status Consolidate();
 

@@ -100,11 +100,12 @@ struct SnapshotInput {
   FabricConfig fabric;
   UplinkConfig uplink;
   // The current snapshot's ACL: reused when `policy` compiled to the same
-  // rules (AclTable::SameRules), else a new one is built.
+  // rules (AclTable::SameRules), else a new one is built on it (only the
+  // partitions whose rules changed get a new rte_acl context).
   std::shared_ptr<const classifier::AclTable> previous_acl;
 };
 
-// Builds a snapshot: the rte_acl context (or the previous one, unchanged),
+// Builds a snapshot: the ACL (or the previous one, unchanged),
 // the identity class table and the endpoint table. Control thread; not
 // thread-safe (rte_acl build).
 absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in);
