@@ -230,8 +230,6 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
     if (partitions != 0 || placed * 2 <= cp.rules.size() * 3) break;
     nparts = 1;
   }
-  t->num_parts_ = nparts;
-
   // Each partition's rules with local ids (their rank).
   std::vector<std::vector<AclRuleSpec>> part_specs(nparts);
   for (uint32_t p = 0; p < nparts; ++p) {
@@ -247,7 +245,7 @@ absl::StatusOr<std::unique_ptr<AclTable>> AclTable::Build(const CompiledPolicy& 
   // and content it had when that context was built (so no rule of another
   // partition can match their keys there).
   const Consolidated* base = nullptr;
-  if (previous != nullptr && previous->consolidated_ != nullptr && previous->num_parts_ == nparts) {
+  if (previous != nullptr && previous->consolidated_ != nullptr && previous->num_partitions() == nparts) {
     base = previous->consolidated_.get();
   }
   std::vector<bool> changed(nparts, false);

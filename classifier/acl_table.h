@@ -112,7 +112,7 @@ class AclTable {
   uint32_t num_rules() const { return num_rules_; }
   // rte_acl memory of this table's contexts (shared ones included).
   size_t memory_bytes() const;
-  uint32_t num_partitions() const { return num_parts_; }
+  uint32_t num_partitions() const { return uint32_t(part_ids_.size()); }
   // rte_acl contexts a classify may use: the consolidated one and one per
   // changed partition.
   uint32_t num_contexts() const { return uint32_t(hot_.size()); }
@@ -145,7 +145,6 @@ class AclTable {
   bool audit_ = false;
   uint64_t id_ = 0;
   uint32_t num_rules_ = 0;
-  uint32_t num_parts_ = 1;
   uint32_t contexts_built_ = 0;
   uint32_t rules_built_ = 0;
 };
