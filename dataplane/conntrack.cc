@@ -102,28 +102,6 @@ bool Conntrack::FindFragment(const FragKey& k, uint64_t now, uint16_t* sport,
 
 uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_)); }
 
-// CRC32 of the tuple (IPv4 hashes 16 bytes, IPv6 40).
-[[gnu::always_inline]] inline Conntrack::Hash Conntrack::HashOf(const CtKey& k) noexcept {
-  // Each word loaded where it lies (a copy of the whole key first cost
-  // six more instructions per lookup).
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(&k);
-  uint64_t w;
-  std::memcpy(&w, p, 8);
-  uint32_t h = rte_hash_crc_8byte(w & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
-  if (k.family == 4) {
-    uint32_t s4, d4;
-    std::memcpy(&s4, k.src, 4);
-    std::memcpy(&d4, k.dst, 4);
-    h = rte_hash_crc_8byte(uint64_t(s4) | uint64_t(d4) << 32, h);
-  } else {
-    for (int i = 1; i < 5; ++i) {
-      std::memcpy(&w, p + 8 * i, 8);
-      h = rte_hash_crc_8byte(w, h);
-    }
-  }
-  return SlotIndex::Mix(h);
-}
-
 namespace {
 
 // Whether `c` holds `k` as its forward tuple (or, `reversed`, its reversal).
@@ -139,9 +117,9 @@ bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
 
 }  // namespace
 
-[[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now,
-                                                      CtResult* res) const noexcept {
-  uint32_t ref = index_.Find(h, [&](uint32_t r) {
+[[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint32_t first,
+                                                      uint64_t now, CtResult* res) const noexcept {
+  uint32_t ref = index_.FindFrom(h, first, [&](uint32_t r) {
     const Conn& c = conns_[(r - 1) >> 1];
     // An expired record of the same tuple may precede a live one.
     return SameTuple(c.tuple, k, (r - 1) & 1) && c.expires.load(std::memory_order_relaxed) > now;
@@ -156,29 +134,40 @@ bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
                             int32_t* pos, Hashes* hashes) const noexcept {
-  // One probe per packet (a connection is indexed under its tuple and its
-  // reversal), in three passes over the burst so that the misses overlap:
-  // hash and fetch the buckets; fetch the first candidate record of each;
-  // then compare.
   Hash h[32];
   if (n > 32) n = 32;
   for (uint16_t i = 0; i < n; ++i) {
     h[i] = HashOf(keys[i]);
-    index_.Prefetch(h[i]);
+    Prefetch(h[i]);
   }
+  LookupHashed(keys, h, n, now, res, pos, hashes);
+}
+
+uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, uint64_t now,
+                                 CtResult* res, int32_t* pos, Hashes* hashes) const noexcept {
+  // One probe per packet (a connection is indexed under its tuple and its
+  // reversal). The caller hashed each key and fetched its bucket (Prefetch)
+  // as it built the key; then two passes over the burst so that the misses
+  // overlap: fetch the first candidate record of each; then compare.
+  if (n > 32) n = 32;
+  uint32_t first[32];
   for (uint16_t i = 0; i < n; ++i) {
-    if (uint32_t ref = index_.FirstCandidate(h[i])) rte_prefetch0(&conns_[(ref - 1) >> 1]);
+    first[i] = index_.FirstCandidate(h[i]);
+    if (first[i] != 0) rte_prefetch0(&conns_[(first[i] - 1) >> 1]);
   }
+  uint16_t missed = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    pos[i] = Find(keys[i], h[i], now, &res[i]);
+    pos[i] = Find(keys[i], h[i], first[i], now, &res[i]);
     // A new connection may be created once its policy is known: fetch the
     // bucket its reversed tuple goes to (the forward one is already here).
     if (pos[i] < 0) {
       Hash rev = HashOf(keys[i].Reversed());
       index_.Prefetch(rev);
       if (hashes != nullptr) hashes[i] = Hashes{h[i], rev};
+      ++missed;
     }
   }
+  return missed;
 }
 
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,

@@ -29,11 +29,14 @@
 #pragma once
 
 #include <rte_hash.h>
+#include <rte_hash_crc.h>
 #include <rte_ring.h>
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -98,6 +101,20 @@ struct alignas(16) CtVerdict {
   static constexpr uint32_t kIdentityMask = (1u << 25) - 1;
   static constexpr uint32_t kEgress = 1u << 29;   // the egress policy was checked
   static constexpr uint32_t kAudit = 1u << 30;    // the verdict was AUDIT (else FORWARDED)
+
+  // The first 8 bytes of a record cached under `epoch` and `ipcache`.
+  static uint64_t Stamp(uint32_t epoch, uint32_t ipcache) {
+    return uint64_t(epoch) | uint64_t(ipcache) << 32;
+  }
+  // Whether `v` stands for a packet of `identity` under `stamp`, with the
+  // egress policy checked or not (`egress`). (An identity wider than the
+  // mask is never cached: VerdictToCache stores it masked.)
+  static bool Stands(const CtVerdict& v, uint64_t stamp, uint32_t identity, bool egress) {
+    uint64_t head;
+    std::memcpy(&head, &v, 8);
+    return head == stamp && identity <= kIdentityMask &&
+           (v.bits & (kIdentityMask | kEgress)) == (identity | (egress ? kEgress : 0u));
+  }
 };
 static_assert(sizeof(CtVerdict) == 16);
 
@@ -135,10 +152,21 @@ class Conntrack {
   };
 
   // --- workers ---
+  // The index hash of a tuple (CRC32 of its 16 bytes for IPv4, 40 for
+  // IPv6; `aux` is not hashed), and fetching its home bucket: a worker
+  // does both as it builds each key, then looks the burst up.
+  static SlotIndex::Hash HashOf(const CtKey& k) noexcept;
+  static SlotIndex::Hash HashOf4(uint8_t proto, uint16_t sport, uint16_t dport, uint32_t src,
+                                 uint32_t dst) noexcept;
+  void Prefetch(SlotIndex::Hash h) const noexcept { index_.Prefetch(h); }
   // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1),
   // and, when `hashes` is given, a packet not found gets its tuple's hashes.
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
                    int32_t* pos, Hashes* hashes = nullptr) const noexcept;
+  // The same for keys whose hashes `h` (HashOf) the caller has computed and
+  // whose buckets it has prefetched. Returns how many were not found.
+  uint16_t LookupHashed(const CtKey* keys, const SlotIndex::Hash* h, uint16_t n, uint64_t now_tsc,
+                    CtResult* res, int32_t* pos, Hashes* hashes = nullptr) const noexcept;
   // Creates the entry of an allowed new connection (a new record even when
   // an expired one holds the tuple: lookups skip it, the collector removes
   // it). False when the table is full (the caller drops with Cilium's 155,
@@ -197,10 +225,10 @@ class Conntrack {
   static_assert(sizeof(Conn) == 64);
   // The index (slot_index.h): references are (connection << 1 | reversed) + 1.
   using Hash = SlotIndex::Hash;
-  static Hash HashOf(const CtKey& k) noexcept;
   static uint32_t Ref(uint32_t conn, bool reversed) { return (conn << 1 | uint32_t(reversed)) + 1; }
   // The live connection whose forward (or reversed) tuple is `k`, or -1.
-  int32_t Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept;
+  // `first`: the index's FirstCandidate for `h`, or 0.
+  int32_t Find(const CtKey& k, Hash h, uint32_t first, uint64_t now, CtResult* res) const noexcept;
   Conntrack() = default;
   enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
   static constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
@@ -230,6 +258,38 @@ class Conntrack {
 };
 
 // --- per packet: inline, the worker calls them for every tracked packet ---
+
+// Addresses in network order (as they lie in the header), ports in host
+// order: the same hash as HashOf of the CtKey they make.
+[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf4(uint8_t proto, uint16_t sport,
+                                                                 uint16_t dport, uint32_t src,
+                                                                 uint32_t dst) noexcept {
+  static_assert(offsetof(CtKey, family) == 0 && offsetof(CtKey, proto) == 1 &&
+                offsetof(CtKey, sport) == 4 && offsetof(CtKey, dport) == 6);
+  const uint64_t w = 4u | uint32_t(proto) << 8 | uint64_t(sport) << 32 | uint64_t(dport) << 48;
+  const uint32_t h = rte_hash_crc_8byte(w, 0x9e3779b9u);
+  return SlotIndex::Mix(rte_hash_crc_8byte(uint64_t(src) | uint64_t(dst) << 32, h));
+}
+
+[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf(const CtKey& k) noexcept {
+  // Each word loaded where it lies (a copy of the whole key first cost
+  // six more instructions per lookup).
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(&k);
+  if (k.family == 4) {
+    uint32_t s4, d4;
+    std::memcpy(&s4, k.src, 4);
+    std::memcpy(&d4, k.dst, 4);
+    return HashOf4(k.proto, k.sport, k.dport, s4, d4);
+  }
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  uint32_t h = rte_hash_crc_8byte(w & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
+  for (int i = 1; i < 5; ++i) {
+    std::memcpy(&w, p + 8 * i, 8);
+    h = rte_hash_crc_8byte(w, h);
+  }
+  return SlotIndex::Mix(h);
+}
 
 inline uint8_t Conntrack::NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
   if (flags & (kFin | kRst)) return kClosing;

@@ -97,8 +97,8 @@ bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
     if (ip->time_to_live <= 1) return false;
     --ip->time_to_live;
     // RFC 1624 incremental update: TTL is the high byte of its 16-bit word.
-    uint32_t sum = uint32_t(rte_be_to_cpu_16(ip->hdr_checksum)) + 0x0100;
-    ip->hdr_checksum = rte_cpu_to_be_16(uint16_t(sum + (sum >> 16)));
+    uint32_t sum = uint32_t(__builtin_bswap16(ip->hdr_checksum)) + 0x0100;
+    ip->hdr_checksum = __builtin_bswap16(uint16_t(sum + (sum >> 16)));
     return true;
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
@@ -372,38 +372,110 @@ bool PlainOuter(const uint8_t* d, uint32_t len, const FabricConfig& f, uint32_t*
   }
   *vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
   *outer = kTun + 8 + opts;
-  return !ReservedVni(*vni) && *outer < len && Ipv4HeaderSum(d + kIp, 20) == 0xffff;
+  return !ReservedVni(*vni) && *outer < len && Ipv4Header20Valid(d + kIp);
 }
 
-// ParseBurst for the fabric port: parses and decapsulates each frame (the
-// usual shape in one pass, PlainOuter; any other through the general parse
-// and Decapsulate). Same contract as ParseBurst.
-uint16_t DecapsulateBurst(const FabricConfig& f, rte_mbuf** pkts, uint16_t n, rte_mbuf** drops,
-                          uint16_t* ndrops, uint16_t in_port) {
-  const int off = g_packet_meta_offset;
-  uint16_t kept = 0;
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-    PacketMeta* meta = Meta(m, off);
-    meta->in_port = in_port & 0x3f;  // kept by ParsePacket
-    const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
-    const uint32_t len = rte_pktmbuf_data_len(m);
-    uint32_t outer, vni;
-    DropReason r;
-    if (PlainOuter(d, len, f, &outer, &vni)) {
-      r = ParseInner(m, *meta, outer, vni);
-    } else {
-      r = ParsePacket(d, len, *meta) ? Decapsulate(m, *meta, f) : meta->drop;
-    }
-    if (r == DropReason::kNone) {
-      pkts[kept++] = m;
-    } else {
-      meta->drop = r;
-      drops[(*ndrops)++] = m;
-    }
+// What the fabric's usual frame must carry, in the byte order it lies in:
+// computed once per burst.
+struct FabricWire {
+  uint32_t node_be;  // this node's address
+  uint16_t port_be;  // the tunnel's UDP port
+  bool geneve;
+  explicit FabricWire(const FabricConfig& f)
+      : node_be(rte_cpu_to_be_32(f.node_v4)),
+        port_be(rte_cpu_to_be_16(f.encap == Encap::kVxlan ? kVxlanPort : kGenevePort)),
+        geneve(f.encap == Encap::kGeneve) {}
+};
+
+template <typename T>
+[[gnu::always_inline]] inline T LoadAt(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+// (__builtin_bswap, not rte_be_to_cpu: DPDK's x86 byte swap of a variable is
+// an asm statement the compiler can neither fold into the load nor move.)
+
+// The fabric's usual frame whole, outer and inner: PlainOuter's checks on
+// the outer headers (a Geneve header without options only) and then
+// ParsePlain's on the inner frame (untagged Ethernet, IPv4 without options
+// or fragmentation, TCP or UDP), over fixed offsets in one pass, reading
+// words where the two read bytes. True: `meta` is what ParseInner would
+// have written (`in_port` aside), `*proto`, `*src`, `*dst` the inner
+// tuple's. False for any other frame, good or bad, with nothing written:
+// the caller takes PlainOuter and the general parse, which decide.
+[[gnu::always_inline]] inline bool PlainFabric(const uint8_t* d, uint32_t len, const FabricWire& w,
+                                               PacketMeta& meta, uint32_t* src, uint32_t* dst) {
+  constexpr uint32_t kIp = 14, kUdp = kIp + 20, kTun = kUdp + 8, kIn = kTun + 8;
+  constexpr uint32_t kIp2 = kIn + 14, kL4 = kIp2 + 20;
+  // Outer: ParsePlain's frame (PlainOuter: len >= kTun + 8) and the inner
+  // ParsePlain's (its length, len - kIn, >= 42).
+  if (len < kL4 + 8) return false;
+  // EtherType IPv4 and version 4 / 20-byte header, outer and inner.
+  if ((LoadAt<uint32_t>(d + 12) & 0xffffff) != 0x450008u ||
+      (LoadAt<uint32_t>(d + kIn + 12) & 0xffffff) != 0x450008u) {
+    return false;
   }
-  return kept;
+  const uint32_t total = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 2));
+  const uint32_t ulen = __builtin_bswap16(LoadAt<uint16_t>(d + kUdp + 4));
+  if (total < 28 || kIp + total > len || ulen < 8 || ulen > total - 20) return false;
+  // No fragment: flags (but DF) and offset 0; then UDP to this node's port.
+  if ((LoadAt<uint16_t>(d + kIp + 6) & 0xff3f) != 0 || d[kIp + 9] != IPPROTO_UDP ||
+      LoadAt<uint32_t>(d + kIp + 16) != w.node_be || LoadAt<uint16_t>(d + kUdp + 2) != w.port_be) {
+    return false;
+  }
+  const uint8_t* t = d + kTun;
+  if (w.geneve ? (t[0] != 0 || LoadAt<uint16_t>(t + 2) != 0x5865) : !(t[0] & 0x08)) return false;
+  const uint32_t vni = __builtin_bswap32(LoadAt<uint32_t>(t + 4)) >> 8;
+  if (ReservedVni(vni)) return false;
+  // The inner frame, from its own start and length.
+  const uint8_t* e = d + kIn;
+  const uint32_t elen = len - kIn;
+  const uint32_t itotal = __builtin_bswap16(LoadAt<uint16_t>(e + 16));
+  if (itotal < 28 || 14 + itotal > elen || (LoadAt<uint16_t>(e + 20) & 0xff3f) != 0) return false;
+  const uint8_t proto = e[23];
+  uint8_t tcp_flags = 0;
+  if (proto == IPPROTO_TCP) {
+    if (itotal < 40) return false;
+    const uint32_t doff = uint32_t(e[34 + 12] >> 4) * 4;
+    if (doff < 20 || doff > itotal - 20) return false;
+    tcp_flags = e[34 + 13];
+  } else if (proto == IPPROTO_UDP) {
+    const uint32_t iulen = __builtin_bswap16(LoadAt<uint16_t>(e + 34 + 4));
+    if (iulen < 8 || iulen > itotal - 20) return false;
+  } else {
+    return false;
+  }
+  if (!Ipv4Header20Valid(d + kIp) || !Ipv4Header20Valid(e + 14)) return false;
+  const uint32_t ports = LoadAt<uint32_t>(e + 34);
+  meta.l3_off = 14;
+  meta.l4_off = 34;
+  meta.sport = __builtin_bswap16(uint16_t(ports));
+  meta.dport = __builtin_bswap16(uint16_t(ports >> 16));
+  meta.family = 4;
+  meta.proto = proto;
+  meta.flags = 0;
+  meta.tcp_flags = tcp_flags;
+  meta.reason_dir = 0;
+  meta.drop = DropReason::kNone;
+  meta.verdict = 0;
+  meta.reason = 0;
+  meta.src_identity = vni;
+  meta.rule_id = 0;
+  meta.aux = 0;
+  *src = LoadAt<uint32_t>(e + 26);
+  *dst = LoadAt<uint32_t>(e + 30);
+  return true;
+}
+
+// A fabric frame of any other shape: PlainOuter and the inner parse, or
+// the general parse and Decapsulate.
+DropReason DecapsulateGeneral(rte_mbuf* m, PacketMeta& meta, const FabricConfig& f) {
+  const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+  const uint32_t len = rte_pktmbuf_data_len(m);
+  uint32_t outer, vni;
+  if (PlainOuter(d, len, f, &outer, &vni)) return ParseInner(m, meta, outer, vni);
+  return ParsePacket(d, len, meta) ? Decapsulate(m, meta, f) : meta.drop;
 }
 
 bool IsIcmpError(const PacketMeta& meta) {
@@ -711,12 +783,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t nd = 0;
   counters_.rx += n;
   const PortRole role = in_port < kMaxPorts ? snap.role[in_port] : PortRole::kNone;
-  // The NIC's IPv4 checksum verdict is taken for ports without tunnels: on
-  // the fabric, a NIC that parses VXLAN reports the inner header's.
-  n = role == PortRole::kFabric
-          ? DecapsulateBurst(snap.fabric, pkts, n, drops, &nd, in_port)
-          : ParseBurst(pkts, n, drops, &nd,
-                       in_port < kMaxPorts && (offloads_[in_port] & kRxIpv4Cksum) != 0, in_port);
 
   const uint16_t epi = role == PortRole::kEndpoint ? snap.endpoint_of_port[in_port] : kNoEndpoint;
   static const EndpointEntry kNone{};
@@ -736,68 +802,26 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
                          (check_egress ? CtVerdict::kEgress : 0u) |
                          (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
   };
-  SvcWork* const svc = svc_;  // svc[k].active is set for every work[k]
+  // svc[k].active is set for every work[k] of a burst from an endpoint
+  // port (the only role with service DNAT); `dnat` tells whether any is.
+  SvcWork* const svc = svc_;
+  const bool dnat = role == PortRole::kEndpoint;
 
-  // Stage 1: per role, the source identity, service DNAT (at a source
-  // endpoint) and the destination route.
+  // Stage 1: parse; per role, the source identity and service DNAT (at a
+  // source endpoint); the conntrack key, hashed, its bucket fetched.
   rte_mbuf* work[kBurst];
   AclKey keys[kBurst * 2];
   const AclKey* kp[kBurst * 2];
   CtKey* const ct_keys = ct_keys_;
+  SlotIndex::Hash ct_h[kBurst];
   uint16_t nw = 0, nk = 0;
   uint16_t egress_key[kBurst], ingress_key[kBurst];
-  for (uint16_t i = 0; i < n; ++i) {
-    rte_mbuf* m = pkts[i];
-    PacketMeta* meta = meta_of(m);
+  // What every role does last: fragments, service DNAT, the tuple.
+  auto admit = [&](rte_mbuf* m, PacketMeta* meta) {
     auto drop = [&](DropReason r) {
       meta->drop = r;
       drops[nd++] = m;
     };
-    if (role == PortRole::kEndpoint) {
-      if (meta->flags & kPktArp) {
-        if (ArpReply(m, *meta, src_ep, snap.router_mac)) {
-          out.pkts[in_port][out.n[in_port]++] = m;
-          ++counters_.arp_replies;
-        } else {
-          ++counters_.arp_ignored;
-          rte_pktmbuf_free(m);
-        }
-        continue;
-      }
-      // IPv6 neighbour discovery (RFC 4861) comes from link-local
-      // addresses: answered or consumed before anti-spoofing.
-      if (meta->family == 6 && meta->proto == 58 && meta->dport >= 133 && meta->dport <= 137) {
-        if (meta->dport == 135 && NdpReply(m, *meta, src_ep, snap.router_mac)) {
-          out.pkts[in_port][out.n[in_port]++] = m;
-          ++counters_.ndp_replies;
-        } else {
-          ++counters_.ndp_ignored;
-          rte_pktmbuf_free(m);
-        }
-        continue;
-      }
-      // Anti-spoofing: an endpoint sends from its own addresses only.
-      if (!SourceIsEndpoint(m, *meta, src_ep)) {
-        drop(DropReason::kInvalidSourceIp);
-        continue;
-      }
-      meta->src_identity = src_ep.identity;
-    } else if (role == PortRole::kFabric) {
-      // Decapsulated with the parse: the source identity is the VNI.
-    } else if (role == PortRole::kUplink) {
-      // From outside the mesh: the source identity is the ipcache's (longest
-      // prefix, CIDR identities; unknown is world). A mesh address arriving
-      // from outside is spoofed.
-      const Route& src = RouteAt(snap, IpcacheSlot(m, *meta, snap, Addr::kSource));
-      if (src.kind != Route::kOutside) {
-        drop(DropReason::kInvalidSourceIp);
-        continue;
-      }
-      meta->src_identity = src.identity;
-    } else {
-      drop(DropReason::kUnknownL3TargetAddress);
-      continue;
-    }
     // Fragments (Cilium's fragment tracking, bpf/lib/ipv4.h): a first
     // fragment records its ports; a later one, which carries none, takes
     // them from its datagram's record, or is dropped with 175
@@ -813,8 +837,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       } else {
         uint16_t sp, dp;
         if (ct_ == nullptr || !FragKeyOf(m, *meta, fk) || !ct_->FindFragment(fk, now, &sp, &dp)) {
-          drop(DropReason::kFirstFragmentNotFound);
-          continue;
+          return drop(DropReason::kFirstFragmentNotFound);
         }
         meta->sport = sp;
         meta->dport = dp;
@@ -825,27 +848,126 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (role == PortRole::kEndpoint && snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
         (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
       DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);
-      if (r != DropReason::kNone) {
-        drop(r);
+      if (r != DropReason::kNone) return drop(r);
+    }
+    if (ct_ != nullptr) {
+      CtKeyOf(m, *meta, ct_keys[nw]);
+      ct_h[nw] = Conntrack::HashOf(ct_keys[nw]);
+      ct_->Prefetch(ct_h[nw]);
+    }
+    work[nw++] = m;
+  };
+  if (role == PortRole::kFabric) {
+    // Parse and decapsulate in one step: the usual frame in one pass over
+    // fixed offsets (PlainFabric), its tuple built and hashed from the
+    // words just read; any other frame the general way.
+    const FabricWire wire(snap.fabric);
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = pkts[i];
+      if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+      PacketMeta* meta = meta_of(m);
+      meta->in_port = in_port & 0x3f;  // kept by every parse
+      uint32_t s4, d4;
+      if (PlainFabric(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), wire, *meta,
+                      &s4, &d4)) {
+        constexpr uint16_t kOuter = 14 + 20 + 8 + 8;  // rte_pktmbuf_adj, its checks made
+        m->data_off = uint16_t(m->data_off + kOuter);
+        m->data_len = uint16_t(m->data_len - kOuter);
+        m->pkt_len -= kOuter;
+        if (ct_ != nullptr) {
+          CtKey& k = ct_keys[nw];
+          k = CtKey();
+          k.family = 4;
+          k.proto = meta->proto;
+          k.sport = meta->sport;
+          k.dport = meta->dport;
+          std::memcpy(k.src, &s4, 4);
+          std::memcpy(k.dst, &d4, 4);
+          ct_h[nw] = Conntrack::HashOf4(meta->proto, meta->sport, meta->dport, s4, d4);
+          ct_->Prefetch(ct_h[nw]);
+        }
+        work[nw++] = m;
         continue;
       }
+      if (DropReason r = DecapsulateGeneral(m, *meta, snap.fabric); r != DropReason::kNone) {
+        meta->drop = r;
+        drops[nd++] = m;
+        continue;
+      }
+      // Decapsulated: the source identity is the VNI.
+      admit(m, meta);
     }
-    if (ct_ != nullptr) CtKeyOf(m, *meta, ct_keys[nw]);
-    work[nw++] = m;
+  } else {
+    // The NIC's IPv4 checksum verdict is taken for ports without tunnels:
+    // on the fabric, a NIC that parses VXLAN reports the inner header's.
+    n = ParseBurst(pkts, n, drops, &nd,
+                   in_port < kMaxPorts && (offloads_[in_port] & kRxIpv4Cksum) != 0, in_port);
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = pkts[i];
+      PacketMeta* meta = meta_of(m);
+      if (role == PortRole::kEndpoint) {
+        if (meta->flags & kPktArp) {
+          if (ArpReply(m, *meta, src_ep, snap.router_mac)) {
+            out.pkts[in_port][out.n[in_port]++] = m;
+            ++counters_.arp_replies;
+          } else {
+            ++counters_.arp_ignored;
+            rte_pktmbuf_free(m);
+          }
+          continue;
+        }
+        // IPv6 neighbour discovery (RFC 4861) comes from link-local
+        // addresses: answered or consumed before anti-spoofing.
+        if (meta->family == 6 && meta->proto == 58 && meta->dport >= 133 && meta->dport <= 137) {
+          if (meta->dport == 135 && NdpReply(m, *meta, src_ep, snap.router_mac)) {
+            out.pkts[in_port][out.n[in_port]++] = m;
+            ++counters_.ndp_replies;
+          } else {
+            ++counters_.ndp_ignored;
+            rte_pktmbuf_free(m);
+          }
+          continue;
+        }
+        // Anti-spoofing: an endpoint sends from its own addresses only.
+        if (!SourceIsEndpoint(m, *meta, src_ep)) {
+          meta->drop = DropReason::kInvalidSourceIp;
+          drops[nd++] = m;
+          continue;
+        }
+        meta->src_identity = src_ep.identity;
+      } else if (role == PortRole::kUplink) {
+        // From outside the mesh: the source identity is the ipcache's
+        // (longest prefix, CIDR identities; unknown is world). A mesh
+        // address arriving from outside is spoofed.
+        const Route& src = RouteAt(snap, IpcacheSlot(m, *meta, snap, Addr::kSource));
+        if (src.kind != Route::kOutside) {
+          meta->drop = DropReason::kInvalidSourceIp;
+          drops[nd++] = m;
+          continue;
+        }
+        meta->src_identity = src.identity;
+      } else {
+        meta->drop = DropReason::kUnknownL3TargetAddress;
+        drops[nd++] = m;
+        continue;
+      }
+      admit(m, meta);
+    }
   }
 
   // Stage 2: conntrack for the burst: replies of allowed connections skip
   // the policy (CT_REPLY); forward packets are checked every time.
   CtResult ctres[kBurst];
   int32_t ctpos[kBurst];
+  uint16_t nnew = nw;
   if (ct_ != nullptr && nw > 0) {
-    ct_->LookupBurst(ct_keys, nw, now, ctres, ctpos, ct_hashes_);
+    nnew = ct_->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos, ct_hashes_);
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
   // New connections look up the ipcache and the source's class: start those
   // misses for the whole burst before the first lookup waits on one.
-  for (int step = 0; step < 2; ++step) {
+  for (int step = 0; step < 2 && nnew > 0; ++step) {
     for (uint16_t i = 0; i < nw; ++i) {
       if (ctres[i] != CtResult::kNew) continue;
       const PacketMeta* meta = meta_of(work[i]);
@@ -871,6 +993,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   uint16_t dst_ep[kBurst];  // EndpointOf each packet's route (general path)
   uint16_t ncached = 0;
+  const uint64_t stamp = CtVerdict::Stamp(epoch, ipcache_version);
   for (uint16_t i = 0; i < nw; ++i) {
     PacketMeta* meta = meta_of(work[i]);
     icmp_error[i] = IsIcmpError(*meta);
@@ -881,9 +1004,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (ctres[i] == CtResult::kForward) {
       const CtVerdict v = ct_->Verdict(ctpos[i]);
-      if (v.epoch == epoch && v.ipcache == ipcache_version &&
-          (v.bits & CtVerdict::kIdentityMask) == meta->src_identity &&
-          ((v.bits & CtVerdict::kEgress) != 0) == check_egress) {
+      if (CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) {
         meta->aux = v.nh;
         cached[i] = v.bits + 1;
         ++ncached;
@@ -908,7 +1029,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
         counters_.audited += audit;
         ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
-        if (svc[i].active && svc[i].pinned) {
+        if (dnat && svc[i].active && svc[i].pinned) {
           ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
         }
         r = Send(snap, m, *meta, route, ep, out);
@@ -1039,8 +1160,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i]) ||
-            (svc[i].active && !svc[i].pinned &&
+                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i]) ||
+            (dnat && svc[i].active && !svc[i].pinned &&
              !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
@@ -1067,7 +1188,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           }
         }
       }
-      if (svc[i].active && svc[i].pinned) {  // keep the pin alive with its connection
+      if (dnat && svc[i].active && svc[i].pinned) {  // keep the pin alive with its connection
         ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
     }

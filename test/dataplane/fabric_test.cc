@@ -327,6 +327,151 @@ TEST_CASE("frames of the usual shape decapsulate in one pass with the general pa
   }
 }
 
+TEST_CASE("the inner frame meets the same fate in the one-pass fabric parse and the general one",
+          "[fabric][drops][differential]") {
+  // PlainFabric checks the outer headers and the inner frame (untagged
+  // Ethernet, IPv4 without options or fragments, TCP or UDP) in one pass;
+  // an 802.1Q tag on the outer header sends the frame through the general
+  // decapsulation and the inner plain parse (ParsePlain), a tag on the
+  // inner header too through the general inner parse. Each inner byte
+  // damaged, each inner IPv4 field changed with its checksum kept right,
+  // must meet the same fate all three ways: the same drop reason, or the
+  // same bytes delivered on the same port (the inner tag aside).
+  for (Encap e : {Encap::kVxlan, Encap::kGeneve}) {
+    INFO((e == Encap::kVxlan ? "vxlan" : "geneve"));
+    Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), e);
+    Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
+    for (bool tcp : {true, false}) {
+      INFO((tcp ? "tcp" : "udp"));
+      a.Send("frontend", tcp ? Tcp4("10.1.0.10", "10.2.0.20", 40000, 80)
+                             : Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.2.0.20"), 17,
+                                                Udp(40001, 53, 12))));
+      auto wire = a.Take(kFabricPort);
+      REQUIRE(wire.size() == 1);
+      const uint8_t* w = rte_pktmbuf_mtod(wire[0], const uint8_t*);
+      const Bytes plain(w, w + rte_pktmbuf_data_len(wire[0]));
+      rte_pktmbuf_free(wire[0]);
+      constexpr size_t kIn = 14 + 20 + 8 + 8;  // the inner frame in `plain`
+      const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};
+      Bytes outer_tagged = plain;
+      outer_tagged.insert(outer_tagged.begin() + 12, tag, tag + 4);
+      Bytes both_tagged = outer_tagged;
+      both_tagged.insert(both_tagged.begin() + 4 + kIn + 12, tag, tag + 4);
+      auto refresh = [](Bytes& f, size_t ip) {
+        f[ip + 10] = f[ip + 11] = 0;
+        const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
+        std::memcpy(&f[ip + 10], &ck, 2);
+      };
+      // The outer lengths (IPv4 total, UDP) of the doubly tagged frame grow
+      // by the inner tag.
+      for (size_t at : {size_t(18 + 2), size_t(18 + 20 + 4)}) {
+        const uint16_t v = uint16_t((both_tagged[at] << 8 | both_tagged[at + 1]) + 4);
+        both_tagged[at] = uint8_t(v >> 8);
+        both_tagged[at + 1] = uint8_t(v);
+      }
+      refresh(both_tagged, 18);
+      struct Fate {
+        int reason = -1;  // -1: delivered (or nowhere, when `out` is empty)
+        int port = -1;
+        Bytes out;
+        bool operator==(const Fate&) const = default;
+      };
+      auto fate = [&](const Bytes& frame, bool inner_tag) {
+        const DropCounters before = b.pl->counters().drops[kFabricPort];
+        rte_mbuf* m = ToMbuf(Pool(), frame);
+        REQUIRE(m != nullptr);
+        b.Receive(m, kFabricPort);
+        Fate f;
+        for (uint16_t p = 0; p < kMaxPorts; ++p) {
+          for (rte_mbuf* o : b.Take(p)) {
+            const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
+            f.out.assign(d, d + rte_pktmbuf_data_len(o));
+            f.port = p;
+            rte_pktmbuf_free(o);
+          }
+        }
+        if (inner_tag && f.out.size() >= 16) f.out.erase(f.out.begin() + 12, f.out.begin() + 16);
+        const DropCounters& after = b.pl->counters().drops[kFabricPort];
+        for (size_t r = 0; r < std::size(after.by_reason); ++r) {
+          if (after.by_reason[r] != before.by_reason[r]) f.reason = int(r);
+        }
+        return f;
+      };
+      const Fate intact = fate(plain, false);  // a new connection
+      REQUIRE(intact.reason == -1);
+      REQUIRE(intact.port == b.port.at("myapp"));
+      CHECK(fate(plain, false) == intact);  // established: the cached verdict
+      CHECK(fate(outer_tagged, false) == intact);
+      CHECK(fate(both_tagged, true) == intact);
+      // Where inner byte `q` lies in each frame.
+      auto at = [&](size_t q) {
+        return std::array<size_t, 3>{kIn + q, 4 + kIn + q, 4 + kIn + (q < 12 ? q : q + 4)};
+      };
+      const size_t l4_bytes = tcp ? 20 : 8;
+      int delivered = 0, dropped = 0;
+      for (size_t q = 0; q < 14 + 20 + l4_bytes; ++q) {
+        for (uint8_t x : {0x01, 0x08, 0x40, 0x80, 0xff}) {
+          INFO("inner byte " << q << " ^ " << int(x));
+          Bytes f1 = plain, f2 = outer_tagged, f3 = both_tagged;
+          const auto pos = at(q);
+          f1[pos[0]] ^= x;
+          f2[pos[1]] ^= x;
+          f3[pos[2]] ^= x;
+          const Fate one = fate(f1, false), outer_general = fate(f2, false);
+          const Fate general = fate(f3, true);
+          CHECK(one == outer_general);
+          if (q == 12 || q == 13) {  // the inner EtherType: not the same frame with a tag
+            CHECK((one.reason == -1) == (general.reason == -1));
+          } else {
+            CHECK(one == general);
+          }
+          ++(one.reason == -1 && !one.out.empty() ? delivered : dropped);
+        }
+      }
+      // Inner IPv4 fields with the checksum kept right: lengths, fragment
+      // fields, protocol, TTL, addresses.
+      for (size_t q = 14; q < 34; ++q) {
+        if (q == 24 || q == 25) continue;  // the checksum itself
+        for (uint8_t x : {0x01, 0x02, 0x20, 0x40, 0x80, 0xff}) {
+          INFO("inner IPv4 byte " << q << " ^ " << int(x) << ", checksum refreshed");
+          Bytes f1 = plain, f2 = outer_tagged, f3 = both_tagged;
+          const auto pos = at(q);
+          f1[pos[0]] ^= x;
+          f2[pos[1]] ^= x;
+          f3[pos[2]] ^= x;
+          refresh(f1, kIn + 14);
+          refresh(f2, 4 + kIn + 14);
+          refresh(f3, 4 + kIn + 18);
+          const Fate one = fate(f1, false);
+          CHECK(one == fate(f2, false));
+          CHECK(one == fate(f3, true));
+          ++(one.reason == -1 && !one.out.empty() ? delivered : dropped);
+        }
+      }
+      const int itotal = int(plain.size() - kIn) - 14;
+      for (int t : {0, 19, 20, 27, 28, 39, 40, 41, itotal - 1, itotal, itotal + 1}) {
+        INFO("inner IPv4 total length " << t);
+        Bytes f1 = plain, f2 = outer_tagged, f3 = both_tagged;
+        const auto pos = at(16);
+        for (int k = 0; k < 3; ++k) {
+          Bytes& f = k == 0 ? f1 : k == 1 ? f2 : f3;
+          f[pos[k]] = uint8_t(t >> 8);
+          f[pos[k] + 1] = uint8_t(t);
+        }
+        refresh(f1, kIn + 14);
+        refresh(f2, 4 + kIn + 14);
+        refresh(f3, 4 + kIn + 18);
+        const Fate one = fate(f1, false);
+        CHECK(one == fate(f2, false));
+        CHECK(one == fate(f3, true));
+      }
+      CHECK(delivered > 0);  // MACs, ports, the TCP flags and window
+      CHECK(dropped > 0);
+    }
+    CHECK(rte_mempool_avail_count(Pool()) == 1023);
+  }
+}
+
 TEST_CASE("an established tuple arriving with another identity in its VNI is classified again",
           "[fabric][verdict-cache][cilium:bpf/bpf_overlay.c identity from the tunnel key]") {
   // B allows only frontends into myapp. A's frontend opens a connection;

@@ -325,7 +325,7 @@ TEST_CASE("the IPv4 header sum is RFC 1071's over 16-bit words", "[packet][check
   uint32_t seed = 1;
   for (int round = 0; round < 20000; ++round) {
     uint8_t h[60];
-    const uint32_t len = round < 2 ? 20 : 20 + 4 * uint32_t(round % 11);
+    const uint32_t len = round < 2 ? 20 : 20 + 4 * uint32_t(round % 11);  // 20: 1 round in 11
     for (uint32_t i = 0; i < len; ++i) {
       seed = seed * 1103515245 + 12345;
       h[i] = round == 0 ? 0xff : round == 1 ? 0 : uint8_t(seed >> 16);
@@ -336,6 +336,25 @@ TEST_CASE("the IPv4 header sum is RFC 1071's over 16-bit words", "[packet][check
     while (want >> 16) want = (want & 0xffff) + (want >> 16);
     INFO("round " << round);
     CHECK(Ipv4HeaderSum(h, len) == want);
+    if (len == 20) {
+      CHECK(Ipv4Header20Valid(h) == (want == 0xffff));
+      // The same header with its checksum (bytes 10-11) made right, and
+      // then off by one in either direction.
+      uint32_t rest = 0;
+      for (uint32_t i = 0; i < 20; i += 2) rest += i == 10 ? 0 : uint32_t(h[i] | h[i + 1] << 8);
+      while (rest >> 16) rest = (rest & 0xffff) + (rest >> 16);
+      const uint16_t ck = uint16_t(~rest);
+      h[10] = uint8_t(ck);
+      h[11] = uint8_t(ck >> 8);
+      CHECK(Ipv4HeaderSum(h, 20) == 0xffff);
+      CHECK(Ipv4Header20Valid(h));
+      for (int delta : {1, -1}) {
+        uint8_t g[20];
+        std::memcpy(g, h, 20);
+        g[11] = uint8_t(g[11] + delta);
+        CHECK(Ipv4Header20Valid(g) == (Ipv4HeaderSum(g, 20) == 0xffff));
+      }
+    }
   }
 }
 
