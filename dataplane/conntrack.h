@@ -156,8 +156,7 @@ class Conntrack {
   // IPv6; `aux` is not hashed), and fetching its home bucket: a worker
   // does both as it builds each key, then looks the burst up.
   static SlotIndex::Hash HashOf(const CtKey& k) noexcept;
-  static SlotIndex::Hash HashOf4(uint8_t proto, uint16_t sport, uint16_t dport, uint32_t src,
-                                 uint32_t dst) noexcept;
+  static SlotIndex::Hash HashOf4(uint64_t head, uint32_t src, uint32_t dst) noexcept;
   void Prefetch(SlotIndex::Hash h) const noexcept { index_.Prefetch(h); }
   // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1),
   // and, when `hashes` is given, a packet not found gets its tuple's hashes.
@@ -259,34 +258,32 @@ class Conntrack {
 
 // --- per packet: inline, the worker calls them for every tracked packet ---
 
-// Addresses in network order (as they lie in the header), ports in host
-// order: the same hash as HashOf of the CtKey they make.
-[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf4(uint8_t proto, uint16_t sport,
-                                                                 uint16_t dport, uint32_t src,
+// `head`: the key's first 8 bytes (family, protocol, `aux` 0, ports in
+// host order); addresses in network order (as they lie in the header): the
+// same hash as HashOf of the CtKey they make.
+[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf4(uint64_t head, uint32_t src,
                                                                  uint32_t dst) noexcept {
-  static_assert(offsetof(CtKey, family) == 0 && offsetof(CtKey, proto) == 1 &&
-                offsetof(CtKey, sport) == 4 && offsetof(CtKey, dport) == 6);
-  const uint64_t w = 4u | uint32_t(proto) << 8 | uint64_t(sport) << 32 | uint64_t(dport) << 48;
-  const uint32_t h = rte_hash_crc_8byte(w, 0x9e3779b9u);
-  return SlotIndex::Mix(rte_hash_crc_8byte(uint64_t(src) | uint64_t(dst) << 32, h));
+  const uint32_t h = SlotIndex::Crc8(head, 0x9e3779b9u);
+  return SlotIndex::Mix(SlotIndex::Crc8(uint64_t(src) | uint64_t(dst) << 32, h));
 }
 
 [[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf(const CtKey& k) noexcept {
   // Each word loaded where it lies (a copy of the whole key first cost
   // six more instructions per lookup).
   const uint8_t* p = reinterpret_cast<const uint8_t*>(&k);
+  constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
+  uint64_t w;
+  std::memcpy(&w, p, 8);
   if (k.family == 4) {
     uint32_t s4, d4;
     std::memcpy(&s4, k.src, 4);
     std::memcpy(&d4, k.dst, 4);
-    return HashOf4(k.proto, k.sport, k.dport, s4, d4);
+    return HashOf4(w & kNoAux, s4, d4);
   }
-  uint64_t w;
-  std::memcpy(&w, p, 8);
-  uint32_t h = rte_hash_crc_8byte(w & ~(uint64_t(0xffff) << 16), 0x9e3779b9u);  // not `aux`
+  uint32_t h = SlotIndex::Crc8(w & kNoAux, 0x9e3779b9u);  // not `aux`
   for (int i = 1; i < 5; ++i) {
     std::memcpy(&w, p + 8 * i, 8);
-    h = rte_hash_crc_8byte(w, h);
+    h = SlotIndex::Crc8(w, h);
   }
   return SlotIndex::Mix(h);
 }

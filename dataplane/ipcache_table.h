@@ -126,12 +126,12 @@ class IpcacheTable {
   };
   static_assert(sizeof(Slot) == 32);
   static SlotIndex::Hash HostHash4(uint32_t ip) {
-    return SlotIndex::Mix(rte_hash_crc_4byte(ip, 0x9e3779b9u));
+    return SlotIndex::Mix(SlotIndex::Crc4(ip, 0x9e3779b9u));
   }
   static SlotIndex::Hash HostHash6(const uint8_t* ip) {
     uint64_t w[2];
     std::memcpy(w, ip, 16);
-    return SlotIndex::Mix(rte_hash_crc_8byte(w[1], rte_hash_crc_8byte(w[0], 0x9e3779b9u)));
+    return SlotIndex::Mix(SlotIndex::Crc8(w[1], SlotIndex::Crc8(w[0], 0x9e3779b9u)));
   }
   static bool IsHost(const identity::Prefix& p) {
     return p.len == (p.addr.family == identity::Family::kIpv4 ? 32 : 128);

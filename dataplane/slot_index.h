@@ -21,6 +21,7 @@
 // caller's RCU): the index itself frees nothing. docs/design/conntrack.md.
 #pragma once
 
+#include <rte_hash_crc.h>
 #include <rte_malloc.h>
 #include <rte_prefetch.h>
 
@@ -30,7 +31,7 @@
 
 #include "absl/status/status.h"
 #include "identity/strutil.h"
-#if defined(__SSE2__)
+#if defined(__SSE2__) || defined(__SSE4_2__)
 #include <immintrin.h>
 #endif
 
@@ -48,6 +49,23 @@ class SlotIndex {
   // constant.)
   static Hash Mix(uint32_t h) {
     return Hash{h, uint16_t((uint64_t(h) * 0x9e3779b97f4a7c15ull) >> 48)};
+  }
+  // CRC32-C steps, as rte_hash_crc_8byte / _4byte compute them. Built for a
+  // CPU with SSE 4.2 (-march=native), the instruction itself: DPDK's
+  // functions test a global for the CPU's algorithm on every call.
+  static uint32_t Crc8(uint64_t w, uint32_t init) {
+#if defined(__SSE4_2__)
+    return uint32_t(_mm_crc32_u64(init, w));
+#else
+    return rte_hash_crc_8byte(w, init);
+#endif
+  }
+  static uint32_t Crc4(uint32_t w, uint32_t init) {
+#if defined(__SSE4_2__)
+    return _mm_crc32_u32(init, w);
+#else
+    return rte_hash_crc_4byte(w, init);
+#endif
   }
 
   SlotIndex() = default;
