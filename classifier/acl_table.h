@@ -45,10 +45,12 @@ inline void MakeAclKey(AclKey& k, uint8_t proto, uint32_t subject, uint32_t peer
                        uint16_t dport, Direction dir) {
   k.proto = proto;
   k.pad[0] = k.pad[1] = k.pad[2] = 0;
-  k.subject_class = rte_cpu_to_be_32(subject);
-  k.peer_class = rte_cpu_to_be_32(peer);
-  k.dport = rte_cpu_to_be_16(dport);
-  k.dir = rte_cpu_to_be_16(uint16_t(dir));
+  // (__builtin_bswap: DPDK's x86 swap of a variable is an asm statement.)
+  static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
+  k.subject_class = __builtin_bswap32(subject);
+  k.peer_class = __builtin_bswap32(peer);
+  k.dport = __builtin_bswap16(dport);
+  k.dir = __builtin_bswap16(uint16_t(dir));
 }
 
 // The rules, partitioned by subject class for updates (docs/design/

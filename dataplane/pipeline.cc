@@ -114,7 +114,7 @@ const Route& RouteAt(const Snapshot& snap, uint32_t nh) { return snap.ipcache->A
 bool SourceIsEndpoint(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep) {
   if (meta.family == 4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    return rte_be_to_cpu_32(ip->src_addr) == ep.v4;
+    return __builtin_bswap32(ip->src_addr) == ep.v4;
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
   return ep.has_v6 && std::memcmp(ip6->src_addr, ep.v6.data(), 16) == 0;
@@ -216,7 +216,7 @@ uint32_t IpcacheSlot(rte_mbuf* m, const PacketMeta& meta, const Snapshot& snap, 
   if (meta.family == 4) {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
     return snap.ipcache->Lookup4(
-        rte_be_to_cpu_32(which == Addr::kSource ? ip->src_addr : ip->dst_addr));
+        __builtin_bswap32(which == Addr::kSource ? ip->src_addr : ip->dst_addr));
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
   return snap.ipcache->Lookup6(which == Addr::kSource ? ip6->src_addr : ip6->dst_addr);
@@ -394,7 +394,9 @@ template <typename T>
   return v;
 }
 // (__builtin_bswap, not rte_be_to_cpu: DPDK's x86 byte swap of a variable is
-// an asm statement the compiler can neither fold into the load nor move.)
+// an asm statement the compiler can neither fold into the load nor move.
+// The words below are read and masked as a little-endian CPU holds them.)
+static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
 // The fabric's usual frame whole, outer and inner: PlainOuter's checks on
 // the outer headers (a Geneve header without options only) and then
@@ -972,7 +974,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] != CtResult::kNew) continue;
       const PacketMeta* meta = meta_of(work[i]);
       if (meta->family != 4) continue;
-      const uint32_t dst = rte_be_to_cpu_32(
+      const uint32_t dst = __builtin_bswap32(
           rte_pktmbuf_mtod_offset(work[i], const rte_ipv4_hdr*, meta->l3_off)->dst_addr);
       if (step == 0) {
         snap.ipcache->PrefetchBucket4(dst);
@@ -989,12 +991,56 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
   // An ICMP error quoting a tracked connection (either direction) is
   // related: it skips the policy like a reply (Cilium's CT_RELATED).
+  //
+  // The leading packets whose cached verdicts stand (in the steady state,
+  // the whole burst) skip the policy stages: one pass that checks each
+  // verdict and delivers the packet. From the first packet that is not
+  // such (new, a reply, an ICMP error, a stale verdict), the rest of the
+  // burst takes the general stages, which stage for TX after the one
+  // pass: packets leave in arrival order either way.
+  const uint64_t stamp = CtVerdict::Stamp(epoch, ipcache_version);
+  uint16_t first = 0;  // work[0, first) went the one-pass way
+  for (; first < nw; ++first) {
+    const uint16_t i = first;
+    if (ctres[i] != CtResult::kForward) break;
+    rte_mbuf* m = work[i];
+    PacketMeta* meta = meta_of(m);
+    if (IsIcmpError(*meta)) break;  // related: the general stage marks it
+    const CtVerdict v = ct_->Verdict(ctpos[i]);
+    if (!CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) break;
+    meta->aux = v.nh;
+    const Route& route = RouteAt(snap, v.nh);
+    const uint16_t ep = EndpointOf(snap, route);
+    DropReason r = RouteAllowed(role, route, ep) ? Admit(snap, m, *meta, route)
+                                                 : DropReason::kNoMatchingLocalContainer;
+    if (r == DropReason::kNone) {
+      // The parse left reason, rule and direction at none / 0 / unknown,
+      // what a cached verdict reports; only the verdict itself is set.
+      const bool audit = v.bits & CtVerdict::kAudit;
+      meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
+      counters_.audited += audit;
+      ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
+      if (dnat && svc[i].active && svc[i].pinned) {
+        ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
+      }
+      r = Send(snap, m, *meta, route, ep, out);
+    }
+    if (r != DropReason::kNone) {
+      meta->drop = r;
+      drops[nd++] = m;
+    }
+  }
+  counters_.verdicts_cached += first;
+  if (first == nw) {
+    Drop(snap, drops, nd, in_port);
+    if (events_ != nullptr) FlushEvents();
+    return;
+  }
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   uint16_t dst_ep[kBurst];  // EndpointOf each packet's route (general path)
   uint16_t ncached = 0;
-  const uint64_t stamp = CtVerdict::Stamp(epoch, ipcache_version);
-  for (uint16_t i = 0; i < nw; ++i) {
+  for (uint16_t i = first; i < nw; ++i) {
     PacketMeta* meta = meta_of(work[i]);
     icmp_error[i] = IsIcmpError(*meta);
     cached[i] = 0;
@@ -1012,38 +1058,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
   }
   counters_.verdicts_cached += ncached;
-  // A burst of established connections whose verdicts all stand (the
-  // steady state) skips the policy stages: one pass, in arrival order.
-  if (ncached == nw) {
-    for (uint16_t i = 0; i < nw; ++i) {
-      rte_mbuf* m = work[i];
-      PacketMeta* meta = meta_of(m);
-      const Route& route = RouteAt(snap, meta->aux);
-      const uint16_t ep = EndpointOf(snap, route);
-      DropReason r = RouteAllowed(role, route, ep) ? Admit(snap, m, *meta, route)
-                                                   : DropReason::kNoMatchingLocalContainer;
-      if (r == DropReason::kNone) {
-        // The parse left reason, rule and direction at none / 0 / unknown,
-        // what a cached verdict reports; only the verdict itself is set.
-        const bool audit = (cached[i] - 1) & CtVerdict::kAudit;
-        meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
-        counters_.audited += audit;
-        ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
-        if (dnat && svc[i].active && svc[i].pinned) {
-          ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
-        }
-        r = Send(snap, m, *meta, route, ep, out);
-      }
-      if (r != DropReason::kNone) {
-        meta->drop = r;
-        drops[nd++] = m;
-      }
-    }
-    Drop(snap, drops, nd, in_port);
-    if (events_ != nullptr) FlushEvents();
-    return;
-  }
-  for (uint16_t i = 0; i < nw; ++i) {
+  for (uint16_t i = first; i < nw; ++i) {
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     gone[i] = false;
@@ -1062,7 +1077,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // Stage 3: policy keys. Egress at the source endpoint (peer = the
   // destination's identity); ingress at a local destination (peer = the
   // source's identity, from the endpoint or from the VNI).
-  for (uint16_t i = 0; i < nw; ++i) {
+  for (uint16_t i = first; i < nw; ++i) {
     egress_key[i] = ingress_key[i] = kNoKey;
     if (gone[i] || cached[i] != 0 || ctres[i] == CtResult::kReply) continue;
     const PacketMeta* meta = meta_of(work[i]);
@@ -1122,7 +1137,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // Stage 5: verdicts, conntrack, rewrite or encapsulate, stage for TX.
   static const PolicyResult kPass{Verdict::kForwarded, classifier::PolicyReason::kNone, 0, 0};
   static const CtNat kNoNat{};
-  for (uint16_t i = 0; i < nw; ++i) {
+  for (uint16_t i = first; i < nw; ++i) {
     if (gone[i]) continue;
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);

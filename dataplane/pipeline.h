@@ -11,10 +11,12 @@
 //   checksum, RFC 1624), encapsulate to the destination's node, or send to
 //   the uplink's gateway -> TX.
 //
-// A burst whose every packet is a forward packet of a connection with a
-// standing cached verdict goes from conntrack straight to TTL, refresh and
-// delivery in one pass; any other burst takes every stage (arrival order is
-// kept either way; docs/design/packet-path.md).
+// The fabric's usual frame (outer and inner headers) is parsed, stripped
+// and its conntrack tuple built and hashed in one pass. The leading packets
+// of a burst that are forward packets of connections with standing cached
+// verdicts go from conntrack straight to TTL, refresh and delivery in one
+// pass; from the first other packet on, the rest of the burst takes every
+// stage (arrival order is kept either way; docs/design/packet-path.md).
 //
 // Each packet's facts travel in its PacketMeta (packet.h); no stage looks
 // anything up twice. One drop exit counts the reason per input port and

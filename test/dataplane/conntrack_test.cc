@@ -202,8 +202,9 @@ TEST_CASE("the verdict cache: established packets reuse it until the ipcache, a 
 
 TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order when mixed",
           "[conntrack][verdict-cache][burst]") {
-  // A burst whose every packet has a standing cached verdict skips the
-  // policy stages; any other burst goes through them whole. Either way the
+  // The leading packets of a burst whose cached verdicts stand (all of
+  // them in the steady state) skip the policy stages; from the first other
+  // packet on, the rest of the burst goes through them. Either way the
   // packets leave in the order they came, and a cached packet meets the
   // same checks after its verdict (TTL here).
   CtNode c;
@@ -255,10 +256,19 @@ TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order 
   CHECK(pl.counters().verdicts_cached == 5);
 #endif
 
+  // One flow on both sides of the break: its first packet in the one
+  // pass, its second after the new connection, the general way.
+  burst({frame(1, 0x10), frame(5, 0x02), frame(1, 0x10), frame(3, 0x10)});
+  CHECK(sent() == std::vector<uint16_t>{1, 5, 1, 3});
+  CHECK(pl.counters().ct_new == 5);
+#if defined(__AVX__)
+  CHECK(pl.counters().verdicts_cached == 8);
+#endif
+
   burst({frame(1, 0x10, 1), frame(4, 0x10)});  // a cached verdict, then TTL 1
   CHECK(sent() == std::vector<uint16_t>{4});
   CHECK(pl.dropped(DropReason::kTtlExceeded) == 1);
-  CHECK(pl.counters().forwarded == 10);
+  CHECK(pl.counters().forwarded == 14);
 }
 
 TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",
