@@ -29,7 +29,6 @@
 #pragma once
 
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 #include <rte_ring.h>
 #include <rte_rcu_qsbr.h>
 

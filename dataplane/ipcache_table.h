@@ -23,7 +23,6 @@
 // control thread.
 #pragma once
 
-#include <rte_hash_crc.h>
 #include <rte_lpm.h>
 #include <rte_lpm6.h>
 #include <rte_rcu_qsbr.h>

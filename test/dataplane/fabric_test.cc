@@ -101,6 +101,24 @@ Bytes Tcp4(const char* src, const char* dst, uint16_t sport, uint16_t dport, uin
   return Eth(0x0800, Ipv4(V4(src), V4(dst), 6, Tcp(sport, dport, flags)));
 }
 
+// What `from` on instance `a` sending `frame` puts on the fabric: one frame.
+Bytes OnTheWire(Instance& a, const std::string& from, const Bytes& frame) {
+  a.Send(from, frame);
+  auto wire = a.Take(kFabricPort);
+  REQUIRE(wire.size() == 1);
+  const uint8_t* w = rte_pktmbuf_mtod(wire[0], const uint8_t*);
+  Bytes out(w, w + rte_pktmbuf_data_len(wire[0]));
+  rte_pktmbuf_free(wire[0]);
+  return out;
+}
+
+// Sets the checksum of the IPv4 header at `ip` right after a change.
+void RefreshIpv4Checksum(Bytes& f, size_t ip) {
+  f[ip + 10] = f[ip + 11] = 0;
+  const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
+  std::memcpy(&f[ip + 10], &ck, 2);
+}
+
 }  // namespace
 
 TEST_CASE("VXLAN and Geneve round trips between two instances", "[fabric]") {
@@ -232,12 +250,7 @@ TEST_CASE("frames of the usual shape decapsulate in one pass with the general pa
     INFO((e == Encap::kVxlan ? "vxlan" : "geneve"));
     Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), e);
     Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
-    a.Send("frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80));
-    auto wire = a.Take(kFabricPort);
-    REQUIRE(wire.size() == 1);
-    const uint8_t* w = rte_pktmbuf_mtod(wire[0], const uint8_t*);
-    const Bytes plain(w, w + rte_pktmbuf_data_len(wire[0]));
-    rte_pktmbuf_free(wire[0]);
+    const Bytes plain = OnTheWire(a, "frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80));
     Bytes tagged = plain;
     const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};  // VLAN 7
     tagged.insert(tagged.begin() + 12, tag, tag + 4);
@@ -286,11 +299,7 @@ TEST_CASE("frames of the usual shape decapsulate in one pass with the general pa
     }
     // The outer IPv4 header changed with its checksum kept right: lengths,
     // fragments, protocol, addresses.
-    auto refresh = [](Bytes& f, size_t ip) {
-      f[ip + 10] = f[ip + 11] = 0;
-      const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
-      std::memcpy(&f[ip + 10], &ck, 2);
-    };
+    const auto refresh = RefreshIpv4Checksum;
     for (size_t p = 14; p < 34; ++p) {
       if (p == 24 || p == 25) continue;  // the checksum itself
       for (uint8_t x : {0x01, 0x02, 0x20, 0x40, 0x80, 0xff}) {
@@ -343,25 +352,17 @@ TEST_CASE("the inner frame meets the same fate in the one-pass fabric parse and 
     Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
     for (bool tcp : {true, false}) {
       INFO((tcp ? "tcp" : "udp"));
-      a.Send("frontend", tcp ? Tcp4("10.1.0.10", "10.2.0.20", 40000, 80)
-                             : Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.2.0.20"), 17,
-                                                Udp(40001, 53, 12))));
-      auto wire = a.Take(kFabricPort);
-      REQUIRE(wire.size() == 1);
-      const uint8_t* w = rte_pktmbuf_mtod(wire[0], const uint8_t*);
-      const Bytes plain(w, w + rte_pktmbuf_data_len(wire[0]));
-      rte_pktmbuf_free(wire[0]);
+      const Bytes plain = OnTheWire(
+          a, "frontend",
+          tcp ? Tcp4("10.1.0.10", "10.2.0.20", 40000, 80)
+              : Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.2.0.20"), 17, Udp(40001, 53, 12))));
       constexpr size_t kIn = 14 + 20 + 8 + 8;  // the inner frame in `plain`
       const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};
       Bytes outer_tagged = plain;
       outer_tagged.insert(outer_tagged.begin() + 12, tag, tag + 4);
       Bytes both_tagged = outer_tagged;
       both_tagged.insert(both_tagged.begin() + 4 + kIn + 12, tag, tag + 4);
-      auto refresh = [](Bytes& f, size_t ip) {
-        f[ip + 10] = f[ip + 11] = 0;
-        const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
-        std::memcpy(&f[ip + 10], &ck, 2);
-      };
+      const auto refresh = RefreshIpv4Checksum;
       // The outer lengths (IPv4 total, UDP) of the doubly tagged frame grow
       // by the inner tag.
       for (size_t at : {size_t(18 + 2), size_t(18 + 20 + 4)}) {
