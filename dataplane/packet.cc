@@ -272,24 +272,27 @@ bool ParsePacket(const uint8_t* d, uint32_t len, PacketMeta& m, bool ip_cksum_ve
   return Parse(d, len, m, ip_cksum_verified, m.in_port);
 }
 
+bool ParseMbuf(rte_mbuf* m, bool rx_ip_cksum, uint16_t in_port) noexcept {
+  PacketMeta* meta = Meta(m);
+  const uint64_t ck = rx_ip_cksum ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0;
+  if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
+    *meta = PacketMeta();
+    meta->in_port = in_port & 0x3f;
+    meta->drop = DropReason::kInvalidPacket;
+    return false;
+  }
+  // Headers must sit in the first segment (PMDs put >= 2 KiB there).
+  return Parse(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta,
+               ck == RTE_MBUF_F_RX_IP_CKSUM_GOOD, uint8_t(in_port));
+}
+
 uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops,
                     bool rx_ip_cksum, uint16_t in_port) noexcept {
   uint16_t kept = 0;
   for (uint16_t i = 0; i < n; ++i) {
     rte_mbuf* m = pkts[i];
     if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-    PacketMeta* meta = Meta(m);
-    const uint64_t ck = rx_ip_cksum ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0;
-    if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD) {
-      *meta = PacketMeta();
-      meta->in_port = in_port & 0x3f;
-      meta->drop = DropReason::kInvalidPacket;
-      drops[(*ndrops)++] = m;
-      continue;
-    }
-    // Headers must sit in the first segment (PMDs put >= 2 KiB there).
-    if (Parse(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), *meta,
-              ck == RTE_MBUF_F_RX_IP_CKSUM_GOOD, uint8_t(in_port))) {
+    if (ParseMbuf(m, rx_ip_cksum, in_port)) {
       pkts[kept++] = m;
     } else {
       drops[(*ndrops)++] = m;

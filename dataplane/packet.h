@@ -129,6 +129,9 @@ inline PacketMeta* Meta(rte_mbuf* m) { return Meta(m, g_packet_meta_offset); }
 // Every packet's metadata is written whole, its `in_port` set to `in_port`.
 uint16_t ParseBurst(rte_mbuf** pkts, uint16_t n, rte_mbuf** drops, uint16_t* ndrops,
                     bool rx_ip_cksum = false, uint16_t in_port = 0) noexcept;
+// One packet as ParseBurst parses each: false (meta->drop set) when it
+// must be dropped.
+bool ParseMbuf(rte_mbuf* m, bool rx_ip_cksum, uint16_t in_port) noexcept;
 
 // Parses one packet into `meta` (all of it but `in_port`, which it keeps);
 // returns false (with meta.drop set) if it must be dropped. Exposed for

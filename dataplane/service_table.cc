@@ -64,6 +64,10 @@ absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     return absl::ResourceExhaustedError(meshgate::StrCat("service table: ", rte_strerror(rte_errno)));
   }
   t->index_of_pos_.assign(size_t(rte_hash_max_key_id(t->h_)) + 1, -1);
+  uint32_t bits = 4096;
+  while (bits < specs.size() * 16 && bits < (1u << 24)) bits <<= 1;
+  t->filter_.assign(bits / 64, 0);
+  t->filter_mask_ = bits - 1;
   for (const auto& s : specs) {
     Svc svc;
     svc.key = MakeServiceKey(s.vip, s.port, s.proto);
@@ -86,6 +90,8 @@ absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     svc.table_off = uint32_t(t->table_.size());
     svc.table_size = uint32_t(s.maglev.size());
     t->table_.insert(t->table_.end(), s.maglev.begin(), s.maglev.end());
+    const uint32_t fb = FilterHash(svc.key) & t->filter_mask_;
+    t->filter_[fb >> 6] |= uint64_t(1) << (fb & 63);
     int32_t pos = rte_hash_add_key(t->h_, &svc.key);
     if (pos < 0) return absl::ResourceExhaustedError("service table full");
     if (t->index_of_pos_[pos] >= 0) {

@@ -9,10 +9,12 @@
 #include <rte_hash.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dataplane/slot_index.h"
 #include "identity/address.h"
 
 namespace meshgate::dataplane {
@@ -64,10 +66,21 @@ class ServiceTable {
   ServiceTable(const ServiceTable&) = delete;
   ServiceTable& operator=(const ServiceTable&) = delete;
 
-  // The service of a frontend, or -1.
+  // The service of a frontend, or -1. Keys the filter rules out are
+  // answered without the hash table.
   int32_t Lookup(const ServiceKey& k) const noexcept {
+    if (!MayBeFrontend(k)) return -1;
     int32_t p = rte_hash_lookup(h_, &k);
     return p < 0 ? -1 : index_of_pos_[p];
+  }
+  // False: no service has this frontend. True: perhaps one has (Lookup
+  // says). One bit per hash of (address, port, protocol), 16 or more bits
+  // per service, so most destinations that are no frontend are told by one
+  // load (a pod's address, every packet from an endpoint).
+  bool MayBeFrontend(const ServiceKey& k) const noexcept { return Bit(FilterHash(k)); }
+  // The same for an IPv4 frontend, the address as it lies in the packet.
+  bool MayBeFrontend4(uint32_t addr_be, uint16_t port, uint8_t proto) const noexcept {
+    return Bit(FilterHash4(addr_be, port, proto));
   }
   uint32_t NumBackends(int32_t svc) const noexcept { return services_[svc].n; }
   uint32_t First(int32_t svc) const noexcept { return services_[svc].first; }
@@ -104,6 +117,24 @@ class ServiceTable {
     uint32_t seed_v4 = 0, seed_v6 = 0;
   };
   ServiceTable() = default;
+  static uint32_t FilterHash4(uint32_t addr_be, uint16_t port, uint8_t proto) noexcept {
+    return SlotIndex::Crc8(uint64_t(addr_be) | uint64_t(port) << 32 | uint64_t(proto) << 48, 4);
+  }
+  static uint32_t FilterHash(const ServiceKey& k) noexcept {
+    uint32_t a;
+    std::memcpy(&a, k.addr, 4);
+    uint32_t h = FilterHash4(a, k.port, k.proto);
+    if (k.family == 4) return h;
+    uint64_t w[2];
+    std::memcpy(w, k.addr, 16);
+    return SlotIndex::Crc8(w[1], SlotIndex::Crc8(w[0], h));
+  }
+  bool Bit(uint32_t h) const noexcept {
+    h &= filter_mask_;
+    return (filter_[h >> 6] >> (h & 63)) & 1;
+  }
+  std::vector<uint64_t> filter_;
+  uint32_t filter_mask_ = 0;  // bits - 1
   rte_hash* h_ = nullptr;
   std::vector<int32_t> index_of_pos_;
   std::vector<Svc> services_;

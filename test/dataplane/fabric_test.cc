@@ -112,13 +112,6 @@ Bytes OnTheWire(Instance& a, const std::string& from, const Bytes& frame) {
   return out;
 }
 
-// Sets the checksum of the IPv4 header at `ip` right after a change.
-void RefreshIpv4Checksum(Bytes& f, size_t ip) {
-  f[ip + 10] = f[ip + 11] = 0;
-  const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
-  std::memcpy(&f[ip + 10], &ck, 2);
-}
-
 }  // namespace
 
 TEST_CASE("VXLAN and Geneve round trips between two instances", "[fabric]") {

@@ -167,6 +167,13 @@ inline Bytes Arp(uint16_t op, uint32_t sender, uint32_t target) {
   return b;
 }
 
+// Sets the checksum of the IPv4 header at `ip` right after a change.
+inline void RefreshIpv4Checksum(Bytes& f, size_t ip) {
+  f[ip + 10] = f[ip + 11] = 0;
+  const uint16_t ck = rte_ipv4_cksum(reinterpret_cast<const rte_ipv4_hdr*>(&f[ip]));
+  std::memcpy(&f[ip + 10], &ck, 2);
+}
+
 // Copies `b` into a new mbuf from `pool` (nullptr if the pool is empty).
 inline rte_mbuf* ToMbuf(rte_mempool* pool, const Bytes& b) {
   rte_mbuf* m = rte_pktmbuf_alloc(pool);

@@ -118,6 +118,30 @@ TEST_CASE("anti-spoofing, TTL, fragments, unknown destinations: each its Cilium 
   CHECK(rte_mempool_avail_count(Pool()) == 1023);
 }
 
+TEST_CASE("an endpoint without an IPv4 address sends no IPv4, not even from 0.0.0.0",
+          "[pipeline][drops]") {
+  Node n;
+  n.w.Apply(kMyappFromFrontend);
+  n.ip["frontend"] = "fd00::10";  // IPv6 only
+  auto cell = RcuCell<Snapshot>::Create(1);
+  Pipeline pl(**cell, 0);
+  auto snap = n.Build();
+  Run r{{}, &pl};
+  const uint16_t fe = n.port["frontend"];
+  r.Send(*snap, fe, TcpFrame("0.0.0.0", "10.1.0.20", 80));
+  r.Send(*snap, fe, Eth(0x0800, Ipv4(0, V4("10.1.0.20"), 17, Udp(40000, 53))));
+  CHECK(r.Take(n.port["myapp"]).empty());
+  CHECK(pl.counters().drops[fe].by_reason[132] == 2);
+  // Its own IPv6 address is its own.
+  r.Send(*snap, fe, Eth(0x86dd, Ipv6("fd00::10", "fd00::20", 17, Udp(40000, 53))));
+  CHECK(pl.counters().drops[fe].by_reason[132] == 2);
+  for (auto* m : r.Take(n.port["myapp"])) rte_pktmbuf_free(m);
+  for (uint16_t p = 0; p < dataplane::kMaxPorts; ++p) {
+    for (auto* m : r.Take(p)) rte_pktmbuf_free(m);
+  }
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
 TEST_CASE("ARP: requests for the gateway are answered with the router MAC", "[pipeline][arp]") {
   Node n;
   auto cell = RcuCell<Snapshot>::Create(1);
