@@ -169,10 +169,28 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
   return missed;
 }
 
+void Conntrack::Reserve(Reservation& r, uint16_t n) noexcept {
+  if (n > std::size(r.ids)) n = std::size(r.ids);
+  r.used = 0;
+  r.n = uint16_t(rte_ring_mc_dequeue_burst_elem(free_, r.ids, sizeof(uint32_t), n, nullptr));
+  for (uint16_t i = 0; i < r.n; ++i) __builtin_prefetch(&conns_[r.ids[i]], 1, 3);  // to write
+}
+
+void Conntrack::Release(Reservation& r) noexcept {
+  if (r.used < r.n) {
+    rte_ring_mp_enqueue_bulk_elem(free_, r.ids + r.used, sizeof(uint32_t), r.n - r.used, nullptr);
+  }
+  r.n = r.used = 0;
+}
+
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,
-                       const CtNat& nat, const Hashes* hashes) noexcept {
+                       const CtNat& nat, const Hashes* hashes, Reservation* reserved) noexcept {
   uint32_t ci;
-  if (rte_ring_mc_dequeue_elem(free_, &ci, sizeof(ci)) != 0) return false;  // full
+  if (reserved != nullptr && reserved->used < reserved->n) {
+    ci = reserved->ids[reserved->used++];
+  } else if (rte_ring_mc_dequeue_elem(free_, &ci, sizeof(ci)) != 0) {
+    return false;  // full
+  }
   Conn& c = conns_[ci];
   uint8_t state = key.proto == 6 ? ((tcp_flags & kSynFlag) ? kSyn : kEstablished) : kOther;
   // The tuple around `aux`: the live flag may be read by the collector at

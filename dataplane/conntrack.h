@@ -170,8 +170,26 @@ class Conntrack {
   // it). False when the table is full (the caller drops with Cilium's 155,
   // CT_MAP_INSERTION_FAILED).
   // `hashes`: LookupBurst's for this very key, or null (hashed here).
+  // `reserved`: records taken for this burst (Reserve); the next one is
+  // used, or, when none is left, one is taken from the free list.
+  struct Reservation;
   bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos,
-              const CtNat& nat = {}, const Hashes* hashes = nullptr) noexcept;
+              const CtNat& nat = {}, const Hashes* hashes = nullptr,
+              Reservation* reserved = nullptr) noexcept;
+  // Records for a burst's new connections, taken from the free list in one
+  // step (one atomic operation for the burst instead of one per
+  // connection) and fetched while the burst's policy is decided. Reserve
+  // takes up to `n` (fewer when the table is nearly full: Create then
+  // tries the free list itself), Create uses them in turn, Release gives
+  // back the ones left. A worker holds them for one burst; near a full
+  // table another worker may find none free meanwhile (155), as it may
+  // when this worker's connections take the last ones.
+  struct Reservation {
+    uint32_t ids[32];
+    uint16_t n = 0, used = 0;
+  };
+  void Reserve(Reservation& r, uint16_t n) noexcept;
+  void Release(Reservation& r) noexcept;
   // The NAT state of the connection at `pos` (from LookupBurst or Create).
   const CtNat& Nat(int32_t pos) const noexcept { return nat_[pos]; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).

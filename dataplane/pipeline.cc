@@ -1059,8 +1059,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   CtResult ctres[kBurst];
   int32_t ctpos[kBurst];
   uint16_t nnew = nw;
+  // Records for the connections those not found may become, fetched while
+  // their policy is decided; the ones left are given back at the end.
+  Conntrack::Reservation rsv;
   if (ct_ != nullptr && nw > 0) {
     nnew = ct_->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos, ct_hashes_);
+    if (nnew > 0) ct_->Reserve(rsv, nnew);
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
@@ -1128,7 +1132,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
   }
   counters_.verdicts_cached += first;
-  if (first == nw) {
+  if (first == nw) {  // nothing was new: no reservation
     Drop(snap, drops, nd, in_port);
     if (events_ != nullptr) FlushEvents();
     return;
@@ -1272,9 +1276,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i]) ||
+                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i], &rsv) ||
             (dnat && svc[i].active && !svc[i].pinned &&
-             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin))) {
+             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, nullptr, &rsv))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
           continue;
@@ -1309,6 +1313,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drops[nd++] = m;
     }
   }
+  if (rsv.n > 0) ct_->Release(rsv);
   Drop(snap, drops, nd, in_port);
   if (events_ != nullptr) FlushEvents();
 }

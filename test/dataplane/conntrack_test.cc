@@ -4,6 +4,8 @@
 // drop; expired entries are collected off the hot path.
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include <rte_cycles.h>
 #include <rte_lcore.h>
 
@@ -652,6 +654,51 @@ TEST_CASE("a reused record carries no NAT of its past; LookupBurst's hashes crea
     t.LookupBurst(&rev, 1, t0 + 63 * hz, &r, &p);
     CHECK(r == CtResult::kReply);
     CHECK(p == pos);
+  }
+}
+
+TEST_CASE("a burst's reserved records: used in turn, the rest given back; a full table refuses",
+          "[conntrack][table]") {
+  Table tab(8);
+  Conntrack& t = *tab.ct;
+  const uint64_t t0 = tab.t0;
+  std::set<int32_t> used;
+  int32_t p;
+  {
+    Conntrack::Reservation r;
+    t.Reserve(r, 5);
+    REQUIRE(r.n == 5);
+    CHECK(t.size() == 2 * 5);  // held while the burst runs
+    for (uint16_t i = 0; i < 3; ++i) {
+      REQUIRE(t.Create(Tuple(17, uint16_t(10 + i), 53), 0, t0, &p, {}, nullptr, &r));
+      CHECK(p == int32_t(r.ids[i]));  // the reserved records, in turn
+      used.insert(p);
+    }
+    t.Release(r);
+    CHECK(t.size() == 2 * 3);  // the two left over are free again
+  }
+  {
+    // More wanted than are free: 5 reserved, then the table is full.
+    Conntrack::Reservation r;
+    t.Reserve(r, 32);
+    CHECK(r.n == 5);
+    for (uint16_t i = 0; i < 5; ++i) {
+      REQUIRE(t.Create(Tuple(17, uint16_t(20 + i), 53), 0, t0, &p, {}, nullptr, &r));
+      used.insert(p);
+    }
+    CHECK_FALSE(t.Create(Tuple(17, 30, 53), 0, t0, &p, {}, nullptr, &r));
+    t.Release(r);
+  }
+  CHECK(used.size() == 8);  // every record once
+  CHECK(t.size() == 2 * 8);
+  // Each connection is found both ways.
+  for (uint16_t sp : {10, 11, 12, 20, 21, 22, 23, 24}) {
+    CtKey k = Tuple(17, sp, 53), rev = k.Reversed();
+    CtResult res;
+    t.LookupBurst(&k, 1, t0, &res, &p);
+    CHECK(res == CtResult::kForward);
+    t.LookupBurst(&rev, 1, t0, &res, &p);
+    CHECK(res == CtResult::kReply);
   }
 }
 
