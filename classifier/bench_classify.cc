@@ -28,11 +28,6 @@ using identity::SelectorOp;
 constexpr uint32_t kClientSelectors = 1000;  // distinct peer selectors
 constexpr uint32_t kSubjects = 16;           // distinct subject selectors / endpoints
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 double MsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
       .count();
@@ -331,6 +326,11 @@ std::vector<BenchResult> RunClassifyBench(const BenchOptions& o) {
     rte_acl_free(base);
   }
   return out;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 }  // namespace meshgate::classifier

@@ -19,6 +19,9 @@ struct BenchResult {
   double baseline_value = 0;
 };
 
+// The median of a benchmark's samples (the upper one of an even count).
+double Median(std::vector<double> v);
+
 struct BenchOptions {
   // {rules, identities} pairs to measure.
   std::vector<std::pair<uint32_t, uint32_t>> cases = {

@@ -122,17 +122,21 @@ Usage:
       ms per batch), beside batches compiled and published as snapshots in
       the same run.
 
-  meshgate bench link [--json] [--seconds N] [--testpmd PATH] [--profile P]
-                      [--flows N] [--rules N]
+  meshgate bench link [--json] [--seconds N] [--rounds N] [--testpmd PATH]
+                      [--profile P] [--flows N] [--rules N]
       Forwarding through real memif links: this process generates and sinks
-      on core 0; the forwarder on core 1 is first meshgate (full pipeline,
-      frontend -> myapp) and then dpdk-testpmd --forward-mode=io on the same
-      links. Prints Mpps for both and their ratio, meshgate's cycles/packet
-      (core time / packets processed) and drops. Profiles: established
-      (UDP over --flows connections, default 3073), new-conn (TCP SYNs, each
-      a new connection; meshgate's run ends early when its 2M-connection
-      table is 90% full), deny (all denied by policy), service (to a service
-      frontend, DNAT), ipv6. --rules adds synthetic ACL rules.
+      on core 0; on core 1 meshgate (full pipeline, frontend -> myapp) and
+      dpdk-testpmd --forward-mode=io, each on its own pair of links, take
+      turns: --rounds rounds (default 3) of meshgate then testpmd, each for
+      --seconds / rounds (default 3 s in all per forwarder), the other one
+      stopped. Prints the medians of both forwarders' Mpps and of the
+      rounds' ratios, meshgate's cycles/packet (core time / packets
+      processed) and drops; each round's figures as it goes. Profiles:
+      established (UDP over --flows connections, default 3073), new-conn
+      (TCP SYNs, each a new connection; one round, which ends early when the
+      2M-connection table is 90% full), deny (all denied by policy),
+      service (to a service frontend, DNAT), ipv6. --rules adds synthetic
+      ACL rules.
 
   meshgate simulate [--json] [-v] FILE...
       Run scenario files (docs/scenarios.md; the format is
@@ -430,9 +434,11 @@ int BenchLink(const std::vector<std::string>& args) {
     else if (args[i] == "--profile" && i + 1 < args.size()) o.profile = args[++i];
     else if (args[i] == "--flows" && i + 1 < args.size()) o.flows = uint32_t(std::atol(args[++i].c_str()));
     else if (args[i] == "--rules" && i + 1 < args.size()) o.rules = uint32_t(std::atol(args[++i].c_str()));
+    else if (args[i] == "--rounds" && i + 1 < args.size()) o.rounds = uint32_t(std::atol(args[++i].c_str()));
     else if (args[i] == "-h" || args[i] == "--help") return Usage(0);
     else return Fail("bench link: unknown option " + args[i]);
   }
+  if (o.rounds == 0 || o.rounds > 100) return Fail("--rounds: want 1..100");
   if (o.seconds <= 0 || o.seconds > 600) return Fail("--seconds: want 0..600");
   if (o.flows == 0 || o.flows > 64000) return Fail("--flows: want 1..64000");
   if (o.rules > 200000) return Fail("--rules: want 0..200000");
@@ -442,6 +448,8 @@ int BenchLink(const std::vector<std::string>& args) {
   std::string base = fmt::format("/tmp/meshgate-link-{}", getpid());
   o.socket_a = base + "-a.sock";
   o.socket_b = base + "-b.sock";
+  o.socket_c = base + "-c.sock";
+  o.socket_d = base + "-d.sock";
   dataplane::EalOptions eal;
   eal.name = "meshgate-link";
   eal.no_huge_memory_mb = 1024;
@@ -449,7 +457,9 @@ int BenchLink(const std::vector<std::string>& args) {
                "--vdev=net_memif0,role=server,socket=" + o.socket_a,
                "--vdev=net_memif1,role=server,socket=" + o.socket_b,
                "--vdev=net_memif2,role=client,socket=" + o.socket_a,
-               "--vdev=net_memif3,role=client,socket=" + o.socket_b};
+               "--vdev=net_memif3,role=client,socket=" + o.socket_b,
+               "--vdev=net_memif4,role=server,socket=" + o.socket_c,
+               "--vdev=net_memif5,role=server,socket=" + o.socket_d};
   o.testpmd_eal = {fmt::format("--file-prefix=meshgate-testpmd-{}", getpid())};
   if (dataplane::HugepagesAvailable()) {
     o.testpmd_eal.push_back("--in-memory");
@@ -460,6 +470,8 @@ int BenchLink(const std::vector<std::string>& args) {
   auto results = dataplane::RunLinkBench(o);
   std::remove(o.socket_a.c_str());
   std::remove(o.socket_b.c_str());
+  std::remove(o.socket_c.c_str());
+  std::remove(o.socket_d.c_str());
   PrintBench(results, json);
   return results.empty() ? 1 : 0;
 }

@@ -25,6 +25,13 @@ namespace meshgate::dataplane {
 namespace {
 
 using classifier::BenchResult;
+using classifier::Median;
+
+std::string Fixed(double v, int digits) {
+  char b[32];
+  std::snprintf(b, sizeof(b), "%.*f", digits, v);
+  return b;
+}
 
 bool PortId(const std::string& name, uint16_t* id) {
   return rte_eth_dev_get_port_by_name(name.c_str(), id) == 0;
@@ -162,9 +169,9 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   }
   const std::string tag = meshgate::StrCat(o.profile, o.rules ? meshgate::StrCat("_", o.rules, "rules") : "",
                                            prof == Profile::kNewConn || prof == Profile::kDeny ? "" : meshgate::StrCat("_", o.flows, "flows"));
-  uint16_t sa, sb, ca, cb;
+  uint16_t sa, sb, ca, cb, ta, tb;
   if (!PortId(o.server_a, &sa) || !PortId(o.server_b, &sb) || !PortId(o.client_a, &ca) ||
-      !PortId(o.client_b, &cb)) {
+      !PortId(o.client_b, &cb) || !PortId(o.server_c, &ta) || !PortId(o.server_d, &tb)) {
     say("memif ports missing (the CLI creates them with --vdev)");
     return out;
   }
@@ -176,163 +183,176 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   if (!RegisterPacketMeta().ok()) return out;
   rte_mempool* pool = rte_pktmbuf_pool_create("link_gen", 16383, 256, 0,
                                               RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
-  if (pool == nullptr || !SetupPort(sa, pool) || !SetupPort(sb, pool)) {
+  if (pool == nullptr || !SetupPort(sa, pool) || !SetupPort(sb, pool) || !SetupPort(ta, pool) ||
+      !SetupPort(tb, pool)) {
     say("cannot set up the generator's ports");
     return out;
   }
 
-  // 1. meshgate on lcore `worker`: frontend on client_a, myapp on client_b.
+// meshgate on lcore `worker`: frontend on client_a, myapp on client_b.
+  InstanceConfig cfg;
+  cfg.name = "link";
+  cfg.ports = {{o.client_a}, {o.client_b}};
+  cfg.worker_lcores = {worker};
+  cfg.rx_desc = cfg.tx_desc = 1024;
+  cfg.mbufs = 16383;
+  // new-conn: room for every connection of the run (each takes two keys).
+  cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 21) : (1u << 16);
+  auto in = Instance::Create(cfg);
+  if (!in.ok()) {
+    say(std::string(in.status().message()));
+    return out;
+  }
+  identity::Registry reg;
+  // frontend is client-0 and myapp svc-0 of the synthetic rules; one more
+  // rule allows (or, for deny, does not allow) the profile's traffic.
+  uint32_t fe_id = *reg.Allocate(1, Pod("client-0", 1, 0));
+  uint32_t my_id = *reg.Allocate(1, Pod("svc-0", 1, 0));
+  auto policies = Policies(o.rules, 1000);
   {
-    InstanceConfig cfg;
-    cfg.name = "link";
-    cfg.ports = {{o.client_a}, {o.client_b}};
-    cfg.worker_lcores = {worker};
-    cfg.rx_desc = cfg.tx_desc = 1024;
-    cfg.mbufs = 16383;
-    // new-conn: room for every connection of the run (each takes two keys).
-    cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 21) : (1u << 16);
-    auto in = Instance::Create(cfg);
-    if (!in.ok()) {
-      say(std::string(in.status().message()));
-      return out;
+    classifier::Rule r;
+    r.subject = classifier::Selector({identity::Requirement::Make("app", identity::SelectorOp::kIn, {"svc-0"})});
+    classifier::PeerRule pr;
+    pr.l3_present = pr.l4_present = true;
+    pr.peers.push_back(classifier::Selector({identity::Requirement::Make(
+        "app", identity::SelectorOp::kIn, {prof == Profile::kDeny ? "nobody" : "client-0"})}));
+    pr.ports.push_back({identity::kProtoUdp, 5678, 5678, ""});
+    pr.ports.push_back({identity::kProtoTcp, 5678, 5678 + 255, ""});
+    r.ingress.push_back(std::move(pr));
+    r.has_ingress = true;
+    policies[0].rules.push_back(std::move(r));
+  }
+  classifier::CompileInput ci;
+  ci.policies = &policies;
+  ci.identities = &reg;
+  ci.endpoints = {{fe_id, {}}, {my_id, {}}};
+  auto cp = classifier::Compile(ci);
+  if (!cp.ok()) {
+    say(std::string(cp.status().message()));
+    return out;
+  }
+  SnapshotInput si;
+  si.policy = &*cp;
+  si.ipcache = &(*in)->ipcache();
+  si.router_mac = {{0x02, 0, 0, 0, 0, 0xaa}};
+  std::array<uint8_t, 16> fe6{}, my6{};
+  fe6[0] = my6[0] = 0xfd;
+  fe6[15] = 0x10;
+  my6[15] = 0x20;
+  identity::IpAddr fe_v6, my_v6;
+  fe_v6.family = my_v6.family = identity::Family::kIpv6;
+  fe_v6.bytes = fe6;
+  my_v6.bytes = my6;
+  si.endpoints = {{(*in)->port_id(0), {{0x02, 0, 0, 0, 0, 0x01}}, fe_id,
+                   {identity::IpAddr::V4(0x0a01000a), fe_v6}},
+                  {(*in)->port_id(1), {{0x02, 0, 0, 0, 0, 0x02}}, my_id,
+                   {identity::IpAddr::V4(0x0a010014), my_v6}}};
+  if (prof == Profile::kService) {
+    ServiceSpec svc;
+    svc.vip = identity::IpAddr::V4(0x0a600050);
+    svc.port = 80;
+    svc.proto = identity::kProtoUdp;
+    svc.backends = {{identity::IpAddr::V4(0x0a010014), 5678}};
+    si.services.push_back(svc);
+  }
+  identity::IpCache model;
+  if (!SyncIpcache((*in)->ipcache(), model, si.endpoints).ok()) return out;
+  auto snap = BuildSnapshot(si);
+  if (!snap.ok()) return out;
+  (*in)->snapshots().Publish(std::move(*snap));
+  if (!(*in)->Start().ok() || !WaitLinks(sa, sb, 10)) {
+    say("meshgate: memif links did not come up");
+    return out;
+  }
+  (*in)->Stop();  // its workers run in its rounds only
+
+  // dpdk-testpmd io forwarding on the same lcore, as the client of the
+  // other two sockets; stopped (SIGSTOP) outside its rounds, so that one
+  // forwarder at a time busy-polls lcore `worker`.
+  pid_t pid = -1;
+  if (o.testpmd.empty() || access(o.testpmd.c_str(), X_OK) != 0) {
+    say("dpdk-testpmd not found: no baseline");
+  } else {
+    std::vector<std::string> args = {o.testpmd, meshgate::StrCat("--lcores=0@", worker, ",1@", worker),
+                                     "--no-pci",
+                                     "--vdev=net_memif0,role=client,socket=" + o.socket_c,
+                                     "--vdev=net_memif1,role=client,socket=" + o.socket_d};
+    args.insert(args.end(), o.testpmd_eal.begin(), o.testpmd_eal.end());
+    for (std::string a : {"--", "--forward-mode=io", "--nb-cores=1", "--stats-period=100",
+                          "--txd=1024", "--rxd=1024", "--no-lsc-interrupt"}) {
+      args.push_back(a);
     }
-    identity::Registry reg;
-    // frontend is client-0 and myapp svc-0 of the synthetic rules; one more
-    // rule allows (or, for deny, does not allow) the profile's traffic.
-    uint32_t fe_id = *reg.Allocate(1, Pod("client-0", 1, 0));
-    uint32_t my_id = *reg.Allocate(1, Pod("svc-0", 1, 0));
-    auto policies = Policies(o.rules, 1000);
-    {
-      classifier::Rule r;
-      r.subject = classifier::Selector({identity::Requirement::Make("app", identity::SelectorOp::kIn, {"svc-0"})});
-      classifier::PeerRule pr;
-      pr.l3_present = pr.l4_present = true;
-      pr.peers.push_back(classifier::Selector({identity::Requirement::Make(
-          "app", identity::SelectorOp::kIn, {prof == Profile::kDeny ? "nobody" : "client-0"})}));
-      pr.ports.push_back({identity::kProtoUdp, 5678, 5678, ""});
-      pr.ports.push_back({identity::kProtoTcp, 5678, 5678 + 255, ""});
-      r.ingress.push_back(std::move(pr));
-      r.has_ingress = true;
-      policies[0].rules.push_back(std::move(r));
+    pid = fork();
+    if (pid == 0) {
+      int devnull = open("/dev/null", O_WRONLY);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
     }
-    classifier::CompileInput ci;
-    ci.policies = &policies;
-    ci.identities = &reg;
-    ci.endpoints = {{fe_id, {}}, {my_id, {}}};
-    auto cp = classifier::Compile(ci);
-    if (!cp.ok()) {
-      say(std::string(cp.status().message()));
-      return out;
+    if (pid > 0 && WaitLinks(ta, tb, 20)) {
+      kill(pid, SIGSTOP);
+    } else {
+      say("dpdk-testpmd: memif links did not come up: no baseline");
+      if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+      }
+      pid = -1;
     }
-    SnapshotInput si;
-    si.policy = &*cp;
-    si.ipcache = &(*in)->ipcache();
-    si.router_mac = {{0x02, 0, 0, 0, 0, 0xaa}};
-    std::array<uint8_t, 16> fe6{}, my6{};
-    fe6[0] = my6[0] = 0xfd;
-    fe6[15] = 0x10;
-    my6[15] = 0x20;
-    identity::IpAddr fe_v6, my_v6;
-    fe_v6.family = my_v6.family = identity::Family::kIpv6;
-    fe_v6.bytes = fe6;
-    my_v6.bytes = my6;
-    si.endpoints = {{(*in)->port_id(0), {{0x02, 0, 0, 0, 0, 0x01}}, fe_id,
-                     {identity::IpAddr::V4(0x0a01000a), fe_v6}},
-                    {(*in)->port_id(1), {{0x02, 0, 0, 0, 0, 0x02}}, my_id,
-                     {identity::IpAddr::V4(0x0a010014), my_v6}}};
-    if (prof == Profile::kService) {
-      ServiceSpec svc;
-      svc.vip = identity::IpAddr::V4(0x0a600050);
-      svc.port = 80;
-      svc.proto = identity::kProtoUdp;
-      svc.backends = {{identity::IpAddr::V4(0x0a010014), 5678}};
-      si.services.push_back(svc);
-    }
-    identity::IpCache model;
-    if (!SyncIpcache((*in)->ipcache(), model, si.endpoints).ok()) return out;
-    auto snap = BuildSnapshot(si);
-    if (!snap.ok()) return out;
-    (*in)->snapshots().Publish(std::move(*snap));
-    if (!(*in)->Start().ok() || !WaitLinks(sa, sb, 10)) {
-      say("meshgate: memif links did not come up");
-      return out;
-    }
-    say(meshgate::StrCat("meshgate forwarding on lcore ", worker, " for ", o.seconds, " s..."));
-    // New connections: the run ends when the table is 90% full (every
-    // packet after that would be a 155 drop, not a connection).
-    Conntrack& ct = (*in)->conntrack();
-    auto full = [&ct] { return uint64_t(ct.size()) / 2 >= uint64_t(ct.capacity()) * 9 / 10; };
-    auto [sent, recv, secs] = Generate(sa, sb, pool, o.seconds, prof, o.flows,
+  }
+
+  // Rounds: meshgate, then testpmd, `rounds` times, each for seconds /
+  // rounds; the machine's speed drifts (shared vCPUs), so each ratio is
+  // taken between two neighbouring runs and the median reported.
+  // New connections: one round (the table fills within it).
+  const uint32_t rounds = prof == Profile::kNewConn ? 1 : std::max<uint32_t>(1, o.rounds);
+  const double seg = o.seconds / rounds;
+  Conntrack& ct = (*in)->conntrack();
+  // New connections: the run ends when the table is 90% full (every packet
+  // after that would be a 155 drop, not a connection).
+  auto full = [&ct] { return uint64_t(ct.size()) / 2 >= uint64_t(ct.capacity()) * 9 / 10; };
+  std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios;
+  uint64_t mg_sent = 0, mg_recv = 0, tp_sent = 0, tp_recv = 0;
+  for (uint32_t r = 0; r < rounds; ++r) {
+    const uint64_t before = (*in)->pipeline(0).counters().rx;
+    if (!(*in)->Start().ok()) break;
+    auto [sent, recv, secs] = Generate(sa, sb, pool, seg, prof, o.flows,
                                        prof == Profile::kNewConn ? std::function<bool()>(full)
                                                                  : std::function<bool()>());
     (*in)->Stop();
-    if (secs < o.seconds) {
+    if (prof == Profile::kNewConn && secs < seg) {
       say(meshgate::StrCat("the conntrack table was 90% full after ", secs, " s: measured until then"));
     }
-    uint64_t processed = (*in)->pipeline(0).counters().rx, dropped = 0;
-    std::string why;
-    for (auto r : AllDropReasons()) {
-      uint64_t n = (*in)->Dropped(r);
-      dropped += n;
-      if (n) why += meshgate::StrCat(" ", DropReasonEnumName(r), "=", n);
-    }
-    if (!why.empty()) say("meshgate drops:" + why);
+    const uint64_t processed = (*in)->pipeline(0).counters().rx - before;
+    mg_sent += sent;
+    mg_recv += recv;
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
-    double mpps = double(prof == Profile::kDeny ? processed : recv) / secs / 1e6;
-    out.push_back({"link_meshgate_mpps_" + tag, mpps, "Mpps", "dpdk-testpmd io forwarding, same links", 0});
-    out.push_back({"link_meshgate_cycles_per_packet_" + tag,
-                   processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0,
-                   "cycles/packet (core time / processed)", "", 0});
-    out.push_back({"link_meshgate_delivered_ratio_" + tag, sent ? double(recv) / double(sent) : 0,
-                   "ratio", "", 0});
-    out.push_back({"link_meshgate_dropped_" + tag, double(dropped), "packets", "", 0});
-  }  // the instance stops its ports here
-  rte_eth_dev_close(ca);  // disconnect: testpmd takes the links next
-  rte_eth_dev_close(cb);
-
-  // 2. dpdk-testpmd io forwarding as the client of the same sockets.
-  if (o.testpmd.empty() || access(o.testpmd.c_str(), X_OK) != 0) {
-    say("dpdk-testpmd not found: no baseline");
-    return out;
-  }
-  std::vector<std::string> args = {o.testpmd, "--lcores=0@1,1@1", "--no-pci",
-                                   "--vdev=net_memif0,role=client,socket=" + o.socket_a,
-                                   "--vdev=net_memif1,role=client,socket=" + o.socket_b};
-  args.insert(args.end(), o.testpmd_eal.begin(), o.testpmd_eal.end());
-  for (std::string a : {"--", "--forward-mode=io", "--nb-cores=1", "--stats-period=100",
-                        "--txd=1024", "--rxd=1024", "--no-lsc-interrupt"}) {
-    args.push_back(a);
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  bool up = pid > 0 && WaitLinks(sa, sb, 20);
-  if (up) {
-    say(meshgate::StrCat("dpdk-testpmd io forwarding for ", o.seconds, " s..."));
-    auto [sent, recv, secs] = Generate(sa, sb, pool, o.seconds, prof, o.flows);
-    double mpps = double(recv) / secs / 1e6;
-    for (auto& r : out) {
-      if (r.name == "link_meshgate_mpps_" + tag) {
-        r.baseline_value = mpps;
-        out.push_back({"link_meshgate_to_testpmd_ratio_" + tag, mpps > 0 ? r.value / mpps : 0,
-                       "ratio", "dpdk-testpmd io forwarding, same links", 1});
-        break;
-      }
+    const double mpps = double(prof == Profile::kDeny ? processed : recv) / secs / 1e6;
+    mg_mpps.push_back(mpps);
+    mg_cycles.push_back(processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0);
+    std::string line = meshgate::StrCat("round ", r + 1, "/", rounds, ": meshgate ",
+                                        Fixed(mpps, 2), " Mpps");
+    if (pid > 0) {
+      kill(pid, SIGCONT);
+      auto [tsent, trecv, tsecs] = Generate(ta, tb, pool, seg, prof, o.flows);
+      kill(pid, SIGSTOP);
+      tp_sent += tsent;
+      tp_recv += trecv;
+      const double t = double(trecv) / tsecs / 1e6;
+      tp_mpps.push_back(t);
+      if (t > 0) ratios.push_back(mpps / t);
+      line += meshgate::StrCat(", dpdk-testpmd ", Fixed(t, 2), " Mpps, ratio ",
+                               Fixed(t > 0 ? mpps / t : 0, 2));
     }
-    out.push_back({"link_testpmd_delivered_ratio_" + tag, sent ? double(recv) / double(sent) : 0,
-                   "ratio", "", 0});
-  } else {
-    say("dpdk-testpmd: memif links did not come up");
+    say(line);
   }
+  (*in)->Stop();
   if (pid > 0) {
+    kill(pid, SIGCONT);
     kill(pid, SIGINT);
     int st;
     for (int i = 0; i < 50 && waitpid(pid, &st, WNOHANG) == 0; ++i) rte_delay_ms(100);
@@ -340,6 +360,29 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
     }
+  }
+  if (mg_mpps.empty()) return out;
+  uint64_t dropped = 0;
+  std::string why;
+  for (auto r : AllDropReasons()) {
+    uint64_t n = (*in)->Dropped(r);
+    dropped += n;
+    if (n) why += meshgate::StrCat(" ", DropReasonEnumName(r), "=", n);
+  }
+  if (!why.empty()) say("meshgate drops:" + why);
+  const char* kBase = "dpdk-testpmd io forwarding, same lcore, alternating rounds";
+  out.push_back({"link_meshgate_mpps_" + tag, Median(mg_mpps), "Mpps", kBase,
+                 tp_mpps.empty() ? 0 : Median(tp_mpps)});
+  out.push_back({"link_meshgate_cycles_per_packet_" + tag, Median(mg_cycles),
+                 "cycles/packet (core time / processed)", "", 0});
+  out.push_back({"link_meshgate_delivered_ratio_" + tag,
+                 mg_sent ? double(mg_recv) / double(mg_sent) : 0, "ratio", "", 0});
+  out.push_back({"link_meshgate_dropped_" + tag, double(dropped), "packets", "", 0});
+  if (!ratios.empty()) {
+    out.push_back({"link_meshgate_to_testpmd_ratio_" + tag, Median(ratios),
+                   "ratio (median of the rounds')", kBase, 1});
+    out.push_back({"link_testpmd_delivered_ratio_" + tag,
+                   tp_sent ? double(tp_recv) / double(tp_sent) : 0, "ratio", "", 0});
   }
   return out;
 }

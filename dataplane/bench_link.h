@@ -1,12 +1,16 @@
 // `meshgate bench link`: forwarding through real memif links, meshgate
-// beside dpdk-testpmd io forwarding on the same links in the same run.
+// beside dpdk-testpmd io forwarding on the same kind of links, the same
+// lcore, in the same run.
 //
-// This process is the generator and the sink: two memif server ports on
-// the main lcore (core 0). The forwarder, on core 1, connects to them as a
-// client: first meshgate's Instance (two endpoint ports, frontend -> myapp,
-// full pipeline with conntrack and policy), then dpdk-testpmd
-// --forward-mode=io as a separate process. Mpps = packets received by the
-// sink / seconds.
+// This process is the generator and the sink: four memif server ports on
+// the main lcore (core 0), two for each forwarder. The forwarders, on core
+// 1, connect to them as clients: meshgate's Instance (two endpoint ports,
+// frontend -> myapp, full pipeline with conntrack and policy) in this
+// process, dpdk-testpmd --forward-mode=io as a separate process. They take
+// turns (`rounds`: meshgate, then testpmd, each for seconds / rounds; the
+// one not measured is stopped: Instance::Stop, SIGSTOP), so that the ratio
+// of each round compares neighbouring seconds of a machine whose speed
+// drifts. Mpps = packets received by the sink / seconds.
 #pragma once
 
 #include <string>
@@ -32,11 +36,14 @@ struct LinkBenchOptions {
   std::string profile = "established";
   uint32_t flows = 3073;
   uint32_t rules = 0;
-  std::string socket_a, socket_b;  // memif control sockets (the CLI makes them)
+  uint32_t rounds = 3;  // new-conn: 1 (the table fills within it)
+  // memif control sockets (the CLI makes them): a, b meshgate's; c, d testpmd's.
+  std::string socket_a, socket_b, socket_c, socket_d;
   // Port names as given to EAL (--vdev): the generator's servers and the
   // in-process forwarder's clients.
   std::string server_a = "net_memif0", server_b = "net_memif1";
   std::string client_a = "net_memif2", client_b = "net_memif3";
+  std::string server_c = "net_memif4", server_d = "net_memif5";
   std::string testpmd = "/usr/bin/dpdk-testpmd";  // empty: skip the baseline
   std::vector<std::string> testpmd_eal;            // memory/prefix arguments for testpmd
   bool progress = true;

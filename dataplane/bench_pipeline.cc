@@ -25,6 +25,7 @@ namespace meshgate::dataplane {
 namespace {
 
 using classifier::BenchResult;
+using classifier::Median;
 using identity::Requirement;
 using identity::SelectorOp;
 
@@ -32,11 +33,6 @@ constexpr uint32_t kNodeIp = 0xC0A80001, kPeerIp = 0xC0A80002;  // 192.168.0.1 /
 constexpr uint32_t kClientBase = 0x0A800000;                     // 10.128.0.0
 constexpr uint32_t kServiceBase = 0x0A010000;                    // 10.1.0.0
 constexpr uint16_t kFrameLen = 104;                              // VXLAN + TCP SYN
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 double MsSince(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -306,7 +302,11 @@ std::vector<BenchResult> RunPipelineBench(const PipelineBenchOptions& o) {
   const bool measure_new = o.only.empty() || o.only == "new";
   uint32_t ct_cap = o.flows * uint32_t(measure_new ? 2 * o.repetitions + 2 : 2);
   auto ct = Conntrack::Create(ct_cap, rc.qsbr());
-  if (!ct.ok()) return out;
+  if (!ct.ok()) {  // e.g. many repetitions: each keeps its connections
+    std::fprintf(stderr, "bench pipeline: a conntrack table of %u connections: %s\n", ct_cap,
+                 std::string(ct.status().message()).c_str());
+    return out;
+  }
   Pipeline pl(rc, 0, ct->get());
   // Breakdown: every new connection classified by rte_acl (no verdict cache).
   Pipeline no_vc(rc, 0, ct->get(), nullptr, nullptr, 0);

@@ -27,6 +27,7 @@ ok = [r for r in rows if r["name"].startswith("link_meshgate_mpps_" + p) and r["
 sys.exit(0 if ok else 1)
 PY
 done
+check "link ratios are the medians of alternating rounds" grep -q '"name": "link_meshgate_to_testpmd_ratio_established_3073flows", "value": [0-9.]*, "unit": "ratio (median of the rounds' "$out/raw.jsonl"
 check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
 check "maglev figures" grep -q '"name": "maglev_table_build_ms_M16381_N100"' "$out/raw.jsonl"
 check "pipeline figures" grep -q '"name": "pipeline_established_cycles_per_packet' "$out/raw.jsonl"
