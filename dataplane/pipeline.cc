@@ -586,24 +586,40 @@ bool IsIcmpError(const PacketMeta& meta) {
 
 // The connection tuple of a parsed IP packet (ICMP echo: id as both ports);
 // for an ICMP error, the tuple of the packet it quotes.
+// Written in 8-byte words (the head: family, protocol, `aux` 0, ports) and
+// whole addresses: the hash reads the key back in 8-byte words right away,
+// and a load over several smaller stores cannot be forwarded from the store
+// buffer (perf: a zeroed temporary copied in, then fields stored byte by
+// byte, stalled the hash and the copy; a quarter of ServiceMatch).
 inline void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
-  k = CtKey();
-  k.family = meta.family;
-  k.proto = meta.proto;
+  uint16_t sport = meta.sport, dport = meta.dport;
   if (meta.proto == 1 || meta.proto == 58) [[unlikely]] {
-    if (IsIcmpError(meta)) return QuotedCtKey(m, meta, k);
-    k.sport = k.dport = meta.sport;  // the echo identifier
-  } else {
-    k.sport = meta.sport;
-    k.dport = meta.dport;
+    if (IsIcmpError(meta)) {
+      k = CtKey();
+      k.family = meta.family;
+      k.proto = meta.proto;
+      return QuotedCtKey(m, meta, k);
+    }
+    dport = sport;  // the echo identifier
   }
+  static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
+  const uint64_t head = uint64_t(meta.family) | uint32_t(meta.proto) << 8 | uint64_t(sport) << 32 |
+                        uint64_t(dport) << 48;
+  auto* p = reinterpret_cast<uint8_t*>(&k);
   const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l3_off);
+  std::memcpy(p, &head, 8);
   if (meta.family == 4) {
-    std::memcpy(k.src, l3 + 12, 4);  // rte_ipv4_hdr: src_addr, dst_addr
-    std::memcpy(k.dst, l3 + 16, 4);
+    uint32_t s4, d4;
+    std::memcpy(&s4, l3 + 12, 4);  // rte_ipv4_hdr: src_addr, dst_addr
+    std::memcpy(&d4, l3 + 16, 4);
+    const uint64_t src = s4, dst = d4, zero = 0;
+    std::memcpy(p + 8, &src, 8);
+    std::memcpy(p + 16, &zero, 8);
+    std::memcpy(p + 24, &dst, 8);
+    std::memcpy(p + 32, &zero, 8);
   } else {
-    std::memcpy(k.src, l3 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
-    std::memcpy(k.dst, l3 + 24, 16);
+    std::memcpy(p + 8, l3 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
+    std::memcpy(p + 24, l3 + 24, 16);
   }
 }
 
@@ -652,18 +668,26 @@ bool HasPorts(uint8_t proto) {
 
 }  // namespace
 
-DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
-                                 SvcWork& sw) noexcept {
-  ServiceKey key;
-  key.family = meta.family;
-  key.proto = meta.proto;
-  key.port = meta.dport;
+DropReason Pipeline::ServiceMatch(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta,
+                                  SvcWork& sw) noexcept {
+  // The key in words, as the hash reads it (CtKeyOf says why).
+  ServiceKey& key = sw.frontend;
+  static_assert(offsetof(ServiceKey, addr) == 4 && sizeof(ServiceKey) == 20);
+  auto* p = reinterpret_cast<uint8_t*>(&key);
+  const uint32_t head = uint32_t(meta.family) | uint32_t(meta.proto) << 8 | uint32_t(meta.dport) << 16;
   if (meta.family == 4) {
-    std::memcpy(key.addr, &rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off)->dst_addr, 4);
+    uint32_t a;
+    std::memcpy(&a, &rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off)->dst_addr, 4);
+    const uint64_t w0 = head | uint64_t(a) << 32, zero8 = 0;
+    const uint32_t zero4 = 0;
+    std::memcpy(p, &w0, 8);
+    std::memcpy(p + 8, &zero8, 8);
+    std::memcpy(p + 16, &zero4, 4);
   } else {
-    std::memcpy(key.addr, rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off)->dst_addr, 16);
+    std::memcpy(p, &head, 4);
+    std::memcpy(p + 4, rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off)->dst_addr, 16);
   }
-  int32_t s = snap.services->Lookup(key);
+  const int32_t s = snap.services->Lookup(key);
   if (s < 0) return DropReason::kNone;  // not a service frontend
   // Translating a fragment would need incremental L4 checksum updates
   // (first fragment) and must not touch a later fragment's payload: not
@@ -673,11 +697,18 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
   if (snap.services->NumBackends(s) == 0 || ct_ == nullptr) {
     return DropReason::kServiceBackendNotFound;
   }
-  CtKeyOf(m, meta, sw.pre);
-  CtResult r;
-  int32_t pos;
-  ct_->LookupBurst(&sw.pre, 1, now, &r, &pos);
+  sw.svc = s;
   sw.active = true;
+  CtKeyOf(m, meta, sw.pre);
+  sw.pre_h = Conntrack::HashOf(sw.pre);
+  ct_->Prefetch(sw.pre_h);
+  return DropReason::kNone;
+}
+
+void Pipeline::ServiceTranslate(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
+                                SvcWork& sw, CtResult r, int32_t pos) noexcept {
+  const ServiceKey& key = sw.frontend;
+  const int32_t s = sw.svc;
   sw.reverse = CtNat{CtNat::kReverse, key.family, key.port, {}};
   std::memcpy(sw.reverse.addr, key.addr, 16);
   if (r == CtResult::kForward && ct_->Nat(pos).kind == CtNat::kPinned) {
@@ -712,7 +743,6 @@ DropReason Pipeline::ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& 
     sw.pinned = false;
   }
   Rewrite(m, meta, true, sw.pin.addr, sw.pin.port);
-  return DropReason::kNone;
 }
 
 Pipeline::Pipeline(RcuCell<Snapshot>& cell, uint32_t reader_id, Conntrack* ct,
@@ -882,6 +912,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   SlotIndex::Hash ct_h[kBurst];
   uint16_t nw = 0, nk = 0;
   uint16_t egress_key[kBurst], ingress_key[kBurst];
+  uint16_t dnat_at[kBurst], ndnat = 0;  // work slots of packets to a service frontend
   // What every role does last: fragments, service DNAT, the tuple.
   auto admit = [&](rte_mbuf* m, PacketMeta* meta) {
     auto drop = [&](DropReason r) {
@@ -913,8 +944,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     svc[nw].active = false;
     if (role == PortRole::kEndpoint && snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
         (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
-      DropReason r = ServiceDnat(snap, m, *meta, now, svc[nw]);
+      DropReason r = ServiceMatch(snap, m, *meta, svc[nw]);
       if (r != DropReason::kNone) return drop(r);
+      if (svc[nw].active) {  // translated, and its tuple built, after the loop
+        dnat_at[ndnat++] = nw;
+        work[nw++] = m;
+        return;
+      }
     }
     if (ct_ != nullptr) {
       CtKeyOf(m, *meta, ct_keys[nw]);
@@ -1051,6 +1087,30 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         continue;
       }
       admit(m, meta);
+    }
+  }
+
+  // Service frontends: their pins (the connection's tuple before
+  // translation) looked up together, their buckets fetched as each was
+  // matched; then each is translated (the pinned backend or a new pick)
+  // and its translated tuple built.
+  if (ndnat > 0) {
+    CtKey pre[kBurst];
+    SlotIndex::Hash pre_h[kBurst];
+    CtResult pre_r[kBurst];
+    int32_t pre_pos[kBurst];
+    for (uint16_t k = 0; k < ndnat; ++k) {
+      pre[k] = svc[dnat_at[k]].pre;
+      pre_h[k] = svc[dnat_at[k]].pre_h;
+    }
+    ct_->LookupHashed(pre, pre_h, ndnat, now, pre_r, pre_pos);
+    for (uint16_t k = 0; k < ndnat; ++k) {
+      const uint16_t w = dnat_at[k];
+      PacketMeta* meta = meta_of(work[w]);
+      ServiceTranslate(snap, work[w], *meta, now, svc[w], pre_r[k], pre_pos[k]);
+      CtKeyOf(work[w], *meta, ct_keys[w]);
+      ct_h[w] = Conntrack::HashOf(ct_keys[w]);
+      ct_->Prefetch(ct_h[w]);
     }
   }
 
@@ -1295,7 +1355,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           ++counters_.ct_replies;
           const CtNat& nat = ct_->Nat(ctpos[i]);
           if (nat.kind == CtNat::kReverse && !(meta->flags & kPktRelated)) {
-            if (meta->flags & kPktFragment) {  // as ServiceDnat: not translated
+            if (meta->flags & kPktFragment) {  // as ServiceMatch: not translated
               meta->drop = DropReason::kFragmentationNotSupported;
               drops[nd++] = m;
               continue;

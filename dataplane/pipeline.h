@@ -125,14 +125,27 @@ class Pipeline {
   // Services (at a source endpoint): the pre-DNAT tuple, the frontend to
   // restore on replies, and the backend pinned to the connection. Scratch
   // space of one burst, a member so that no burst pays for constructing it.
+  // A packet to a service frontend through a burst: `frontend` and `svc`
+  // (the service), `pre` (the tuple before translation, the pin's key)
+  // and its hash, the pin once looked up, the reverse NAT for replies.
   struct SvcWork {
     bool active = false, pinned = false;
     int32_t pin_pos = -1;
+    int32_t svc = -1;
+    ServiceKey frontend;
     CtKey pre;
+    SlotIndex::Hash pre_h;
     CtNat reverse, pin;
   };
-  DropReason ServiceDnat(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
-                         SvcWork& sw) noexcept;
+  // Service DNAT in two halves, so that a burst's pins are looked up
+  // together: the service and the drops (157 fragments, 158 no backend),
+  // the pin's key hashed and its bucket fetched (ServiceMatch); then, after
+  // the burst's lookup, the pinned backend or a new pick and the rewrite
+  // (ServiceTranslate).
+  DropReason ServiceMatch(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta,
+                          SvcWork& sw) noexcept;
+  void ServiceTranslate(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
+                        SvcWork& sw, CtResult r, int32_t pos) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
                   uint16_t ep, TxStage& out) noexcept;

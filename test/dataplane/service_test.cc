@@ -166,6 +166,91 @@ TEST_CASE("connections keep their backend when the service changes; new ones use
   for (auto* m : got) rte_pktmbuf_free(m);
 }
 
+TEST_CASE("a burst to a frontend: its pins looked up together, each connection keeps its backend",
+          "[service][conntrack][maglev]") {
+  // ServiceMatch / ServiceTranslate: the burst's pins are looked up in one
+  // pass after the parse. Mixed bursts (frontend, direct, a 158, a
+  // fragment) must translate as one packet at a time would.
+  SvcNode s;
+  s.Build({Svc({"10.1.0.11", "10.1.0.20"})});
+  auto send_burst = [&](const std::vector<Bytes>& frames) {
+    std::vector<rte_mbuf*> ms;
+    for (const auto& f : frames) {
+      ms.push_back(ToMbuf(Pool(), f));
+      REQUIRE(ms.back() != nullptr);
+    }
+    s.pl->Process(*s.snap, ms.data(), uint16_t(ms.size()), s.n.port.at("frontend"), s.out);
+  };
+  // Where each packet went: (destination address's last byte, port) by source port.
+  auto collect = [&]() {
+    std::map<uint16_t, std::pair<uint8_t, uint16_t>> at;
+    for (const char* to : {"test", "myapp"}) {
+      for (rte_mbuf* m : s.Take(to)) {
+        auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+        auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, 34);
+        CHECK(TcpChecksumValid(m));
+        at[rte_be_to_cpu_16(tcp->src_port)] = {uint8_t(rte_be_to_cpu_32(ip->dst_addr)),
+                                               rte_be_to_cpu_16(tcp->dst_port)};
+        rte_pktmbuf_free(m);
+      }
+    }
+    return at;
+  };
+  std::vector<Bytes> burst;
+  for (uint16_t sp = 2000; sp < 2024; ++sp) burst.push_back(Syn("10.1.0.10", sp, "10.96.0.80", 80));
+  burst.push_back(Syn("10.1.0.10", 3000, "10.1.0.20", 80));  // direct: not translated
+  burst.push_back(Syn("10.1.0.10", 3001, "10.96.0.80", 81));  // the VIP's address, another port
+  send_burst(burst);
+  auto first = collect();
+  REQUIRE(first.size() == 25);
+  int to_test = 0;
+  for (uint16_t sp = 2000; sp < 2024; ++sp) {
+    INFO("source port " << sp);
+    REQUIRE(first.count(sp) == 1);
+    CHECK((first[sp].first == 11 || first[sp].first == 20));
+    CHECK(first[sp].second == 8080);
+    to_test += first[sp].first == 11;
+  }
+  CHECK(to_test > 0);  // Maglev spreads them
+  CHECK(to_test < 24);
+  CHECK(first[3000] == std::make_pair(uint8_t(20), uint16_t(80)));
+  CHECK(s.pl->dropped(DropReason::kFibLookupFailed) == 1);  // port 81: no frontend, no route
+  // Each backend's replies, one burst per backend, come back from the
+  // frontend: the connections were tracked under their translated tuples.
+  for (const char* be : {"test", "myapp"}) {
+    const uint8_t last = std::string(be) == "test" ? 11 : 20;
+    std::vector<rte_mbuf*> ms;
+    for (uint16_t sp = 2000; sp < 2024; ++sp) {
+      if (first[sp].first != last) continue;
+      ms.push_back(ToMbuf(Pool(), Syn(last == 11 ? "10.1.0.11" : "10.1.0.20", 8080, "10.1.0.10", sp, 0x12)));
+    }
+    s.pl->Process(*s.snap, ms.data(), uint16_t(ms.size()), s.n.port.at(be), s.out);
+    auto back = s.Take("frontend");
+    CHECK(back.size() == ms.size());
+    for (rte_mbuf* m : back) {
+      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+      auto* tcp = rte_pktmbuf_mtod_offset(m, rte_tcp_hdr*, 34);
+      CHECK(rte_be_to_cpu_32(ip->src_addr) == V4("10.96.0.80"));
+      CHECK(rte_be_to_cpu_16(tcp->src_port) == 80);
+      rte_pktmbuf_free(m);
+    }
+  }
+  // The same connections again, now with the service down to one backend,
+  // in another order: each keeps the backend its pin names.
+  s.Build({Svc({"10.1.0.20"})});
+  burst.clear();
+  for (uint16_t sp = 2024; sp-- > 2000;) burst.push_back(Syn("10.1.0.10", sp, "10.96.0.80", 80, 0x10));
+  burst.push_back(Syn("10.1.0.10", 2100, "10.96.0.80", 80));  // new: the only backend
+  send_burst(burst);
+  auto again = collect();
+  for (uint16_t sp = 2000; sp < 2024; ++sp) {
+    INFO("source port " << sp);
+    CHECK(again[sp] == first[sp]);
+  }
+  CHECK(again[2100] == std::make_pair(uint8_t(20), uint16_t(8080)));
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);
+}
+
 TEST_CASE("a service without serving backends drops with 158", "[service][drops]") {
   SvcNode s;
   s.Build({Svc({})});
