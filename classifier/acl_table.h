@@ -17,7 +17,9 @@
 
 #include <rte_byteorder.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,14 +45,20 @@ static_assert(sizeof(AclKey) == 16);
 
 inline void MakeAclKey(AclKey& k, uint8_t proto, uint32_t subject, uint32_t peer,
                        uint16_t dport, Direction dir) {
-  k.proto = proto;
-  k.pad[0] = k.pad[1] = k.pad[2] = 0;
+  // Two 8-byte stores: the verdict cache hashes the key as two 8-byte words
+  // right away, and a load over several smaller stores cannot be forwarded
+  // from the store buffer (a stall of ~a dozen cycles per key).
   // (__builtin_bswap: DPDK's x86 swap of a variable is an asm statement.)
   static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
-  k.subject_class = __builtin_bswap32(subject);
-  k.peer_class = __builtin_bswap32(peer);
-  k.dport = __builtin_bswap16(dport);
-  k.dir = __builtin_bswap16(uint16_t(dir));
+  static_assert(offsetof(AclKey, subject_class) == 4 && offsetof(AclKey, peer_class) == 8 &&
+                offsetof(AclKey, dport) == 12 && offsetof(AclKey, dir) == 14);
+  const uint64_t w0 = uint64_t(proto) | uint64_t(__builtin_bswap32(subject)) << 32;
+  const uint64_t w1 = uint64_t(__builtin_bswap32(peer)) |
+                      uint64_t(__builtin_bswap16(dport)) << 32 |
+                      uint64_t(__builtin_bswap16(uint16_t(dir))) << 48;
+  auto* p = reinterpret_cast<uint8_t*>(&k);
+  std::memcpy(p, &w0, 8);
+  std::memcpy(p + 8, &w1, 8);
 }
 
 // The rules, partitioned by subject class for updates (docs/design/
