@@ -247,31 +247,16 @@ TEST_CASE("frames of the usual shape decapsulate in one pass with the general pa
     Bytes tagged = plain;
     const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};  // VLAN 7
     tagged.insert(tagged.begin() + 12, tag, tag + 4);
-    const uint16_t my = b.port.at("myapp");
-    struct Fate {
-      int reason = -1;  // -1: delivered
-      Bytes out;
-      bool operator==(const Fate&) const = default;
-    };
     auto fate = [&](const Bytes& frame) {
       const DropCounters before = b.pl->counters().drops[kFabricPort];
       rte_mbuf* m = ToMbuf(Pool(), frame);
       REQUIRE(m != nullptr);
       b.Receive(m, kFabricPort);
-      Fate f;
-      for (rte_mbuf* o : b.Take(my)) {
-        const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
-        f.out.assign(d, d + rte_pktmbuf_data_len(o));
-        rte_pktmbuf_free(o);
-      }
-      const DropCounters& after = b.pl->counters().drops[kFabricPort];
-      for (size_t r = 0; r < std::size(after.by_reason); ++r) {
-        if (after.by_reason[r] != before.by_reason[r]) f.reason = int(r);
-      }
-      return f;
+      return TakeFate(b.out, before, b.pl->counters().drops[kFabricPort], false);
     };
     const Fate intact = fate(plain);
     REQUIRE(intact.reason == -1);  // delivered
+    REQUIRE(intact.port == b.port.at("myapp"));
     CHECK(fate(tagged) == intact);
     const size_t outer = 14 + 20 + 8 + 8;
     int delivered = 0, dropped = 0;
@@ -364,32 +349,12 @@ TEST_CASE("the inner frame meets the same fate in the one-pass fabric parse and 
         both_tagged[at + 1] = uint8_t(v);
       }
       refresh(both_tagged, 18);
-      struct Fate {
-        int reason = -1;  // -1: delivered (or nowhere, when `out` is empty)
-        int port = -1;
-        Bytes out;
-        bool operator==(const Fate&) const = default;
-      };
       auto fate = [&](const Bytes& frame, bool inner_tag) {
         const DropCounters before = b.pl->counters().drops[kFabricPort];
         rte_mbuf* m = ToMbuf(Pool(), frame);
         REQUIRE(m != nullptr);
         b.Receive(m, kFabricPort);
-        Fate f;
-        for (uint16_t p = 0; p < kMaxPorts; ++p) {
-          for (rte_mbuf* o : b.Take(p)) {
-            const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
-            f.out.assign(d, d + rte_pktmbuf_data_len(o));
-            f.port = p;
-            rte_pktmbuf_free(o);
-          }
-        }
-        if (inner_tag && f.out.size() >= 16) f.out.erase(f.out.begin() + 12, f.out.begin() + 16);
-        const DropCounters& after = b.pl->counters().drops[kFabricPort];
-        for (size_t r = 0; r < std::size(after.by_reason); ++r) {
-          if (after.by_reason[r] != before.by_reason[r]) f.reason = int(r);
-        }
-        return f;
+        return TakeFate(b.out, before, b.pl->counters().drops[kFabricPort], inner_tag);
       };
       const Fate intact = fate(plain, false);  // a new connection
       REQUIRE(intact.reason == -1);

@@ -123,4 +123,36 @@ struct Run {
 };
 
 
+// What became of one frame sent through a pipeline, for differential
+// tests: the drop reason counted for it, or the port and bytes it left on.
+struct Fate {
+  int reason = -1;  // -1: delivered (or nowhere, when `out` is empty)
+  int port = -1;
+  Bytes out;
+  bool operator==(const Fate&) const = default;
+};
+
+// The fate of the frame just processed: what `out` staged (taken and
+// freed) and the reason whose count grew from `before` to `after`.
+// `tagged`: the 802.1Q tag at byte 12 is left out of the bytes compared.
+inline Fate TakeFate(TxStage& out, const dataplane::DropCounters& before,
+                     const dataplane::DropCounters& after, bool tagged) {
+  Fate f;
+  for (uint16_t p = 0; p < dataplane::kMaxPorts; ++p) {
+    for (uint16_t i = 0; i < out.n[p]; ++i) {
+      rte_mbuf* o = out.pkts[p][i];
+      const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
+      f.out.assign(d, d + rte_pktmbuf_data_len(o));
+      f.port = p;
+      rte_pktmbuf_free(o);
+    }
+    out.n[p] = 0;
+  }
+  if (tagged && f.out.size() >= 16) f.out.erase(f.out.begin() + 12, f.out.begin() + 16);
+  for (size_t r = 0; r < std::size(after.by_reason); ++r) {
+    if (after.by_reason[r] != before.by_reason[r]) f.reason = int(r);
+  }
+  return f;
+}
+
 }  // namespace meshgate::test

@@ -314,34 +314,12 @@ TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the
   s.n.w.Apply(kMyappFromFrontend);
   s.Build({Svc({"10.1.0.20"})});  // frontend 10.96.0.80:80/TCP -> myapp:8080
   const uint16_t from = s.n.port.at("frontend");
-  struct Fate {
-    int reason = -1;  // -1: delivered (or nowhere, when `out` is empty)
-    int port = -1;
-    Bytes out;
-    bool operator==(const Fate&) const = default;
-  };
   auto fate = [&](const Bytes& frame, bool tagged) {
     const DropCounters before = s.pl->counters().drops[from];
     rte_mbuf* m = ToMbuf(Pool(), frame);
     REQUIRE(m != nullptr);
     s.pl->Process(*s.snap, &m, 1, from, s.out);
-    Fate f;
-    for (uint16_t p = 0; p < kMaxPorts; ++p) {
-      for (uint16_t i = 0; i < s.out.n[p]; ++i) {
-        rte_mbuf* o = s.out.pkts[p][i];
-        const uint8_t* d = rte_pktmbuf_mtod(o, const uint8_t*);
-        f.out.assign(d, d + rte_pktmbuf_data_len(o));
-        f.port = p;
-        rte_pktmbuf_free(o);
-      }
-      s.out.n[p] = 0;
-    }
-    if (tagged && f.out.size() >= 16) f.out.erase(f.out.begin() + 12, f.out.begin() + 16);
-    const DropCounters& after = s.pl->counters().drops[from];
-    for (size_t r = 0; r < std::size(after.by_reason); ++r) {
-      if (after.by_reason[r] != before.by_reason[r]) f.reason = int(r);
-    }
-    return f;
+    return TakeFate(s.out, before, s.pl->counters().drops[from], tagged);
   };
   auto tag = [](Bytes f) {
     const uint8_t t[4] = {0x81, 0x00, 0x00, 0x07};
