@@ -398,16 +398,17 @@ template <typename T>
 // The words below are read and masked as a little-endian CPU holds them.)
 static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
-// The metadata of an untagged IPv4 TCP or UDP frame without options (L3
-// at 14, L4 at 34), as the general parse and the role stage leave it
-// (`in_port` aside: the caller's).
-[[gnu::always_inline]] inline void PlainMeta(PacketMeta& meta, uint8_t proto, uint16_t sport,
-                                             uint16_t dport, uint8_t tcp_flags, uint32_t identity) {
+// The metadata of an untagged TCP or UDP frame without IP options or
+// extension headers (L3 at 14, L4 at `l4_off`), as the general parse and
+// the role stage leave it (`in_port` aside: the caller's).
+[[gnu::always_inline]] inline void PlainMeta(PacketMeta& meta, uint8_t family, uint16_t l4_off,
+                                             uint8_t proto, uint16_t sport, uint16_t dport,
+                                             uint8_t tcp_flags, uint32_t identity) {
   meta.l3_off = 14;
-  meta.l4_off = 34;
+  meta.l4_off = l4_off;
   meta.sport = sport;
   meta.dport = dport;
-  meta.family = 4;
+  meta.family = family;
   meta.proto = proto;
   meta.flags = 0;
   meta.tcp_flags = tcp_flags;
@@ -472,7 +473,7 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   }
   if (!Ipv4Header20Valid(d + kIp) || !Ipv4Header20Valid(e + 14)) return false;
   const uint32_t ports = LoadAt<uint32_t>(e + 34);
-  PlainMeta(meta, proto, __builtin_bswap16(uint16_t(ports)),
+  PlainMeta(meta, 4, 34, proto, __builtin_bswap16(uint16_t(ports)),
             __builtin_bswap16(uint16_t(ports >> 16)), tcp_flags, vni);
   *src = LoadAt<uint32_t>(e + 26);
   *dst = LoadAt<uint32_t>(e + 30);
@@ -523,9 +524,48 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   const uint32_t ports = LoadAt<uint32_t>(d + kL4);
   const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
   if (services != nullptr && services->MayBeFrontend4(d4, dport, proto)) return false;
-  PlainMeta(meta, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
+  PlainMeta(meta, 4, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
   *src = s4;
   *dst = d4;
+  return true;
+}
+
+// The same for an endpoint's usual IPv6 frame: untagged Ethernet, IPv6
+// with TCP or UDP right after its header (no extension headers), with
+// ParseIpv6's and ParseL4's checks (RFC 8200 payload length within the
+// frame; TCP data offset; UDP length), from the endpoint's own IPv6 address
+// (`ep_v6`), to no service frontend. The addresses stay where they lie
+// (14 + 8 and 14 + 24).
+[[gnu::always_inline]] inline bool PlainEndpoint6(const uint8_t* d, uint32_t len,
+                                                  const uint8_t* ep_v6, uint32_t identity,
+                                                  const ServiceTable* services, PacketMeta& meta) {
+  constexpr uint32_t kIp = 14, kL4 = kIp + 40;
+  if (len < kL4 + 8 || LoadAt<uint16_t>(d + 12) != 0xdd86 || (d[kIp] >> 4) != 6) return false;
+  const uint32_t plen = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 4));
+  if (kL4 + plen > len) return false;
+  const uint8_t proto = d[kIp + 6];
+  uint8_t tcp_flags = 0;
+  if (proto == IPPROTO_TCP) {
+    if (plen < 20) return false;
+    const uint32_t doff = uint32_t(d[kL4 + 12] >> 4) * 4;
+    if (doff < 20 || doff > plen) return false;
+    tcp_flags = d[kL4 + 13];
+  } else if (proto == IPPROTO_UDP) {
+    if (plen < 8) return false;
+    const uint32_t ulen = __builtin_bswap16(LoadAt<uint16_t>(d + kL4 + 4));
+    if (ulen < 8 || ulen > plen) return false;
+  } else {
+    return false;
+  }
+  // The source is the endpoint's (anti-spoofing; the general stage drops).
+  if (LoadAt<uint64_t>(d + kIp + 8) != LoadAt<uint64_t>(ep_v6) ||
+      LoadAt<uint64_t>(d + kIp + 16) != LoadAt<uint64_t>(ep_v6 + 8)) {
+    return false;
+  }
+  const uint32_t ports = LoadAt<uint32_t>(d + kL4);
+  const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
+  if (services != nullptr && services->MayBeFrontend6(d + kIp + 24, dport, proto)) return false;
+  PlainMeta(meta, 6, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
   return true;
 }
 
@@ -979,6 +1019,21 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     work[nw++] = m;
   };
+  // The same for an IPv6 frame: the addresses copied from the packet.
+  auto track6 = [&](rte_mbuf* m, const PacketMeta& meta) {
+    if (ct_ != nullptr) {
+      const uint64_t head = 6u | uint32_t(meta.proto) << 8 | uint64_t(meta.sport) << 32 |
+                            uint64_t(meta.dport) << 48;
+      auto* k = reinterpret_cast<uint8_t*>(&ct_keys[nw]);
+      const uint8_t* ip6 = rte_pktmbuf_mtod_offset(m, const uint8_t*, 14);
+      std::memcpy(k, &head, 8);
+      std::memcpy(k + 8, ip6 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
+      std::memcpy(k + 24, ip6 + 24, 16);
+      ct_h[nw] = Conntrack::HashOf(ct_keys[nw]);
+      ct_->Prefetch(ct_h[nw]);
+    }
+    work[nw++] = m;
+  };
   if (role == PortRole::kFabric) {
     // Parse and decapsulate in one step: the usual frame in one pass over
     // fixed offsets (PlainFabric), its tuple built and hashed from the
@@ -1011,9 +1066,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     // The NIC's IPv4 checksum verdict is taken for ports without tunnels:
     // on the fabric, a NIC that parses VXLAN reports the inner header's.
     const bool rx_ck = in_port < kMaxPorts && (offloads_[in_port] & kRxIpv4Cksum) != 0;
-    // An endpoint's usual frame in one pass (PlainEndpoint); any other
-    // frame, and every frame of another role, the general way.
+    // An endpoint's usual frame in one pass (PlainEndpoint, PlainEndpoint6);
+    // any other frame, and every frame of another role, the general way.
     const bool plain = role == PortRole::kEndpoint && src_ep.v4 != 0;
+    const bool plain6 = role == PortRole::kEndpoint && src_ep.has_v6;
     const uint32_t ep_be = __builtin_bswap32(src_ep.v4);
     const ServiceTable* const services = snap.services.get();
     for (uint16_t i = 0; i < n; ++i) {
@@ -1030,6 +1086,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           track4(m, *meta, s4, d4);
           continue;
         }
+      }
+      if (plain6 && PlainEndpoint6(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
+                                   src_ep.v6.data(), src_ep.identity, services, *meta)) {
+        meta->in_port = in_port & 0x3f;
+        svc[nw].active = false;
+        track6(m, *meta);
+        continue;
       }
       if (!ParseMbuf(m, rx_ck, in_port)) {
         drops[nd++] = m;

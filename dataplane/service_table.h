@@ -78,9 +78,13 @@ class ServiceTable {
   // per service, so most destinations that are no frontend are told by one
   // load (a pod's address, every packet from an endpoint).
   bool MayBeFrontend(const ServiceKey& k) const noexcept { return Bit(FilterHash(k)); }
-  // The same for an IPv4 frontend, the address as it lies in the packet.
+  // The same for an IPv4 frontend, the address as it lies in the packet,
+  // and for an IPv6 one, read from the packet (16 bytes at `addr`).
   bool MayBeFrontend4(uint32_t addr_be, uint16_t port, uint8_t proto) const noexcept {
     return Bit(FilterHash4(addr_be, port, proto));
+  }
+  bool MayBeFrontend6(const uint8_t* addr, uint16_t port, uint8_t proto) const noexcept {
+    return Bit(FilterHash6(addr, port, proto));
   }
   uint32_t NumBackends(int32_t svc) const noexcept { return services_[svc].n; }
   uint32_t First(int32_t svc) const noexcept { return services_[svc].first; }
@@ -120,14 +124,18 @@ class ServiceTable {
   static uint32_t FilterHash4(uint32_t addr_be, uint16_t port, uint8_t proto) noexcept {
     return SlotIndex::Crc8(uint64_t(addr_be) | uint64_t(port) << 32 | uint64_t(proto) << 48, 4);
   }
+  static uint32_t FilterHash6(const uint8_t* addr, uint16_t port, uint8_t proto) noexcept {
+    uint32_t a;
+    uint64_t w[2];
+    std::memcpy(&a, addr, 4);
+    std::memcpy(w, addr, 16);
+    return SlotIndex::Crc8(w[1], SlotIndex::Crc8(w[0], FilterHash4(a, port, proto)));
+  }
   static uint32_t FilterHash(const ServiceKey& k) noexcept {
+    if (k.family != 4) return FilterHash6(k.addr, k.port, k.proto);
     uint32_t a;
     std::memcpy(&a, k.addr, 4);
-    uint32_t h = FilterHash4(a, k.port, k.proto);
-    if (k.family == 4) return h;
-    uint64_t w[2];
-    std::memcpy(w, k.addr, 16);
-    return SlotIndex::Crc8(w[1], SlotIndex::Crc8(w[0], h));
+    return FilterHash4(a, k.port, k.proto);
   }
   bool Bit(uint32_t h) const noexcept {
     h &= filter_mask_;

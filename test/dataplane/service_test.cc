@@ -166,6 +166,85 @@ TEST_CASE("connections keep their backend when the service changes; new ones use
   for (auto* m : got) rte_pktmbuf_free(m);
 }
 
+TEST_CASE("an endpoint's IPv6 frame meets the same fate in the one-pass parse and the general one",
+          "[service][drops][differential][ipv6]") {
+  // PlainEndpoint6: untagged Ethernet, IPv6 with TCP or UDP right after its
+  // header, from the endpoint's own address, to no service frontend. The
+  // same frame with an 802.1Q tag takes the general parse (ParseIpv6,
+  // ParseL4), anti-spoofing and service stage: each damaged byte, each
+  // payload length, must meet the same fate both ways.
+  SvcNode s;
+  s.n.w.Apply(kMyappFromFrontend);
+  s.n.ip = {{"frontend", "fd00:1::10"}, {"test", "fd00:1::11"}, {"myapp", "fd00:1::20"}};
+  ServiceSpec svc6;
+  svc6.vip = *identity::IpAddr::Parse("fd00:96::80");
+  svc6.port = 80;
+  svc6.proto = 6;
+  svc6.backends.push_back({*identity::IpAddr::Parse("fd00:1::20"), 8080});
+  s.Build({svc6});
+  const uint16_t from = s.n.port.at("frontend");
+  auto fate = [&](const Bytes& frame, bool tagged) {
+    const DropCounters before = s.pl->counters().drops[from];
+    rte_mbuf* m = ToMbuf(Pool(), frame);
+    REQUIRE(m != nullptr);
+    s.pl->Process(*s.snap, &m, 1, from, s.out);
+    return TakeFate(s.out, before, s.pl->counters().drops[from], tagged);
+  };
+  auto tag = [](Bytes f) {
+    const uint8_t t[4] = {0x81, 0x00, 0x00, 0x07};
+    f.insert(f.begin() + 12, t, t + 4);
+    return f;
+  };
+  for (bool tcp : {true, false}) {
+    INFO((tcp ? "tcp" : "udp"));
+    const Bytes plain = Eth(0x86DD, Ipv6("fd00:1::10", "fd00:1::20", tcp ? 6 : 17,
+                                         tcp ? Tcp(40000, 80) : Udp(40001, 53, 12)));
+    const Fate intact = fate(plain, false);
+    REQUIRE(intact.reason == -1);
+    REQUIRE(intact.port == s.n.port.at("myapp"));
+    CHECK(fate(plain, false) == intact);
+    CHECK(fate(tag(plain), true) == intact);
+    const size_t l4_bytes = tcp ? 20 : 8;
+    int delivered = 0, dropped = 0;
+    for (size_t q = 0; q < 14 + 40 + l4_bytes; ++q) {
+      if (q == 12 || q == 13) continue;  // the EtherType
+      for (uint8_t x : {0x01, 0x08, 0x40, 0x80, 0xff}) {
+        INFO("byte " << q << " ^ " << int(x));
+        Bytes f1 = plain;
+        f1[q] ^= x;
+        const Fate one = fate(f1, false);
+        CHECK(one == fate(tag(f1), true));
+        ++(one.reason == -1 && !one.out.empty() ? delivered : dropped);
+      }
+    }
+    // Every payload length up to the frame's and beyond it.
+    const size_t actual = plain.size() - 54;
+    for (size_t plen = 0; plen <= actual + 2; ++plen) {
+      INFO("payload length " << plen);
+      Bytes f1 = plain;
+      f1[18] = uint8_t(plen >> 8);
+      f1[19] = uint8_t(plen);
+      const Fate one = fate(f1, false);
+      CHECK(one == fate(tag(f1), true));
+      ++(one.reason == -1 && !one.out.empty() ? delivered : dropped);
+    }
+    CHECK(delivered > 20);
+    CHECK(dropped > 20);
+  }
+  // To the IPv6 frontend: translated either way.
+  const Bytes to_svc = Eth(0x86DD, Ipv6("fd00:1::10", "fd00:96::80", 6, Tcp(41000, 80)));
+  const Fate via_plain = fate(to_svc, false);
+  CHECK(via_plain.reason == -1);
+  CHECK(via_plain.port == s.n.port.at("myapp"));
+  REQUIRE(via_plain.out.size() >= 54);
+  CHECK(std::memcmp(&via_plain.out[38], identity::IpAddr::Parse("fd00:1::20")->bytes.data(), 16) == 0);
+  CHECK(fate(tag(Eth(0x86DD, Ipv6("fd00:1::10", "fd00:96::80", 6, Tcp(41000, 80)))), true) == via_plain);
+  // Spoofed: another endpoint's address from frontend's port.
+  CHECK(fate(Eth(0x86DD, Ipv6("fd00:1::11", "fd00:1::20", 6, Tcp(42000, 80))), false).reason ==
+        int(DropReason::kInvalidSourceIp));
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);  // nothing leaked
+}
+
 TEST_CASE("a burst to a frontend: its pins looked up together, each connection keeps its backend",
           "[service][conntrack][maglev]") {
   // ServiceMatch / ServiceTranslate: the burst's pins are looked up in one
@@ -285,7 +364,16 @@ TEST_CASE("the frontend filter: every frontend passes it; most other destination
       uint32_t a;
       std::memcpy(&a, k.addr, 4);
       CHECK((*t)->MayBeFrontend4(a, k.port, k.proto));
+    } else {
+      CHECK((*t)->MayBeFrontend6(k.addr, k.port, k.proto));
     }
+  }
+  // IPv6 pods: the packet-side test agrees with the key's.
+  for (uint32_t i = 0; i < 1000; ++i) {
+    const ServiceKey k =
+        MakeServiceKey(*identity::IpAddr::Parse("fd00:1::" + std::to_string(i)), 80, 6);
+    CHECK((*t)->MayBeFrontend(k) == (*t)->MayBeFrontend6(k.addr, 80, 6));
+    CHECK((*t)->Lookup(k) == -1);
   }
   // Pods' addresses on the services' ports: the filter answers nearly all
   // (300 frontends in 4,096 or more bits: a few percent pass it).
