@@ -244,9 +244,7 @@ TEST_CASE("frames of the usual shape decapsulate in one pass with the general pa
     Instance a("cluster1", 1, V4("192.168.0.1"), V4("192.168.0.2"), e);
     Instance b("cluster2", 2, V4("192.168.0.2"), V4("192.168.0.1"), e);
     const Bytes plain = OnTheWire(a, "frontend", Tcp4("10.1.0.10", "10.2.0.20", 40000, 80));
-    Bytes tagged = plain;
-    const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};  // VLAN 7
-    tagged.insert(tagged.begin() + 12, tag, tag + 4);
+    const Bytes tagged = WithVlanTag(plain);
     auto fate = [&](const Bytes& frame) {
       const DropCounters before = b.pl->counters().drops[kFabricPort];
       rte_mbuf* m = ToMbuf(Pool(), frame);
@@ -336,8 +334,7 @@ TEST_CASE("the inner frame meets the same fate in the one-pass fabric parse and 
               : Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.2.0.20"), 17, Udp(40001, 53, 12))));
       constexpr size_t kIn = 14 + 20 + 8 + 8;  // the inner frame in `plain`
       const uint8_t tag[4] = {0x81, 0x00, 0x00, 0x07};
-      Bytes outer_tagged = plain;
-      outer_tagged.insert(outer_tagged.begin() + 12, tag, tag + 4);
+      const Bytes outer_tagged = WithVlanTag(plain);
       Bytes both_tagged = outer_tagged;
       both_tagged.insert(both_tagged.begin() + 4 + kIn + 12, tag, tag + 4);
       const auto refresh = RefreshIpv4Checksum;

@@ -167,6 +167,13 @@ inline Bytes Arp(uint16_t op, uint32_t sender, uint32_t target) {
   return b;
 }
 
+// `f` with an 802.1Q tag (VLAN `vlan`) after its MAC addresses.
+inline Bytes WithVlanTag(Bytes f, uint16_t vlan = 7) {
+  const uint8_t t[4] = {0x81, 0x00, uint8_t(vlan >> 8), uint8_t(vlan)};
+  f.insert(f.begin() + 12, t, t + 4);
+  return f;
+}
+
 // Sets the checksum of the IPv4 header at `ip` right after a change.
 inline void RefreshIpv4Checksum(Bytes& f, size_t ip) {
   f[ip + 10] = f[ip + 11] = 0;

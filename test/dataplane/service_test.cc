@@ -65,6 +65,16 @@ struct SvcNode {
     REQUIRE(m != nullptr);
     pl->Process(*snap, &m, 1, n.port.at(from), out);
   }
+  // What became of one frame sent from `from` (TakeFate); `tagged`: its
+  // 802.1Q tag is left out of the bytes compared.
+  Fate FateOf(const std::string& from, const Bytes& frame, bool tagged) {
+    const uint16_t p = n.port.at(from);
+    const DropCounters before = pl->counters().drops[p];
+    rte_mbuf* m = ToMbuf(Pool(), frame);
+    REQUIRE(m != nullptr);
+    pl->Process(*snap, &m, 1, p, out);
+    return TakeFate(out, before, pl->counters().drops[p], tagged);
+  }
   std::vector<rte_mbuf*> Take(const std::string& to) {
     uint16_t p = n.port.at(to);
     std::vector<rte_mbuf*> v(out.pkts[p].begin(), out.pkts[p].begin() + out.n[p]);
@@ -182,19 +192,8 @@ TEST_CASE("an endpoint's IPv6 frame meets the same fate in the one-pass parse an
   svc6.proto = 6;
   svc6.backends.push_back({*identity::IpAddr::Parse("fd00:1::20"), 8080});
   s.Build({svc6});
-  const uint16_t from = s.n.port.at("frontend");
-  auto fate = [&](const Bytes& frame, bool tagged) {
-    const DropCounters before = s.pl->counters().drops[from];
-    rte_mbuf* m = ToMbuf(Pool(), frame);
-    REQUIRE(m != nullptr);
-    s.pl->Process(*s.snap, &m, 1, from, s.out);
-    return TakeFate(s.out, before, s.pl->counters().drops[from], tagged);
-  };
-  auto tag = [](Bytes f) {
-    const uint8_t t[4] = {0x81, 0x00, 0x00, 0x07};
-    f.insert(f.begin() + 12, t, t + 4);
-    return f;
-  };
+  auto fate = [&](const Bytes& frame, bool tagged) { return s.FateOf("frontend", frame, tagged); };
+  const auto tag = [](const Bytes& f) { return WithVlanTag(f); };
   for (bool tcp : {true, false}) {
     INFO((tcp ? "tcp" : "udp"));
     const Bytes plain = Eth(0x86DD, Ipv6("fd00:1::10", "fd00:1::20", tcp ? 6 : 17,
@@ -401,19 +400,8 @@ TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the
   SvcNode s;
   s.n.w.Apply(kMyappFromFrontend);
   s.Build({Svc({"10.1.0.20"})});  // frontend 10.96.0.80:80/TCP -> myapp:8080
-  const uint16_t from = s.n.port.at("frontend");
-  auto fate = [&](const Bytes& frame, bool tagged) {
-    const DropCounters before = s.pl->counters().drops[from];
-    rte_mbuf* m = ToMbuf(Pool(), frame);
-    REQUIRE(m != nullptr);
-    s.pl->Process(*s.snap, &m, 1, from, s.out);
-    return TakeFate(s.out, before, s.pl->counters().drops[from], tagged);
-  };
-  auto tag = [](Bytes f) {
-    const uint8_t t[4] = {0x81, 0x00, 0x00, 0x07};
-    f.insert(f.begin() + 12, t, t + 4);
-    return f;
-  };
+  auto fate = [&](const Bytes& frame, bool tagged) { return s.FateOf("frontend", frame, tagged); };
+  const auto tag = [](const Bytes& f) { return WithVlanTag(f); };
   for (bool tcp : {true, false}) {
     INFO((tcp ? "tcp" : "udp"));
     const Bytes plain = tcp ? Syn("10.1.0.10", 40000, "10.1.0.20", 80)
