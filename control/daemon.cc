@@ -836,7 +836,7 @@ std::string Daemon::Metrics() {
   gauge("meshgate_endpoints", "Local endpoints.", double(c.endpoints));
   gauge("meshgate_services", "Service frontends in the published snapshot.", double(c.frontends));
   gauge("meshgate_policies", "Policies applied.", double(c.policies));
-  gauge("meshgate_tracked_connections", "Conntrack key slots in use (two per connection, expired ones until collected).", double(inst_->conntrack().size()));
+  gauge("meshgate_tracked_connections", "Connection records in use (expired ones until collected).", double(inst_->conntrack().size()));
   gauge("meshgate_affinity_entries", "sessionAffinity ClientIP entries (expired ones until collected).", double(inst_->affinity().size()));
   StrAppend(&o, "# HELP meshgate_collected_total Expired entries removed by the control thread, by table.\n",
             "# TYPE meshgate_collected_total counter\n",

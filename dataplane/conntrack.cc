@@ -31,8 +31,8 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   std::unique_ptr<Conntrack> ct(new Conntrack());
   ct->qsbr_ = qsbr;
   ct->capacity_ = capacity;
-  // Two index keys per connection.
-  if (auto st = ct->index_.Init(2 * capacity, "conntrack"); !st.ok()) return st;
+  // One index key per connection (both directions hash alike).
+  if (auto st = ct->index_.Init(capacity, "conntrack"); !st.ok()) return st;
   static std::atomic<uint32_t> seq{0};
   std::string name = meshgate::StrCat("mgct", seq.fetch_add(1));
   ct->conns_ = static_cast<Conn*>(
@@ -101,70 +101,52 @@ bool Conntrack::FindFragment(const FragKey& k, uint64_t now, uint16_t* sport,
 
 uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_)); }
 
-namespace {
-
-// Whether `c` holds `k` as its forward tuple (or, `reversed`, its reversal).
-bool SameTuple(const CtKey& c, const CtKey& k, bool reversed) {
-  if (c.family != k.family || c.proto != k.proto) return false;
-  const uint8_t* a = reversed ? c.dst : c.src;
-  const uint8_t* b = reversed ? c.src : c.dst;
-  uint16_t sp = reversed ? c.dport : c.sport, dp = reversed ? c.sport : c.dport;
-  if (sp != k.sport || dp != k.dport) return false;
-  if (k.family == 4) return std::memcmp(a, k.src, 4) == 0 && std::memcmp(b, k.dst, 4) == 0;
-  return std::memcmp(a, k.src, 16) == 0 && std::memcmp(b, k.dst, 16) == 0;
-}
-
-}  // namespace
-
 [[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint32_t first,
                                                       uint64_t now, CtResult* res) const noexcept {
+  CtResult dir = CtResult::kNew;
   uint32_t ref = index_.FindFrom(h, first, [&](uint32_t r) {
-    const Conn& c = conns_[(r - 1) >> 1];
+    const Conn& c = conns_[r - 1];
     // An expired record of the same tuple may precede a live one.
-    return SameTuple(c.tuple, k, (r - 1) & 1) && c.expires.load(std::memory_order_relaxed) > now;
+    dir = CtDirection(c.tuple, k);
+    return dir != CtResult::kNew && c.expires.load(std::memory_order_relaxed) > now;
   });
   if (ref == 0) {
     *res = CtResult::kNew;
     return -1;
   }
-  *res = (ref - 1) & 1 ? CtResult::kReply : CtResult::kForward;
-  return int32_t((ref - 1) >> 1);
+  *res = dir;
+  return int32_t(ref - 1);
 }
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
-                            int32_t* pos, Hashes* hashes) const noexcept {
+                            int32_t* pos) const noexcept {
   Hash h[32];
   if (n > 32) n = 32;
   for (uint16_t i = 0; i < n; ++i) {
     h[i] = HashOf(keys[i]);
     Prefetch(h[i]);
   }
-  LookupHashed(keys, h, n, now, res, pos, hashes);
+  LookupHashed(keys, h, n, now, res, pos);
 }
 
 uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, uint64_t now,
-                                 CtResult* res, int32_t* pos, Hashes* hashes) const noexcept {
-  // One probe per packet (a connection is indexed under its tuple and its
-  // reversal). The caller hashed each key and fetched its bucket (Prefetch)
-  // as it built the key; then two passes over the burst so that the misses
-  // overlap: fetch the first candidate record of each; then compare.
+                                 CtResult* res, int32_t* pos) const noexcept {
+  // One probe per packet, either direction (one index key per connection,
+  // hashed alike both ways). The caller hashed each key and fetched its
+  // bucket (Prefetch) as it built the key; then two passes over the burst
+  // so that the misses overlap: fetch the first candidate record of each;
+  // then compare. A packet not found has its bucket, where its connection
+  // will go, in cache for Create.
   if (n > 32) n = 32;
   uint32_t first[32];
   for (uint16_t i = 0; i < n; ++i) {
     first[i] = index_.FirstCandidate(h[i]);
-    if (first[i] != 0) rte_prefetch0(&conns_[(first[i] - 1) >> 1]);
+    if (first[i] != 0) rte_prefetch0(&conns_[first[i] - 1]);
   }
   uint16_t missed = 0;
   for (uint16_t i = 0; i < n; ++i) {
     pos[i] = Find(keys[i], h[i], first[i], now, &res[i]);
-    // A new connection may be created once its policy is known: fetch the
-    // bucket its reversed tuple goes to (the forward one is already here).
-    if (pos[i] < 0) {
-      Hash rev = HashOf(keys[i].Reversed());
-      index_.Prefetch(rev);
-      if (hashes != nullptr) hashes[i] = Hashes{h[i], rev};
-      ++missed;
-    }
+    missed += pos[i] < 0;
   }
   return missed;
 }
@@ -184,7 +166,7 @@ void Conntrack::Release(Reservation& r) noexcept {
 }
 
 bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_t* pos,
-                       const CtNat& nat, const Hashes* hashes, Reservation* reserved) noexcept {
+                       const CtNat& nat, const Hash* hash, Reservation* reserved) noexcept {
   uint32_t ci;
   if (reserved != nullptr && reserved->used < reserved->n) {
     ci = reserved->ids[reserved->used++];
@@ -207,13 +189,11 @@ bool Conntrack::Create(const CtKey& key, uint8_t tcp_flags, uint64_t now, int32_
   CacheVerdict(int32_t(ci), CtVerdict{});  // a reused record keeps no stale verdict
   c.expires.store(now + TimeoutFor(key.proto, state), std::memory_order_relaxed);
   c.live().store(1, std::memory_order_release);  // the collector may look at it from here
-  // Published by the index references (release): a reader that finds one
-  // sees the record whole. If either cannot be inserted (no room within
-  // 32 buckets) the record is marked expired, absent to lookups,
-  // and the collector removes what was inserted: never half a connection,
-  // and workers never remove anything.
-  const Hashes hs = hashes != nullptr ? *hashes : Hashes{HashOf(key), HashOf(key.Reversed())};
-  if (!index_.Insert(hs.fwd, Ref(ci, false)) || !index_.Insert(hs.rev, Ref(ci, true))) {
+  // Published by the index reference (release): a reader that finds it
+  // sees the record whole. If it cannot be inserted (no room within 32
+  // buckets) the record is marked expired, absent to lookups, and the
+  // collector frees it: workers never remove anything.
+  if (!index_.Insert(hash != nullptr ? *hash : HashOf(key), Ref(ci))) {
     c.expires.store(0, std::memory_order_release);
     return false;
   }
@@ -246,10 +226,9 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
     if (c.expires.load(std::memory_order_relaxed) > now) continue;
     CtKey k = c.tuple;
     k.aux[0] = k.aux[1] = 0;
-    // Both index keys (either may be missing: a failed Create). Readers
-    // may still hold the record: it is reused after a grace period.
-    index_.Remove(HashOf(k), Ref(ci, false));
-    index_.Remove(HashOf(k.Reversed()), Ref(ci, true));
+    // Its index key (missing after a failed Create). Readers may still
+    // hold the record: it is reused after a grace period.
+    index_.Remove(HashOf(k), Ref(ci));
     c.live().store(0, std::memory_order_relaxed);
     retired_.emplace_back(0, ci);
     ++removed;
@@ -261,6 +240,6 @@ uint32_t Conntrack::Collect(uint64_t now, uint32_t budget) {
   return removed;
 }
 
-uint32_t Conntrack::size() const { return 2 * (capacity_ - rte_ring_count(free_)); }
+uint32_t Conntrack::size() const { return capacity_ - rte_ring_count(free_); }
 
 }  // namespace meshgate::dataplane

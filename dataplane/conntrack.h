@@ -10,8 +10,10 @@
 // lookup (an expired entry is as good as absent); removal is done by the
 // control thread in small steps (Collect), never by a scan on the hot path.
 //
-// Each connection is indexed under both its tuple and its reversed tuple,
-// so a packet costs one probe; both index keys refer to one record.
+// Each connection is indexed once, under a hash that is the same for its
+// tuple and its reversal (HashOf), so a packet of either direction costs
+// one probe and a new connection one bucket; the record's tuple tells the
+// direction.
 //
 // Concurrency (docs/design/conntrack.md): a purpose-built table shared by
 // all workers of an instance, so the two directions of a flow may be seen by
@@ -44,14 +46,15 @@
 #include "dataplane/hash_sweep.h"
 #include "dataplane/slot_index.h"
 #if defined(__AVX__)
-#include <immintrin.h>  // Verdict, CacheVerdict
+#include <immintrin.h>  // Verdict, CacheVerdict, CtDirection
 #endif
 
 namespace meshgate::dataplane {
 
 // The forward tuple of a connection. Addresses in network order; IPv4 uses
-// the first 4 bytes. ICMP echo uses the identifier as both ports so that a
-// reply's reversed tuple equals the request's.
+// the first 4 bytes, the other 12 are 0 (CtDirection compares all 16).
+// ICMP echo uses the identifier as both ports so that a reply's reversed
+// tuple equals the request's.
 struct CtKey {
   uint8_t family = 0;
   uint8_t proto = 0;
@@ -71,6 +74,11 @@ enum class CtResult : uint8_t {
   kForward,     // a packet in the direction that created the entry
   kReply,       // a packet in the opposite direction
 };
+
+// Whether the record tuple `c` is `k` (kForward), its reversal (kReply),
+// or neither (kNew); `aux` is not compared. Lookups ask it of each record
+// whose index signature matches (both directions share one index key).
+CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept;
 
 // Address translation a connection carries (services). kReverse: replies
 // get `addr:port` as their source (the service frontend); kPinned: the
@@ -144,37 +152,33 @@ class Conntrack {
   Conntrack(const Conntrack&) = delete;
   Conntrack& operator=(const Conntrack&) = delete;
 
-  // The index hashes of a tuple and of its reversal: LookupBurst fills them
-  // for each packet it does not find, so that Create need not hash again.
-  struct Hashes {
-    SlotIndex::Hash fwd, rev;
-  };
-
   // --- workers ---
-  // The index hash of a tuple (CRC32 of its 16 bytes for IPv4, 40 for
-  // IPv6; `aux` is not hashed), and fetching its home bucket: a worker
-  // does both as it builds each key, then looks the burst up.
+  // The index hash of a tuple, the same for its reversal: the CRC32 of the
+  // family, protocol and the two (address, port) ends in a canonical order
+  // (the lower end first; 16 bytes for IPv4, 40 for IPv6; `aux` is not
+  // hashed). A worker computes it and fetches its home bucket as it builds
+  // each key, then looks the burst up.
   static SlotIndex::Hash HashOf(const CtKey& k) noexcept;
   static SlotIndex::Hash HashOf4(uint64_t head, uint32_t src, uint32_t dst) noexcept;
   void Prefetch(SlotIndex::Hash h) const noexcept { index_.Prefetch(h); }
-  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1),
-  // and, when `hashes` is given, a packet not found gets its tuple's hashes.
+  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
-                   int32_t* pos, Hashes* hashes = nullptr) const noexcept;
+                   int32_t* pos) const noexcept;
   // The same for keys whose hashes `h` (HashOf) the caller has computed and
   // whose buckets it has prefetched. Returns how many were not found.
   uint16_t LookupHashed(const CtKey* keys, const SlotIndex::Hash* h, uint16_t n, uint64_t now_tsc,
-                    CtResult* res, int32_t* pos, Hashes* hashes = nullptr) const noexcept;
+                        CtResult* res, int32_t* pos) const noexcept;
   // Creates the entry of an allowed new connection (a new record even when
   // an expired one holds the tuple: lookups skip it, the collector removes
   // it). False when the table is full (the caller drops with Cilium's 155,
   // CT_MAP_INSERTION_FAILED).
-  // `hashes`: LookupBurst's for this very key, or null (hashed here).
+  // `hash`: HashOf(key) as the caller computed it for the lookup, or null
+  // (hashed here).
   // `reserved`: records taken for this burst (Reserve); the next one is
   // used, or, when none is left, one is taken from the free list.
   struct Reservation;
   bool Create(const CtKey& key, uint8_t tcp_flags, uint64_t now_tsc, int32_t* pos,
-              const CtNat& nat = {}, const Hashes* hashes = nullptr,
+              const CtNat& nat = {}, const SlotIndex::Hash* hash = nullptr,
               Reservation* reserved = nullptr) noexcept;
   // Records for a burst's new connections, taken from the free list in one
   // step (one atomic operation for the burst instead of one per
@@ -218,9 +222,9 @@ class Conntrack {
   // period has passed. Never blocks. Returns the number of connections
   // removed.
   uint32_t Collect(uint64_t now_tsc, uint32_t budget);
-  // Index keys in use (two per connection: both directions), counting
-  // expired connections and removed ones whose records wait for a grace
-  // period.
+  // Connection records in use, counting expired connections and removed
+  // ones whose records wait for a grace period (and a burst's reserved
+  // ones).
   uint32_t size() const;
   uint32_t capacity() const { return capacity_; }
 
@@ -239,9 +243,9 @@ class Conntrack {
     std::atomic_ref<uint8_t> live() { return std::atomic_ref<uint8_t>(tuple.aux[1]); }
   };
   static_assert(sizeof(Conn) == 64);
-  // The index (slot_index.h): references are (connection << 1 | reversed) + 1.
+  // The index (slot_index.h): references are connection + 1.
   using Hash = SlotIndex::Hash;
-  static uint32_t Ref(uint32_t conn, bool reversed) { return (conn << 1 | uint32_t(reversed)) + 1; }
+  static uint32_t Ref(uint32_t conn) { return conn + 1; }
   // The live connection whose forward (or reversed) tuple is `k`, or -1.
   // `first`: the index's FirstCandidate for `h`, or 0.
   int32_t Find(const CtKey& k, Hash h, uint32_t first, uint64_t now, CtResult* res) const noexcept;
@@ -254,7 +258,7 @@ class Conntrack {
   rte_rcu_qsbr* qsbr_ = nullptr;
   uint32_t capacity_ = 0;
   Conn* conns_ = nullptr;             // capacity_, rte_malloc'ed (hugepages)
-  SlotIndex index_;                   // both tuples of every connection
+  SlotIndex index_;                   // every connection, once (HashOf)
   std::unique_ptr<CtNat[]> nat_;      // capacity_; read on replies and services only;
                                       // none in free records (cleared when freed)
   rte_ring* free_ = nullptr;          // free connection indexes (MP/MC)
@@ -277,11 +281,16 @@ class Conntrack {
 
 // `head`: the key's first 8 bytes (family, protocol, `aux` 0, ports in
 // host order); addresses in network order (as they lie in the header): the
-// same hash as HashOf of the CtKey they make.
+// same hash as HashOf of the CtKey they make. The two ends (address << 16 |
+// port, 48 bits each) go lower first, the lower one's top 16 bits carrying
+// family and protocol: two CRC steps, and a reply hashes as its request.
 [[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf4(uint64_t head, uint32_t src,
                                                                  uint32_t dst) noexcept {
-  const uint32_t h = SlotIndex::Crc8(head, 0x9e3779b9u);
-  return SlotIndex::Mix(SlotIndex::Crc8(uint64_t(src) | uint64_t(dst) << 32, h));
+  const uint64_t a = uint64_t(src) << 16 | ((head >> 32) & 0xffff);
+  const uint64_t b = uint64_t(dst) << 16 | (head >> 48);
+  const uint64_t lo = a < b ? a : b, hi = a ^ b ^ lo;
+  const uint32_t h = SlotIndex::Crc8(lo | (head & 0xffff) << 48, 0x9e3779b9u);
+  return SlotIndex::Mix(SlotIndex::Crc8(hi, h));
 }
 
 [[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf(const CtKey& k) noexcept {
@@ -297,12 +306,57 @@ class Conntrack {
     std::memcpy(&d4, k.dst, 4);
     return HashOf4(w & kNoAux, s4, d4);
   }
-  uint32_t h = SlotIndex::Crc8(w & kNoAux, 0x9e3779b9u);  // not `aux`
-  for (int i = 1; i < 5; ++i) {
-    std::memcpy(&w, p + 8 * i, 8);
-    h = SlotIndex::Crc8(w, h);
+  // IPv6: the ends ordered by address (as two words), then port.
+  uint64_t s[2], d[2];
+  std::memcpy(s, k.src, 16);
+  std::memcpy(d, k.dst, 16);
+  const bool swap = s[0] != d[0] ? s[0] > d[0] : s[1] != d[1] ? s[1] > d[1] : k.sport > k.dport;
+  const uint64_t* lo = swap ? d : s;
+  const uint64_t* hi = swap ? s : d;
+  const uint64_t ports = swap ? uint64_t(k.dport) | uint64_t(k.sport) << 16
+                              : uint64_t(k.sport) | uint64_t(k.dport) << 16;
+  uint32_t h = SlotIndex::Crc8((w & 0xffff) | ports << 32, 0x9e3779b9u);
+  h = SlotIndex::Crc8(lo[0], h);
+  h = SlotIndex::Crc8(lo[1], h);
+  h = SlotIndex::Crc8(hi[0], h);
+  return SlotIndex::Mix(SlotIndex::Crc8(hi[1], h));
+}
+
+[[gnu::always_inline]] inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept {
+  // The first 8 bytes as one word (family, protocol, `aux`, ports), the
+  // addresses as 32 bytes (an IPv4 key's unused bytes are 0, so they
+  // compare equal): the forward test is two compares, the reverse the
+  // same with the ports and the two addresses crossed.
+  static_assert(offsetof(CtKey, sport) == 4 && offsetof(CtKey, src) == 8 &&
+                offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
+  constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
+  const auto* cp = reinterpret_cast<const uint8_t*>(&c);
+  const auto* kp = reinterpret_cast<const uint8_t*>(&k);
+  uint64_t ch, kh;
+  std::memcpy(&ch, cp, 8);
+  std::memcpy(&kh, kp, 8);
+  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
+#if defined(__AVX2__)
+  const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + 8));
+  const __m256i ka = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + 8));
+  const __m256i fwd = _mm256_xor_si256(ca, ka);
+  if (((ch ^ kh) & kNoAux) == 0 && _mm256_testz_si256(fwd, fwd)) return CtResult::kForward;
+  const __m256i rev = _mm256_xor_si256(ca, _mm256_permute4x64_epi64(ka, 0x4e));  // dst, src
+  if (((ch ^ crossed) & kNoAux) == 0 && _mm256_testz_si256(rev, rev)) return CtResult::kReply;
+#else
+  uint64_t cw[4], kw[4];
+  std::memcpy(cw, cp + 8, 32);
+  std::memcpy(kw, kp + 8, 32);
+  if (((ch ^ kh) & kNoAux) == 0 &&
+      ((cw[0] ^ kw[0]) | (cw[1] ^ kw[1]) | (cw[2] ^ kw[2]) | (cw[3] ^ kw[3])) == 0) {
+    return CtResult::kForward;
   }
-  return SlotIndex::Mix(h);
+  if (((ch ^ crossed) & kNoAux) == 0 &&
+      ((cw[0] ^ kw[2]) | (cw[1] ^ kw[3]) | (cw[2] ^ kw[0]) | (cw[3] ^ kw[1])) == 0) {
+    return CtResult::kReply;
+  }
+#endif
+  return CtResult::kNew;
 }
 
 inline uint8_t Conntrack::NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {

@@ -1181,7 +1181,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // their policy is decided; the ones left are given back at the end.
   Conntrack::Reservation rsv;
   if (ct_ != nullptr && nw > 0) {
-    nnew = ct_->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos, ct_hashes_);
+    nnew = ct_->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos);
     if (nnew > 0) ct_->Reserve(rsv, nnew);
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
@@ -1394,9 +1394,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_hashes_[i], &rsv) ||
+                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_h[i], &rsv) ||
             (dnat && svc[i].active && !svc[i].pinned &&
-             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, nullptr, &rsv))) {
+             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, &svc[i].pre_h,
+                          &rsv))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
           continue;

@@ -165,7 +165,6 @@ class Pipeline {
   // Per-burst tuples and verdicts: members for the same reason (their
   // types zero-initialize, ~2 KiB per burst otherwise).
   CtKey ct_keys_[kBurst];
-  Conntrack::Hashes ct_hashes_[kBurst];  // of the tuples LookupHashed did not find
   classifier::PolicyResult res_[kBurst * 2];
   classifier::VerdictCache vcache_;
   std::array<uint8_t, kMaxPorts> offloads_{};  // PortOffload bits by port

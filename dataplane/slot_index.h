@@ -1,6 +1,6 @@
 // A lock-free hash index from keys to non-zero 32-bit references (slots of
 // a record array the caller owns), shared by the conntrack (connections,
-// both tuples) and the ipcache (host routes).
+// one key each for both directions) and the ipcache (host routes).
 //
 // 64-byte buckets of eight {16-bit signature, reference} slots and an
 // overflow count: a key whose home bucket is full goes to the next one and

@@ -436,7 +436,7 @@ TEST_CASE("two workers: one sees the request, the other the reply", "[conntrack]
   for (auto* m : got) rte_pktmbuf_free(m);
   CHECK(a.counters().ct_new == 100);
   CHECK(b.counters().ct_replies == 100);
-  CHECK(c.ct->size() == 200);  // both directions of 100 connections
+  CHECK(c.ct->size() == 100);  // one record per connection, either direction
 }
 
 TEST_CASE("a full table drops new connections with 155 and keeps serving known ones",
@@ -515,31 +515,31 @@ TEST_CASE("collection removes expired entries in steps, freeing slots after a gr
     int32_t pos;
     REQUIRE(t.Create(key(i), 0, i < 50 ? t0 : t0 + 1000 * hz, &pos));
   }
-  CHECK(t.size() == 200);  // two keys per connection
+  CHECK(t.size() == 100);  // one record per connection
   uint32_t deleted = 0;
   for (int step = 0; step < 100; ++step) deleted += t.Collect(t0 + 100 * hz, 16);
   CHECK(deleted == 50);
   // The worker has not passed quiescence: the deleted keys still hold
   // their slots (a reader may hold their positions).
-  CHECK(t.size() == 200);
+  CHECK(t.size() == 100);
   t.Collect(t0 + 100 * hz, 1);
-  CHECK(t.size() == 200);
+  CHECK(t.size() == 100);
   rc.Quiescent(0);
   t.Collect(t0 + 100 * hz, 1);  // now the retired slots are freed
-  CHECK(t.size() == 100);
+  CHECK(t.size() == 50);
   for (uint16_t i = 200; i < 450; ++i) {  // capacity is usable again
     int32_t pos;
     if (!t.Create(key(i), 0, t0, &pos)) break;
   }
-  CHECK(t.size() >= 400);
+  CHECK(t.size() >= 200);
   rc.Offline(0);
 }
 
 TEST_CASE("a full table finds every connection both ways, over rounds of churn",
           "[conntrack][table]") {
-  // 1,024 connections in 512 buckets of 8 index slots (2,048 keys of random
-  // addresses, so bucket loads are Poisson with mean 4 and some buckets
-  // overflow into their neighbours). Every round fills the table, checks
+  // 1,024 connections in 256 buckets of 8 index slots (one key each, of
+  // random addresses, so bucket loads are Poisson with mean 4 and some
+  // buckets overflow into their neighbours). Every round fills the table, checks
   // both directions of every connection and tuples never added, expires and
   // collects everything; overflow accounting that was missing or
   // underflowed would lose keys in this or a later round.
@@ -570,7 +570,7 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
       keys.push_back(random_key(family));
       REQUIRE(t.Create(keys[i], 0x02, t0, &pos[i]));
     }
-    CHECK(t.size() == 2 * kConns);
+    CHECK(t.size() == kConns);
     int32_t extra;
     CHECK_FALSE(t.Create(random_key(family), 0, t0, &extra));  // full: 155 in the pipeline
     uint32_t found = 0, replies = 0, strangers = 0;
@@ -597,6 +597,127 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
   }
 }
 
+TEST_CASE("one index key per connection: a tuple and its reversal hash alike, others apart",
+          "[conntrack][table]") {
+  // Both directions of a connection share one index key (Conntrack::HashOf
+  // orders the two address:port ends); the record's tuple tells which
+  // direction a packet is. Tuples that are not each other's reversal must
+  // still hash apart: in particular the same ends with the ports crossed
+  // (10.0.0.1:1 -> 10.0.0.2:2 and 10.0.0.1:2 -> 10.0.0.2:1), which a hash
+  // of sorted addresses and sorted ports would collide.
+  std::mt19937 rng(9);
+  auto random_key = [&](uint8_t family) {
+    CtKey k;
+    k.family = family;
+    k.proto = rng() % 2 ? 6 : 17;
+    k.sport = uint16_t(rng());
+    k.dport = uint16_t(rng());
+    for (int b = 0; b < (family == 4 ? 4 : 16); ++b) {
+      k.src[b] = uint8_t(rng());
+      k.dst[b] = uint8_t(rng());
+    }
+    if (rng() % 4 == 0) std::memcpy(k.dst, k.src, 16);  // same address, ports decide
+    return k;
+  };
+  auto same = [](SlotIndex::Hash a, SlotIndex::Hash b) { return a.h == b.h && a.sig == b.sig; };
+  uint32_t crossed_alike = 0, proto_alike = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const CtKey k = random_key(i % 2 ? 6 : 4);
+    INFO("key " << i);
+    REQUIRE(same(Conntrack::HashOf(k), Conntrack::HashOf(k.Reversed())));
+    if (k.family == 4) {
+      uint32_t s4, d4;
+      std::memcpy(&s4, k.src, 4);
+      std::memcpy(&d4, k.dst, 4);
+      const uint64_t head = uint64_t(k.family) | uint64_t(k.proto) << 8 |
+                            uint64_t(k.sport) << 32 | uint64_t(k.dport) << 48;
+      REQUIRE(same(Conntrack::HashOf4(head, s4, d4), Conntrack::HashOf(k)));
+    }
+    CtKey crossed = k;
+    std::swap(crossed.sport, crossed.dport);
+    // (With one address on both ends, crossing the ports is the reversal.)
+    const bool crossed_is_other = k.sport != k.dport && std::memcmp(k.src, k.dst, 16) != 0;
+    crossed_alike += crossed_is_other && same(Conntrack::HashOf(crossed), Conntrack::HashOf(k));
+    CtKey other = k;
+    other.proto = k.proto == 6 ? 17 : 6;
+    proto_alike += same(Conntrack::HashOf(other), Conntrack::HashOf(k));
+  }
+  CHECK(crossed_alike == 0);
+  CHECK(proto_alike == 0);
+
+  // In the table: either direction finds the one record; the crossed tuple
+  // and a tuple that is its own reversal are told apart by the record.
+  Table tab(64);
+  Conntrack& t = *tab.ct;
+  CtKey k = Tuple(6, 1000, 2000);
+  CtKey self = Tuple(17, 7, 7);
+  std::memcpy(self.dst, self.src, 16);  // 10.0.0.0:7 -> 10.0.0.0:7
+  int32_t pk, ps, p;
+  REQUIRE(t.Create(k, 0x02, tab.t0, &pk));
+  REQUIRE(t.Create(self, 0, tab.t0, &ps));
+  CHECK(t.size() == 2);
+  CtResult r;
+  t.LookupBurst(&k, 1, tab.t0, &r, &p);
+  CHECK((r == CtResult::kForward && p == pk));
+  CtKey rev = k.Reversed();
+  t.LookupBurst(&rev, 1, tab.t0, &r, &p);
+  CHECK((r == CtResult::kReply && p == pk));
+  CtKey crossed = Tuple(6, 2000, 1000);
+  t.LookupBurst(&crossed, 1, tab.t0, &r, &p);
+  CHECK(r == CtResult::kNew);
+  CtKey crossed_rev = crossed.Reversed();
+  t.LookupBurst(&crossed_rev, 1, tab.t0, &r, &p);
+  CHECK(r == CtResult::kNew);
+  CtKey udp = k;
+  udp.proto = 17;
+  t.LookupBurst(&udp, 1, tab.t0, &r, &p);
+  CHECK(r == CtResult::kNew);
+  t.LookupBurst(&self, 1, tab.t0, &r, &p);
+  CHECK((r == CtResult::kForward && p == ps));
+}
+
+TEST_CASE("a record's tuple tells a packet's direction, or that it is another connection",
+          "[conntrack][table]") {
+  // Both directions share an index key, so every signature match is asked
+  // CtDirection: each field of both orientations must be compared.
+  for (uint8_t family : {4, 6}) {
+    INFO("IPv" << int(family));
+    CtKey c = Tuple(6, 1000, 2000);
+    c.family = family;
+    if (family == 6) {
+      c.src[15] = 1;
+      c.dst[15] = 2;
+    }
+    CtKey rec = c;
+    rec.aux[0] = 1;  // the record's TCP state and live flag: never compared
+    rec.aux[1] = 1;
+    CHECK(CtDirection(rec, c) == CtResult::kForward);
+    CHECK(CtDirection(rec, c.Reversed()) == CtResult::kReply);
+    CtKey k = c;
+    std::swap(k.sport, k.dport);  // the ports crossed, the addresses not
+    CHECK(CtDirection(rec, k) == CtResult::kNew);
+    CHECK(CtDirection(rec, k.Reversed()) == CtResult::kNew);
+    k = c;
+    std::swap(k.src, k.dst);  // the addresses crossed, the ports not
+    CHECK(CtDirection(rec, k) == CtResult::kNew);
+    CHECK(CtDirection(rec, k.Reversed()) == CtResult::kNew);
+    for (int field = 0; field < 6; ++field) {  // one field off, either way
+      INFO("field " << field);
+      k = c;
+      switch (field) {
+        case 0: k.proto = 17; break;
+        case 1: k.family = family == 4 ? 6 : 4; break;
+        case 2: ++k.sport; break;
+        case 3: ++k.dport; break;
+        case 4: k.src[family == 4 ? 3 : 15] ^= 0x80; break;
+        case 5: k.dst[family == 4 ? 0 : 7] ^= 0x01; break;
+      }
+      CHECK(CtDirection(rec, k) == CtResult::kNew);
+      CHECK(CtDirection(rec, k.Reversed()) == CtResult::kNew);
+    }
+  }
+}
+
 TEST_CASE("an expired connection's tuple gets a new record; the collector removes only the old",
           "[conntrack][table]") {
   const CtKey k = Tuple(17, 5353, 53);  // UDP: 60 s
@@ -620,7 +741,7 @@ TEST_CASE("an expired connection's tuple gets a new record; the collector remove
   CHECK(p == new_pos);
 }
 
-TEST_CASE("a reused record carries no NAT of its past; LookupBurst's hashes create the same entry",
+TEST_CASE("a reused record carries no NAT of its past; the lookup's hash creates the same entry",
           "[conntrack][table]") {
   Table tab(8);
   Conntrack& t = *tab.ct;
@@ -637,13 +758,14 @@ TEST_CASE("a reused record carries no NAT of its past; LookupBurst's hashes crea
   t.Collect(t0 + 61 * hz, 1);              // no reader online: free again
   REQUIRE(t.size() == 0);
   // Every record, the one that had the NAT among them, for connections
-  // without one, created with the hashes their lookup computed.
+  // without one, created with the hash their lookup used.
   for (uint16_t i = 0; i < 8; ++i) {
     CtKey k = Tuple(17, uint16_t(100 + i), 53);
     CtResult r;
     int32_t pos;
-    Conntrack::Hashes h;
-    t.LookupBurst(&k, 1, t0 + 62 * hz, &r, &pos, &h);
+    const SlotIndex::Hash h = Conntrack::HashOf(k);
+    t.Prefetch(h);
+    REQUIRE(t.LookupHashed(&k, &h, 1, t0 + 62 * hz, &r, &pos) == 1);
     REQUIRE(r == CtResult::kNew);
     REQUIRE(t.Create(k, 0, t0 + 62 * hz, &pos, {}, &h));
     CHECK(t.Nat(pos).kind == CtNat::kNone);
@@ -668,14 +790,14 @@ TEST_CASE("a burst's reserved records: used in turn, the rest given back; a full
     Conntrack::Reservation r;
     t.Reserve(r, 5);
     REQUIRE(r.n == 5);
-    CHECK(t.size() == 2 * 5);  // held while the burst runs
+    CHECK(t.size() == 5);  // held while the burst runs
     for (uint16_t i = 0; i < 3; ++i) {
       REQUIRE(t.Create(Tuple(17, uint16_t(10 + i), 53), 0, t0, &p, {}, nullptr, &r));
       CHECK(p == int32_t(r.ids[i]));  // the reserved records, in turn
       used.insert(p);
     }
     t.Release(r);
-    CHECK(t.size() == 2 * 3);  // the two left over are free again
+    CHECK(t.size() == 3);  // the two left over are free again
   }
   {
     // More wanted than are free: 5 reserved, then the table is full.
@@ -690,7 +812,7 @@ TEST_CASE("a burst's reserved records: used in turn, the rest given back; a full
     t.Release(r);
   }
   CHECK(used.size() == 8);  // every record once
-  CHECK(t.size() == 2 * 8);
+  CHECK(t.size() == 8);
   // Each connection is found both ways.
   for (uint16_t sp : {10, 11, 12, 20, 21, 22, 23, 24}) {
     CtKey k = Tuple(17, sp, 53), rev = k.Reversed();
@@ -775,7 +897,7 @@ TEST_CASE("concurrent workers and collector: every reply of an allowed connectio
   CHECK(alloc_failures == 0);
   CHECK(requests_passed == kFlows);
   CHECK(replies_passed == kFlows);
-  CHECK(c.ct->size() == 2 * kFlows);  // nothing expired, nothing lost
+  CHECK(c.ct->size() == kFlows);  // nothing expired, nothing lost
 }
 
 TEST_CASE("ICMP errors quoting a tracked connection are related and skip policy",
