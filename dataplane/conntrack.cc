@@ -101,10 +101,10 @@ bool Conntrack::FindFragment(const FragKey& k, uint64_t now, uint16_t* sport,
 
 uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_)); }
 
-[[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint32_t first,
-                                                      uint64_t now, CtResult* res) const noexcept {
+[[gnu::always_inline]] inline int32_t Conntrack::Find(const CtKey& k, Hash h, uint64_t now,
+                                                      CtResult* res) const noexcept {
   CtResult dir = CtResult::kNew;
-  uint32_t ref = index_.FindFrom(h, first, [&](uint32_t r) {
+  uint32_t ref = index_.Find(h, [&](uint32_t r) {
     const Conn& c = conns_[r - 1];
     // An expired record of the same tuple may precede a live one.
     dir = CtDirection(c.tuple, k);
@@ -145,7 +145,17 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
   }
   uint16_t missed = 0;
   for (uint16_t i = 0; i < n; ++i) {
-    pos[i] = Find(keys[i], h[i], first[i], now, &res[i]);
+    // The usual packet: its connection is the first candidate.
+    if (const uint32_t f = first[i]; f != 0) [[likely]] {
+      const Conn& c = conns_[f - 1];
+      const CtResult d = CtDirection(c.tuple, keys[i]);
+      if (d != CtResult::kNew && c.expires.load(std::memory_order_relaxed) > now) [[likely]] {
+        res[i] = d;
+        pos[i] = int32_t(f - 1);
+        continue;
+      }
+    }
+    pos[i] = Find(keys[i], h[i], now, &res[i]);
     missed += pos[i] < 0;
   }
   return missed;

@@ -246,9 +246,9 @@ class Conntrack {
   // The index (slot_index.h): references are connection + 1.
   using Hash = SlotIndex::Hash;
   static uint32_t Ref(uint32_t conn) { return conn + 1; }
-  // The live connection whose forward (or reversed) tuple is `k`, or -1.
-  // `first`: the index's FirstCandidate for `h`, or 0.
-  int32_t Find(const CtKey& k, Hash h, uint32_t first, uint64_t now, CtResult* res) const noexcept;
+  // The live connection whose forward (or reversed) tuple is `k`, or -1:
+  // a walk of every candidate (LookupHashed tries the first one itself).
+  int32_t Find(const CtKey& k, Hash h, uint64_t now, CtResult* res) const noexcept;
   Conntrack() = default;
   enum TcpState : uint8_t { kSyn = 0, kEstablished = 1, kClosing = 2, kOther = 3 };
   static constexpr uint8_t kFin = 0x01, kSynFlag = 0x02, kRst = 0x04, kAck = 0x10;
@@ -335,15 +335,18 @@ class Conntrack {
   uint64_t ch, kh;
   std::memcpy(&ch, cp, 8);
   std::memcpy(&kh, kp, 8);
-  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
 #if defined(__AVX2__)
   const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + 8));
   const __m256i ka = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + 8));
   const __m256i fwd = _mm256_xor_si256(ca, ka);
-  if (((ch ^ kh) & kNoAux) == 0 && _mm256_testz_si256(fwd, fwd)) return CtResult::kForward;
+  if (((ch ^ kh) & kNoAux) == 0 && _mm256_testz_si256(fwd, fwd)) [[likely]] {
+    return CtResult::kForward;
+  }
+  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
   const __m256i rev = _mm256_xor_si256(ca, _mm256_permute4x64_epi64(ka, 0x4e));  // dst, src
   if (((ch ^ crossed) & kNoAux) == 0 && _mm256_testz_si256(rev, rev)) return CtResult::kReply;
 #else
+  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
   uint64_t cw[4], kw[4];
   std::memcpy(cw, cp + 8, 32);
   std::memcpy(kw, kp + 8, 32);

@@ -92,21 +92,14 @@ class SlotIndex {
   // --- readers ---
   void Prefetch(Hash h) const noexcept { rte_prefetch0(&buckets_[h.h & mask_]); }
   // The first reference in the home bucket whose signature matches, or 0:
-  // to prefetch its record before `Find`, and to try it first (FindFrom).
+  // to prefetch its record before `Find`, and to try it first (the usual
+  // key is the first match in its home bucket). A reference read earlier
+  // may have been removed since: the caller compares its record's key (a
+  // record is reused only after a grace period its read side spans).
   uint32_t FirstCandidate(Hash h) const noexcept {
     const Bucket& b = buckets_[h.h & mask_];
     uint32_t m = Matches(b, h.sig);
     return m == 0 ? 0 : __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_ACQUIRE);
-  }
-  // Find, trying `first` (FirstCandidate's, read earlier) before the walk:
-  // the usual key is the first match in its home bucket. A reference read
-  // earlier may have been removed since; it is only ever offered to
-  // `match` (which compares the record's key: a record is reused only
-  // after a grace period the caller's read side spans).
-  template <typename Match>
-  uint32_t FindFrom(Hash h, uint32_t first, Match&& match) const noexcept {
-    if (first != 0 && match(first)) return first;
-    return Find(h, match);
   }
   // The first reference `ref` with a matching signature for which
   // `match(ref)` holds, or 0.
