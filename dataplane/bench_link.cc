@@ -196,7 +196,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   cfg.worker_lcores = {worker};
   cfg.rx_desc = cfg.tx_desc = 1024;
   cfg.mbufs = 16383;
-  // new-conn: room for every connection of the run (each takes two keys).
+  // new-conn: room for the connections of the run (it ends at 90% full).
   cfg.conntrack_size = prof == Profile::kNewConn ? (1u << 21) : (1u << 16);
   auto in = Instance::Create(cfg);
   if (!in.ok()) {
@@ -314,7 +314,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   Conntrack& ct = (*in)->conntrack();
   // New connections: the run ends when the table is 90% full (every packet
   // after that would be a 155 drop, not a connection).
-  auto full = [&ct] { return uint64_t(ct.size()) / 2 >= uint64_t(ct.capacity()) * 9 / 10; };
+  auto full = [&ct] { return uint64_t(ct.size()) >= uint64_t(ct.capacity()) * 9 / 10; };
   std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios;
   uint64_t mg_sent = 0, mg_recv = 0, tp_sent = 0, tp_recv = 0;
   for (uint32_t r = 0; r < rounds; ++r) {
