@@ -78,7 +78,7 @@ enum class CtResult : uint8_t {
 // Whether the record tuple `c` is `k` (kForward), its reversal (kReply),
 // or neither (kNew); `aux` is not compared. Lookups ask it of each record
 // whose index signature matches (both directions share one index key).
-CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept;
+inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept;  // below
 
 // Address translation a connection carries (services). kReverse: replies
 // get `addr:port` as their source (the service frontend); kPinned: the
@@ -322,20 +322,44 @@ class Conntrack {
   return SlotIndex::Mix(SlotIndex::Crc8(hi[1], h));
 }
 
-[[gnu::always_inline]] inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept {
-  // The first 8 bytes as one word (family, protocol, `aux`, ports), the
-  // addresses as 32 bytes (an IPv4 key's unused bytes are 0, so they
-  // compare equal): the forward test is two compares, the reverse the
-  // same with the ports and the two addresses crossed.
+// CtDirection over 8-byte words: the first 8 bytes of the key as one word
+// (family, protocol, `aux`, ports), the addresses as four (an IPv4 key's
+// unused bytes are 0, so they compare equal). The forward test compares
+// them in place, the reverse with the ports and the two addresses
+// crossed. CtDirection is this on CPUs without AVX2 (tests compare both).
+inline CtResult CtDirectionWords(const CtKey& c, const CtKey& k) noexcept {
   static_assert(offsetof(CtKey, sport) == 4 && offsetof(CtKey, src) == 8 &&
                 offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
+  constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
+  const auto* cp = reinterpret_cast<const uint8_t*>(&c);
+  const auto* kp = reinterpret_cast<const uint8_t*>(&k);
+  uint64_t ch, kh, cw[4], kw[4];
+  std::memcpy(&ch, cp, 8);
+  std::memcpy(&kh, kp, 8);
+  std::memcpy(cw, cp + 8, 32);
+  std::memcpy(kw, kp + 8, 32);
+  if (((ch ^ kh) & kNoAux) == 0 &&
+      ((cw[0] ^ kw[0]) | (cw[1] ^ kw[1]) | (cw[2] ^ kw[2]) | (cw[3] ^ kw[3])) == 0) {
+    return CtResult::kForward;
+  }
+  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
+  if (((ch ^ crossed) & kNoAux) == 0 &&
+      ((cw[0] ^ kw[2]) | (cw[1] ^ kw[3]) | (cw[2] ^ kw[0]) | (cw[3] ^ kw[1])) == 0) {
+    return CtResult::kReply;
+  }
+  return CtResult::kNew;
+}
+
+[[gnu::always_inline]] inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept {
+#if defined(__AVX2__)
+  // CtDirectionWords with the addresses as one 32-byte vector: the reverse
+  // test swaps its halves.
   constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
   const auto* cp = reinterpret_cast<const uint8_t*>(&c);
   const auto* kp = reinterpret_cast<const uint8_t*>(&k);
   uint64_t ch, kh;
   std::memcpy(&ch, cp, 8);
   std::memcpy(&kh, kp, 8);
-#if defined(__AVX2__)
   const __m256i ca = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + 8));
   const __m256i ka = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + 8));
   const __m256i fwd = _mm256_xor_si256(ca, ka);
@@ -345,21 +369,10 @@ class Conntrack {
   const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
   const __m256i rev = _mm256_xor_si256(ca, _mm256_permute4x64_epi64(ka, 0x4e));  // dst, src
   if (((ch ^ crossed) & kNoAux) == 0 && _mm256_testz_si256(rev, rev)) return CtResult::kReply;
-#else
-  const uint64_t crossed = (kh & 0xffff) | (kh >> 48) << 32 | ((kh >> 32) & 0xffff) << 48;
-  uint64_t cw[4], kw[4];
-  std::memcpy(cw, cp + 8, 32);
-  std::memcpy(kw, kp + 8, 32);
-  if (((ch ^ kh) & kNoAux) == 0 &&
-      ((cw[0] ^ kw[0]) | (cw[1] ^ kw[1]) | (cw[2] ^ kw[2]) | (cw[3] ^ kw[3])) == 0) {
-    return CtResult::kForward;
-  }
-  if (((ch ^ crossed) & kNoAux) == 0 &&
-      ((cw[0] ^ kw[2]) | (cw[1] ^ kw[3]) | (cw[2] ^ kw[0]) | (cw[3] ^ kw[1])) == 0) {
-    return CtResult::kReply;
-  }
-#endif
   return CtResult::kNew;
+#else
+  return CtDirectionWords(c, k);
+#endif
 }
 
 inline uint8_t Conntrack::NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
