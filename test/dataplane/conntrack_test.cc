@@ -676,6 +676,48 @@ TEST_CASE("one index key per connection: a tuple and its reversal hash alike, ot
   CHECK((r == CtResult::kForward && p == ps));
 }
 
+TEST_CASE("structured tuples spread over the index: a full table of each shape fits",
+          "[conntrack][table]") {
+  // Real traffic varies one field at a time: a client's source ports, many
+  // clients of one server, one client to many servers. Each shape fills a
+  // table to its last record; a hash that lost a field would pile that
+  // shape's keys into a few buckets, and inserts fail once 32 buckets of 8
+  // are full.
+  constexpr uint32_t kConns = 4096;
+  for (int shape = 0; shape < 4; ++shape) {
+    INFO("shape " << shape);
+    Table tab(kConns);
+    Conntrack& t = *tab.ct;
+    uint32_t created = 0, found = 0;
+    std::vector<CtKey> keys;
+    for (uint32_t i = 0; i < kConns; ++i) {
+      CtKey k = Tuple(6, 40000, 443);
+      switch (shape) {
+        case 0: k.sport = uint16_t(1024 + i); break;          // one client's ports
+        case 1: k.src[2] = uint8_t(i >> 8), k.src[3] = uint8_t(i); break;  // clients
+        case 2: k.dst[2] = uint8_t(i >> 8), k.dst[3] = uint8_t(i); break;  // servers
+        case 3:  // IPv6 clients, ports varying too
+          k.family = 6;
+          k.src[14] = uint8_t(i >> 8), k.src[15] = uint8_t(i);
+          k.sport = uint16_t(1024 + (i & 7));
+          break;
+      }
+      keys.push_back(k);
+      int32_t p;
+      created += t.Create(k, 0x02, tab.t0, &p);
+    }
+    CHECK(created == kConns);
+    for (const CtKey& k : keys) {
+      CtResult r;
+      int32_t p;
+      CtKey rev = k.Reversed();
+      t.LookupBurst(&rev, 1, tab.t0, &r, &p);
+      found += r == CtResult::kReply;
+    }
+    CHECK(found == kConns);
+  }
+}
+
 TEST_CASE("a record's tuple tells a packet's direction, or that it is another connection",
           "[conntrack][table]") {
   // Both directions share an index key, so every signature match is asked
