@@ -50,6 +50,21 @@ struct Table {
   }
 };
 
+// A TCP or UDP tuple of random addresses and ports (IPv4's unused address
+// bytes 0, as the pipeline writes them).
+CtKey RandomTuple(std::mt19937& rng, uint8_t family) {
+  CtKey k;
+  k.family = family;
+  k.proto = rng() % 2 ? 6 : 17;
+  k.sport = uint16_t(rng());
+  k.dport = uint16_t(rng());
+  for (int b = 0; b < (family == 4 ? 4 : 16); ++b) {
+    k.src[b] = uint8_t(rng());
+    k.dst[b] = uint8_t(rng());
+  }
+  return k;
+}
+
 // 10.0.0.0:sport -> 11.0.0.0:dport.
 CtKey Tuple(uint8_t proto, uint16_t sport, uint16_t dport) {
   CtKey k;
@@ -548,18 +563,6 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
   Conntrack& t = *tab.ct;
   const uint64_t hz = rte_get_tsc_hz();
   std::mt19937 rng(42);
-  auto random_key = [&](uint8_t family) {
-    CtKey k;
-    k.family = family;
-    k.proto = rng() % 2 ? 6 : 17;
-    k.sport = uint16_t(rng());
-    k.dport = uint16_t(rng());
-    for (int b = 0; b < (family == 4 ? 4 : 16); ++b) {
-      k.src[b] = uint8_t(rng());
-      k.dst[b] = uint8_t(rng());
-    }
-    return k;
-  };
   for (uint32_t round = 0; round < 6; ++round) {
     INFO("round " << round);
     const uint64_t t0 = (1000 + 10000 * round) * hz;
@@ -567,12 +570,12 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
     std::vector<CtKey> keys;
     std::vector<int32_t> pos(kConns);
     for (uint32_t i = 0; i < kConns; ++i) {
-      keys.push_back(random_key(family));
+      keys.push_back(RandomTuple(rng, family));
       REQUIRE(t.Create(keys[i], 0x02, t0, &pos[i]));
     }
     CHECK(t.size() == kConns);
     int32_t extra;
-    CHECK_FALSE(t.Create(random_key(family), 0, t0, &extra));  // full: 155 in the pipeline
+    CHECK_FALSE(t.Create(RandomTuple(rng, family), 0, t0, &extra));  // full: 155 in the pipeline
     uint32_t found = 0, replies = 0, strangers = 0;
     for (uint32_t i = 0; i < kConns; ++i) {
       CtResult r;
@@ -582,7 +585,7 @@ TEST_CASE("a full table finds every connection both ways, over rounds of churn",
       CtKey rev = keys[i].Reversed();
       t.LookupBurst(&rev, 1, t0 + hz, &r, &p);
       replies += r == CtResult::kReply && p == pos[i];
-      CtKey other = random_key(family);
+      CtKey other = RandomTuple(rng, family);
       t.LookupBurst(&other, 1, t0 + hz, &r, &p);
       strangers += r != CtResult::kNew;
     }
@@ -607,15 +610,7 @@ TEST_CASE("one index key per connection: a tuple and its reversal hash alike, ot
   // of sorted addresses and sorted ports would collide.
   std::mt19937 rng(9);
   auto random_key = [&](uint8_t family) {
-    CtKey k;
-    k.family = family;
-    k.proto = rng() % 2 ? 6 : 17;
-    k.sport = uint16_t(rng());
-    k.dport = uint16_t(rng());
-    for (int b = 0; b < (family == 4 ? 4 : 16); ++b) {
-      k.src[b] = uint8_t(rng());
-      k.dst[b] = uint8_t(rng());
-    }
+    CtKey k = RandomTuple(rng, family);
     if (rng() % 4 == 0) std::memcpy(k.dst, k.src, 16);  // same address, ports decide
     return k;
   };
