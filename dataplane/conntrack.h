@@ -18,8 +18,8 @@
 // Concurrency (docs/design/conntrack.md): a purpose-built table shared by
 // all workers of an instance, so the two directions of a flow may be seen by
 // different workers. Readers take no lock; creating a connection takes a
-// free record from a lock-free ring and claims index slots with one
-// compare-and-swap each. Only the control thread removes connections
+// free record from a lock-free ring and claims its index slot with one
+// compare-and-swap. Only the control thread removes connections
 // (Collect); a removed record is reused only after an rte_rcu_qsbr grace
 // period on the workers' QSBR. The fragment table is an rte_hash with
 // lock-free readers and multi-writer adds.
