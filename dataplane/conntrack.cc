@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "identity/strutil.h"
@@ -31,6 +32,8 @@ absl::StatusOr<std::unique_ptr<Conntrack>> Conntrack::Create(uint32_t capacity,
   std::unique_ptr<Conntrack> ct(new Conntrack());
   ct->qsbr_ = qsbr;
   ct->capacity_ = capacity;
+  std::random_device rd;  // the kernel's generator (getrandom)
+  for (uint64_t& k : ct->hash_key_) k = (uint64_t(rd()) << 32 | rd()) | 1;  // odd
   // One index key per connection (both directions hash alike).
   if (auto st = ct->index_.Init(capacity, "conntrack"); !st.ok()) return st;
   static std::atomic<uint32_t> seq{0};

@@ -153,13 +153,21 @@ class Conntrack {
   Conntrack& operator=(const Conntrack&) = delete;
 
   // --- workers ---
-  // The index hash of a tuple, the same for its reversal: the CRC32 of the
-  // family, protocol and the two (address, port) ends in a canonical order
-  // (the lower end first; 16 bytes for IPv4, 40 for IPv6; `aux` is not
-  // hashed). A worker computes it and fetches its home bucket as it builds
-  // each key, then looks the burst up.
-  static SlotIndex::Hash HashOf(const CtKey& k) noexcept;
-  static SlotIndex::Hash HashOf4(uint64_t head, uint32_t src, uint32_t dst) noexcept;
+  // The index hash of a tuple, the same for its reversal: the family,
+  // protocol and the two (address, port) ends in a canonical order (the
+  // lower end first; 16 bytes for IPv4, 40 for IPv6; `aux` is not hashed)
+  // as 8-byte words, each multiplied by a random odd word of this table's
+  // key, summed (mod 2^64), then CRC32 of that. Keyed so that tuples
+  // chosen to collide cannot be computed from outside: CRC alone is
+  // linear, and senders who choose their addresses and ports could fill
+  // one run of buckets (new connections there failing with 155), which
+  // Cilium's kernel maps prevent with a random seed. (Not a proven
+  // universal family: NH, which is, cost 17 instructions per packet
+  // against these 3; docs/design/conntrack.md.) A worker computes it and
+  // fetches its home bucket as it builds each key, then looks the burst
+  // up.
+  SlotIndex::Hash HashOf(const CtKey& k) const noexcept;
+  SlotIndex::Hash HashOf4(uint64_t head, uint32_t src, uint32_t dst) const noexcept;
   void Prefetch(SlotIndex::Hash h) const noexcept { index_.Prefetch(h); }
   // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
@@ -256,6 +264,7 @@ class Conntrack {
   uint64_t TimeoutFor(uint8_t proto, uint8_t state) const;
 
   rte_rcu_qsbr* qsbr_ = nullptr;
+  uint64_t hash_key_[5] = {};  // random per table (HashOf)
   uint32_t capacity_ = 0;
   Conn* conns_ = nullptr;             // capacity_, rte_malloc'ed (hugepages)
   SlotIndex index_;                   // every connection, once (HashOf)
@@ -283,17 +292,18 @@ class Conntrack {
 // host order); addresses in network order (as they lie in the header): the
 // same hash as HashOf of the CtKey they make. The two ends (address << 16 |
 // port, 48 bits each) go lower first, the lower one's top 16 bits carrying
-// family and protocol: two CRC steps, and a reply hashes as its request.
+// family and protocol, each times its key word: a reply hashes as its
+// request.
 [[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf4(uint64_t head, uint32_t src,
-                                                                 uint32_t dst) noexcept {
+                                                                 uint32_t dst) const noexcept {
   const uint64_t a = uint64_t(src) << 16 | ((head >> 32) & 0xffff);
   const uint64_t b = uint64_t(dst) << 16 | (head >> 48);
   const uint64_t lo = a < b ? a : b, hi = a ^ b ^ lo;
-  const uint32_t h = SlotIndex::Crc8(lo | (head & 0xffff) << 48, 0x9e3779b9u);
-  return SlotIndex::Mix(SlotIndex::Crc8(hi, h));
+  const uint64_t x = (lo | (head & 0xffff) << 48) * hash_key_[0] + hi * hash_key_[1];
+  return SlotIndex::Mix(SlotIndex::Crc8(x, 0x9e3779b9u));
 }
 
-[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf(const CtKey& k) noexcept {
+[[gnu::always_inline]] inline SlotIndex::Hash Conntrack::HashOf(const CtKey& k) const noexcept {
   // Each word loaded where it lies (a copy of the whole key first cost
   // six more instructions per lookup).
   const uint8_t* p = reinterpret_cast<const uint8_t*>(&k);
@@ -315,11 +325,9 @@ class Conntrack {
   const uint64_t* hi = swap ? s : d;
   const uint64_t ports = swap ? uint64_t(k.dport) | uint64_t(k.sport) << 16
                               : uint64_t(k.sport) | uint64_t(k.dport) << 16;
-  uint32_t h = SlotIndex::Crc8((w & 0xffff) | ports << 32, 0x9e3779b9u);
-  h = SlotIndex::Crc8(lo[0], h);
-  h = SlotIndex::Crc8(lo[1], h);
-  h = SlotIndex::Crc8(hi[0], h);
-  return SlotIndex::Mix(SlotIndex::Crc8(hi[1], h));
+  const uint64_t x = ((w & 0xffff) | ports << 32) * hash_key_[0] + lo[0] * hash_key_[1] +
+                     lo[1] * hash_key_[2] + hi[0] * hash_key_[3] + hi[1] * hash_key_[4];
+  return SlotIndex::Mix(SlotIndex::Crc8(x, 0x9e3779b9u));
 }
 
 // CtDirection over 8-byte words: the first 8 bytes of the key as one word

@@ -735,7 +735,7 @@ DropReason Pipeline::ServiceMatch(const Snapshot& snap, rte_mbuf* m, const Packe
   sw.svc = s;
   sw.active = true;
   CtKeyOf(m, meta, sw.pre);
-  sw.pre_h = Conntrack::HashOf(sw.pre);
+  sw.pre_h = ct_->HashOf(sw.pre);
   ct_->Prefetch(sw.pre_h);
   return DropReason::kNone;
 }
@@ -989,7 +989,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (ct_ != nullptr) {
       CtKeyOf(m, *meta, ct_keys[nw]);
-      ct_h[nw] = Conntrack::HashOf(ct_keys[nw]);
+      ct_h[nw] = ct_->HashOf(ct_keys[nw]);
       ct_->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
@@ -1014,7 +1014,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       std::memcpy(k + 16, &zero, 8);
       std::memcpy(k + 24, &dst, 8);
       std::memcpy(k + 32, &zero, 8);
-      ct_h[nw] = Conntrack::HashOf4(head, s4, d4);
+      ct_h[nw] = ct_->HashOf4(head, s4, d4);
       ct_->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
@@ -1029,7 +1029,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       std::memcpy(k, &head, 8);
       std::memcpy(k + 8, ip6 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
       std::memcpy(k + 24, ip6 + 24, 16);
-      ct_h[nw] = Conntrack::HashOf(ct_keys[nw]);
+      ct_h[nw] = ct_->HashOf(ct_keys[nw]);
       ct_->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
@@ -1167,7 +1167,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       PacketMeta* meta = meta_of(work[w]);
       ServiceTranslate(snap, work[w], *meta, now, svc[w], pre_r[k], pre_pos[k]);
       CtKeyOf(work[w], *meta, ct_keys[w]);
-      ct_h[w] = Conntrack::HashOf(ct_keys[w]);
+      ct_h[w] = ct_->HashOf(ct_keys[w]);
       ct_->Prefetch(ct_h[w]);
     }
   }

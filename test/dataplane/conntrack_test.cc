@@ -615,35 +615,40 @@ TEST_CASE("one index key per connection: a tuple and its reversal hash alike, ot
     return k;
   };
   auto same = [](SlotIndex::Hash a, SlotIndex::Hash b) { return a.h == b.h && a.sig == b.sig; };
-  uint32_t crossed_alike = 0, proto_alike = 0;
+  Table tab(64), other_tab(64);  // each with its own random hash key
+  Conntrack& t = *tab.ct;
+  uint32_t crossed_alike = 0, proto_alike = 0, tables_alike = 0;
   for (int i = 0; i < 2000; ++i) {
     const CtKey k = random_key(i % 2 ? 6 : 4);
     INFO("key " << i);
-    REQUIRE(same(Conntrack::HashOf(k), Conntrack::HashOf(k.Reversed())));
+    REQUIRE(same(t.HashOf(k), t.HashOf(k.Reversed())));
     if (k.family == 4) {
       uint32_t s4, d4;
       std::memcpy(&s4, k.src, 4);
       std::memcpy(&d4, k.dst, 4);
       const uint64_t head = uint64_t(k.family) | uint64_t(k.proto) << 8 |
                             uint64_t(k.sport) << 32 | uint64_t(k.dport) << 48;
-      REQUIRE(same(Conntrack::HashOf4(head, s4, d4), Conntrack::HashOf(k)));
+      REQUIRE(same(t.HashOf4(head, s4, d4), t.HashOf(k)));
     }
     CtKey crossed = k;
     std::swap(crossed.sport, crossed.dport);
     // (With one address on both ends, crossing the ports is the reversal.)
     const bool crossed_is_other = k.sport != k.dport && std::memcmp(k.src, k.dst, 16) != 0;
-    crossed_alike += crossed_is_other && same(Conntrack::HashOf(crossed), Conntrack::HashOf(k));
+    crossed_alike += crossed_is_other && same(t.HashOf(crossed), t.HashOf(k));
     CtKey other = k;
     other.proto = k.proto == 6 ? 17 : 6;
-    proto_alike += same(Conntrack::HashOf(other), Conntrack::HashOf(k));
+    proto_alike += same(t.HashOf(other), t.HashOf(k));
+    tables_alike += same(other_tab.ct->HashOf(k), t.HashOf(k));
   }
   CHECK(crossed_alike == 0);
   CHECK(proto_alike == 0);
 
+  // Keyed: another table puts the same tuples elsewhere (a key shared by
+  // all tables would let a sender compute colliding tuples once for all).
+  CHECK(tables_alike < 10);
+
   // In the table: either direction finds the one record; the crossed tuple
   // and a tuple that is its own reversal are told apart by the record.
-  Table tab(64);
-  Conntrack& t = *tab.ct;
   CtKey k = Tuple(6, 1000, 2000);
   CtKey self = Tuple(17, 7, 7);
   std::memcpy(self.dst, self.src, 16);  // 10.0.0.0:7 -> 10.0.0.0:7
@@ -806,7 +811,7 @@ TEST_CASE("a reused record carries no NAT of its past; the lookup's hash creates
     CtKey k = Tuple(17, uint16_t(100 + i), 53);
     CtResult r;
     int32_t pos;
-    const SlotIndex::Hash h = Conntrack::HashOf(k);
+    const SlotIndex::Hash h = t.HashOf(k);
     t.Prefetch(h);
     REQUIRE(t.LookupHashed(&k, &h, 1, t0 + 62 * hz, &r, &pos) == 1);
     REQUIRE(r == CtResult::kNew);
