@@ -18,12 +18,13 @@
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
+#include <rte_jhash.h>
 #include <rte_rcu_qsbr.h>
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <random>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,8 +35,11 @@
 namespace meshgate::dataplane {
 
 // An rte_hash with lock-free readers and multi-writer adds (any worker may
-// add, any may read), CRC hashing, a process-unique name. `what` names it
-// in errors.
+// add, any may read), a process-unique name. `what` names it in errors.
+// Hashed with jhash under a random seed, as the kernel's hash maps are
+// (Cilium's fragment and affinity maps): their keys come from packets, and
+// with an unseeded (or CRC, linear whatever its seed) hash a sender could
+// compute keys that share buckets and fill them.
 inline absl::StatusOr<rte_hash*> SharedHashCreate(std::string_view what, uint32_t entries,
                                                   uint32_t key_len) {
   static std::atomic<uint32_t> seq{0};
@@ -44,7 +48,8 @@ inline absl::StatusOr<rte_hash*> SharedHashCreate(std::string_view what, uint32_
   p.name = name.c_str();
   p.entries = entries;
   p.key_len = key_len;
-  p.hash_func = rte_hash_crc;
+  p.hash_func = rte_jhash;
+  p.hash_func_init_val = std::random_device{}();
   p.socket_id = SOCKET_ID_ANY;
   p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD;
   rte_hash* h = rte_hash_create(&p);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "dataplane/conntrack.h"
+#include "dataplane/hash_sweep.h"
 #include "test/dataplane/pipeline_fixture.h"
 
 using namespace meshgate;
@@ -716,6 +717,30 @@ TEST_CASE("structured tuples spread over the index: a full table of each shape f
     }
     CHECK(found == kConns);
   }
+}
+
+TEST_CASE("the packet-keyed rte_hash tables (fragments, affinity) are seeded per table",
+          "[conntrack][table]") {
+  // Their keys come from packets: each table hashes with its own random
+  // seed (jhash, as the kernel's maps), so keys chosen to share buckets in
+  // one cannot be computed from outside.
+  auto a = SharedHashCreate("test a", 1024, sizeof(FragKey));
+  auto b = SharedHashCreate("test b", 1024, sizeof(FragKey));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  std::mt19937 rng(3);
+  uint32_t alike = 0;
+  for (int i = 0; i < 64; ++i) {
+    FragKey k;
+    k.family = 4;
+    k.proto = 17;
+    k.id = rng();
+    k.src[0] = uint8_t(rng());
+    alike += rte_hash_hash(*a, &k) == rte_hash_hash(*b, &k);
+  }
+  CHECK(alike < 4);
+  rte_hash_free(*a);
+  rte_hash_free(*b);
 }
 
 TEST_CASE("a record's tuple tells a packet's direction, or that it is another connection",
