@@ -2,6 +2,7 @@
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_ip.h>
 #include <rte_tcp.h>
 #include <rte_lcore.h>
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <array>
 #include <cstring>
@@ -149,6 +151,41 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
     if (r) rte_pktmbuf_free_bulk(in, r);
   }
   return {sent, received, double(end - start) / double(rte_get_tsc_hz())};
+}
+
+// Plain forwarding on meshgate's own two ports, between its rounds (its
+// workers stopped): the same links, pool and descriptors with no pipeline.
+// io: as testpmd's io mode, the packets untouched; mac: as l2fwd, each
+// packet's two MAC addresses rewritten (the least a forwarder that looks
+// at its packets does). The pipeline's own cost on the link is the
+// difference of meshgate's and io's times per packet, measured seconds
+// apart.
+struct PlainForward {
+  uint16_t a = 0, b = 0;
+  bool rewrite = false;
+  std::atomic<bool> stop{false};
+};
+
+int PlainForwardMain(void* arg) {
+  auto* f = static_cast<PlainForward*>(arg);
+  const rte_ether_addr src{{0x02, 0, 0, 0, 0, 0xaa}}, dst{{0x02, 0, 0, 0, 0, 0x02}};
+  rte_mbuf* pkts[32];
+  while (!f->stop.load(std::memory_order_relaxed)) {
+    for (auto [from, to] : {std::pair{f->a, f->b}, std::pair{f->b, f->a}}) {
+      uint16_t n = rte_eth_rx_burst(from, 0, pkts, 32);
+      if (n == 0) continue;
+      if (f->rewrite) {
+        for (uint16_t i = 0; i < n; ++i) {
+          auto* eth = rte_pktmbuf_mtod(pkts[i], rte_ether_hdr*);
+          eth->dst_addr = dst;
+          eth->src_addr = src;
+        }
+      }
+      uint16_t sent = rte_eth_tx_burst(to, 0, pkts, n);
+      if (sent < n) rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+    }
+  }
+  return 0;
 }
 
 }  // namespace
@@ -315,7 +352,8 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   // New connections: the run ends when the table is 90% full (every packet
   // after that would be a 155 drop, not a connection).
   auto full = [&ct] { return uint64_t(ct.size()) >= uint64_t(ct.capacity()) * 9 / 10; };
-  std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios;
+  std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios, io_mpps, mac_mpps, mac_ratios,
+      pipe_cycles;
   uint64_t mg_sent = 0, mg_recv = 0, tp_sent = 0, tp_recv = 0;
   for (uint32_t r = 0; r < rounds; ++r) {
     const uint64_t before = (*in)->pipeline(0).counters().rx;
@@ -336,6 +374,27 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     mg_cycles.push_back(processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0);
     std::string line = meshgate::StrCat("round ", r + 1, "/", rounds, ": meshgate ",
                                         Fixed(mpps, 2), " Mpps");
+    // Plain forwarding on the same ports (deny: the sink would see what
+    // meshgate drops, so there is nothing to compare).
+    double plain[2] = {0, 0};  // io, mac
+    for (int k = 0; prof != Profile::kDeny && k < 2; ++k) {
+      PlainForward fwd;
+      fwd.a = (*in)->port_id(0);
+      fwd.b = (*in)->port_id(1);
+      fwd.rewrite = k == 1;
+      if (rte_eal_remote_launch(PlainForwardMain, &fwd, worker) != 0) break;
+      auto [psent, precv, psecs] = Generate(sa, sb, pool, seg, prof, o.flows);
+      fwd.stop.store(true);
+      rte_eal_wait_lcore(worker);
+      plain[k] = double(precv) / psecs / 1e6;
+    }
+    if (plain[0] > 0 && plain[1] > 0) {
+      io_mpps.push_back(plain[0]);
+      mac_mpps.push_back(plain[1]);
+      // meshgate's time per packet less io's: the pipeline's cycles.
+      if (mpps > 0) pipe_cycles.push_back(double(rte_get_tsc_hz()) / 1e6 * (1 / mpps - 1 / plain[0]));
+      line += meshgate::StrCat(" (its ports: io ", Fixed(plain[0], 2), ", mac ", Fixed(plain[1], 2), ")");
+    }
     if (pid > 0) {
       kill(pid, SIGCONT);
       auto [tsent, trecv, tsecs] = Generate(ta, tb, pool, seg, prof, o.flows);
@@ -345,6 +404,9 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       const double t = double(trecv) / tsecs / 1e6;
       tp_mpps.push_back(t);
       if (t > 0) ratios.push_back(mpps / t);
+      if (t > 0 && !mac_mpps.empty() && mac_mpps.size() == ratios.size()) {
+        mac_ratios.push_back(mac_mpps.back() / t);
+      }
       line += meshgate::StrCat(", dpdk-testpmd ", Fixed(t, 2), " Mpps, ratio ",
                                Fixed(t > 0 ? mpps / t : 0, 2));
     }
@@ -375,6 +437,20 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
                  tp_mpps.empty() ? 0 : Median(tp_mpps)});
   out.push_back({"link_meshgate_cycles_per_packet_" + tag, Median(mg_cycles),
                  "cycles/packet (core time / processed)", "", 0});
+  if (!io_mpps.empty()) {
+    out.push_back({"link_ports_io_mpps_" + tag, Median(io_mpps), "Mpps", kBase,
+                   tp_mpps.empty() ? 0 : Median(tp_mpps)});
+    out.push_back({"link_ports_mac_mpps_" + tag, Median(mac_mpps), "Mpps", kBase,
+                   tp_mpps.empty() ? 0 : Median(tp_mpps)});
+  }
+  if (!mac_ratios.empty()) {
+    out.push_back({"link_mac_to_testpmd_ratio_" + tag, Median(mac_ratios),
+                   "ratio (median of the rounds')", kBase, 1});
+  }
+  if (!pipe_cycles.empty()) {
+    out.push_back({"link_pipeline_cycles_per_packet_" + tag, Median(pipe_cycles),
+                   "cycles/packet (1/meshgate - 1/io on its ports)", "", 0});
+  }
   out.push_back({"link_meshgate_delivered_ratio_" + tag,
                  mg_sent ? double(mg_recv) / double(mg_sent) : 0, "ratio", "", 0});
   out.push_back({"link_meshgate_dropped_" + tag, double(dropped), "packets", "", 0});

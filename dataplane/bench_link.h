@@ -11,6 +11,15 @@
 // one not measured is stopped: Instance::Stop, SIGSTOP), so that the ratio
 // of each round compares neighbouring seconds of a machine whose speed
 // drifts. Mpps = packets received by the sink / seconds.
+//
+// Each round also forwards on meshgate's own two ports with no pipeline,
+// between meshgate's and testpmd's turns (same links, pool, descriptors and
+// lcore): io (packets untouched, as testpmd's io mode) and mac (both MAC
+// addresses rewritten, as l2fwd). io against testpmd says whether
+// meshgate's port set-up costs what testpmd's does; TSC Hz x (1 / meshgate
+// - 1 / io) is the pipeline's own cycles per packet on the link; mac
+// against testpmd is what the least per-packet work scores on this link.
+// (Not for deny: the sink sees nothing of meshgate's.)
 #pragma once
 
 #include <string>

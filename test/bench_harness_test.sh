@@ -28,6 +28,18 @@ sys.exit(0 if ok else 1)
 PY
 done
 check "link ratios are the medians of alternating rounds" grep -q '"name": "link_meshgate_to_testpmd_ratio_established_3073flows", "value": [0-9.]*, "unit": "ratio (median of the rounds' "$out/raw.jsonl"
+# The link's own cost, split from the pipeline's: plain forwarding on
+# meshgate's ports in the same rounds (not for deny, which delivers nothing).
+check "plain forwarding on meshgate's ports measured" python3 - "$out/raw.jsonl" <<'PY'
+import json, sys
+rows = {json.loads(l)["name"]: json.loads(l) for l in open(sys.argv[1])}
+t = "established_3073flows"
+need = ["link_ports_io_mpps_" + t, "link_ports_mac_mpps_" + t, "link_mac_to_testpmd_ratio_" + t,
+        "link_pipeline_cycles_per_packet_" + t]
+ok = all(n in rows for n in need) and rows[need[0]]["value"] > 0 and rows[need[1]]["value"] > 0
+ok = ok and not any(n.startswith("link_ports_io_mpps_deny") for n in rows)
+sys.exit(0 if ok else 1)
+PY
 check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
 # The new-connection run stops before the table is full: none of its
 # packets is a 155 (CT_MAP_INSERTION_FAILED) drop.
@@ -36,6 +48,7 @@ check "maglev figures" grep -q '"name": "maglev_table_build_ms_M16381_N100"' "$o
 check "pipeline figures" grep -q '"name": "pipeline_established_cycles_per_packet' "$out/raw.jsonl"
 check "updates figures" grep -q '"name": "updates_in_place_per_second_' "$out/raw.jsonl"
 check "report" grep -q "## Links, per profile" "$out/report.md"
+check "report: the pipeline's cost on the link" grep -q "pipeline cycles/packet on the link" "$out/report.md"
 for png in link_profiles link_flows link_rules maglev; do
   check "$png.png is a PNG" bash -c "head -c 8 '$out/$png.png' | od -An -tx1 | grep -q '89 50 4e 47'"
   check "$png in the report" grep -q "($png.png)" "$out/report.md"

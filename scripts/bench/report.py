@@ -96,13 +96,21 @@ if any(v is not None for v in mg):
              "Mpps", [("meshgate", mg), ("dpdk-testpmd io", tp)], profiles)
     if p:
         plots.append((p, "Link throughput per profile"))
-    lines += ["## Links, per profile", "", "| profile | meshgate Mpps | testpmd io Mpps | ratio | meshgate cycles/packet | dropped by meshgate |",
-              "|---|---|---|---|---|---|"]
+    lines += ["## Links, per profile", "",
+              "| profile | meshgate Mpps | testpmd io Mpps | ratio | meshgate's ports, io / mac Mpps | mac / testpmd | "
+              "pipeline cycles/packet on the link | meshgate cycles/packet | dropped by meshgate |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for i, pr in enumerate(profiles):
         t = tags[pr]
         lines.append(f"| {pr} | {fmt(mg[i])} | {fmt(tp[i])} | {fmt(med('link_meshgate_to_testpmd_ratio_' + t))} | "
+                     f"{fmt(med('link_ports_io_mpps_' + t))} / {fmt(med('link_ports_mac_mpps_' + t))} | "
+                     f"{fmt(med('link_mac_to_testpmd_ratio_' + t))} | {fmt(med('link_pipeline_cycles_per_packet_' + t))} | "
                      f"{fmt(med('link_meshgate_cycles_per_packet_' + t))} | {fmt(med('link_meshgate_dropped_' + t))} |")
-    lines += ["", "The deny profile delivers nothing by design: its Mpps is what meshgate processed (and dropped).", ""]
+    lines += ["", "The deny profile delivers nothing by design: its Mpps is what meshgate processed (and dropped), "
+              "and it has no plain-forwarding figures.",
+              "meshgate's ports, io / mac: the same memif ports, pool and lcore forwarding with no pipeline (io: "
+              "packets untouched, as testpmd's io mode; mac: both MAC addresses rewritten, as l2fwd), between "
+              "meshgate's rounds. Pipeline cycles/packet on the link = TSC Hz x (1 / meshgate rate - 1 / io rate).", ""]
 
 for sweep, key in (("flows", "flow_sweep"), ("rules", "rule_sweep")):
     pts = meta.get(key) or []
