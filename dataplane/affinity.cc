@@ -1,7 +1,6 @@
 #include "dataplane/affinity.h"
 
 #include <rte_errno.h>
-#include <rte_hash_crc.h>
 
 #include <cstring>
 
