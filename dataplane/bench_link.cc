@@ -404,9 +404,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       const double t = double(trecv) / tsecs / 1e6;
       tp_mpps.push_back(t);
       if (t > 0) ratios.push_back(mpps / t);
-      if (t > 0 && !mac_mpps.empty() && mac_mpps.size() == ratios.size()) {
-        mac_ratios.push_back(mac_mpps.back() / t);
-      }
+      if (t > 0 && plain[1] > 0) mac_ratios.push_back(plain[1] / t);
       line += meshgate::StrCat(", dpdk-testpmd ", Fixed(t, 2), " Mpps, ratio ",
                                Fixed(t > 0 ? mpps / t : 0, 2));
     }

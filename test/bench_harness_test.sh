@@ -32,7 +32,7 @@ check "link ratios are the medians of alternating rounds" grep -q '"name": "link
 # meshgate's ports in the same rounds (not for deny, which delivers nothing).
 check "plain forwarding on meshgate's ports measured" python3 - "$out/raw.jsonl" <<'PY'
 import json, sys
-rows = {json.loads(l)["name"]: json.loads(l) for l in open(sys.argv[1])}
+rows = {r["name"]: r for r in map(json.loads, open(sys.argv[1]))}
 t = "established_3073flows"
 need = ["link_ports_io_mpps_" + t, "link_ports_mac_mpps_" + t, "link_mac_to_testpmd_ratio_" + t,
         "link_pipeline_cycles_per_packet_" + t]
