@@ -900,7 +900,7 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
     eth->dst_addr = dst.mac;
     out_port = dst.port;
   }
-  out.pkts[out_port][out.n[out_port]++] = m;
+  out.Add(out_port, m);
   ++counters_.forwarded;
   return DropReason::kNone;
 }
@@ -1101,7 +1101,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (role == PortRole::kEndpoint) {
         if (meta->flags & kPktArp) {
           if (ArpReply(m, *meta, src_ep, snap.router_mac)) {
-            out.pkts[in_port][out.n[in_port]++] = m;
+            out.Add(in_port, m);
             ++counters_.arp_replies;
           } else {
             ++counters_.arp_ignored;
@@ -1113,7 +1113,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         // addresses: answered or consumed before anti-spoofing.
         if (meta->family == 6 && meta->proto == 58 && meta->dport >= 133 && meta->dport <= 137) {
           if (meta->dport == 135 && NdpReply(m, *meta, src_ep, snap.router_mac)) {
-            out.pkts[in_port][out.n[in_port]++] = m;
+            out.Add(in_port, m);
             ++counters_.ndp_replies;
           } else {
             ++counters_.ndp_ignored;
@@ -1438,9 +1438,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
 }
 
 void Pipeline::Flush(TxStage& out, uint16_t queue) noexcept {
-  for (uint16_t p = 0; p < kMaxPorts; ++p) {
-    uint16_t n = out.n[p];
-    if (n == 0) continue;
+  for (uint32_t used = out.used; used != 0; used &= used - 1) {
+    const uint16_t p = uint16_t(__builtin_ctz(used));
+    const uint16_t n = out.n[p];
+    if (n == 0) continue;  // (a caller that emptied it by hand)
     uint16_t sent = rte_eth_tx_burst(p, queue, out.pkts[p].data(), n);
     counters_.tx += sent;
     if (sent < n) {
@@ -1449,6 +1450,7 @@ void Pipeline::Flush(TxStage& out, uint16_t queue) noexcept {
     }
     out.n[p] = 0;
   }
+  out.used = 0;
 }
 
 uint32_t Pipeline::PollOnce(const uint16_t* ports, uint16_t nports, uint16_t queue) noexcept {

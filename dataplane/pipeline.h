@@ -85,6 +85,12 @@ enum PortOffload : uint8_t {
 struct TxStage {
   std::array<std::array<rte_mbuf*, kBurst * 2>, kMaxPorts> pkts;
   std::array<uint16_t, kMaxPorts> n{};
+  uint32_t used = 0;  // a bit per port with packets staged: Flush visits those only
+  static_assert(kMaxPorts <= 32);
+  void Add(uint16_t port, rte_mbuf* m) noexcept {
+    if (n[port] == 0) used |= 1u << port;
+    pkts[port][n[port]++] = m;
+  }
 };
 
 class Pipeline {

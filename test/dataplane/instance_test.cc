@@ -91,6 +91,43 @@ TEST_CASE("an instance polled on the caller's thread forwards between its ports"
   CHECK((*in)->events().Dequeue(ev, 4) == 1);  // the new connection's verdict
 }
 
+TEST_CASE("one burst to three ports leaves on each; the next burst sends only its own",
+          "[instance][tx]") {
+  // The TX stage flushes the ports that packets were staged for (a bit
+  // each), not every port id: a port staged in one burst is sent once.
+  RingPort a("ib0"), b("ib1"), c("ib2");
+  InstanceConfig cfg;
+  cfg.name = "inst_tx";
+  cfg.ports = {{"net_ring_ib0"}, {"net_ring_ib1"}, {"net_ring_ib2"}};
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  Node n;  // no policy: every endpoint may reach every other
+  Publish(**in, n);
+  RingPort* ring[3] = {&a, &b, &c};
+  RingPort& fe = *ring[n.port["frontend"]];
+  RingPort& my = *ring[n.port["myapp"]];
+  RingPort& te = *ring[n.port["test"]];
+  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.11", 80));
+  fe.Inject((*in)->pool(), Eth(0x0806, Arp(1, V4("10.1.0.10"), V4("10.1.0.1"))));
+  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 81));
+  CHECK((*in)->Poll() == 4);
+  std::vector<rte_mbuf*> to_my = my.Drain(), to_te = te.Drain(), to_fe = fe.Drain();
+  CHECK(to_my.size() == 2);
+  CHECK(to_te.size() == 1);
+  CHECK(to_fe.size() == 1);  // the ARP reply, on its own port
+  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  CHECK((*in)->Poll() == 1);
+  std::vector<rte_mbuf*> again_my = my.Drain(), again_te = te.Drain(), again_fe = fe.Drain();
+  CHECK(again_my.size() == 1);
+  CHECK(again_te.empty());
+  CHECK(again_fe.empty());
+  for (auto* v : {&to_my, &to_te, &to_fe, &again_my, &again_te, &again_fe}) {
+    for (auto* m : *v) rte_pktmbuf_free(m);
+  }
+  CHECK((*in)->pipeline(0).counters().tx == 5);
+}
+
 TEST_CASE("maintenance collects expired connections off the hot path; live ones stay",
           "[instance][conntrack][gc]") {
   RingPort a("im0"), b("im1"), c("im2");
