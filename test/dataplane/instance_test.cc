@@ -95,10 +95,10 @@ TEST_CASE("one burst to three ports leaves on each; the next burst sends only it
           "[instance][tx]") {
   // The TX stage flushes the ports that packets were staged for (a bit
   // each), not every port id: a port staged in one burst is sent once.
-  RingPort a("ib0"), b("ib1"), c("ib2");
+  RingPort a("it0"), b("it1"), c("it2");
   InstanceConfig cfg;
   cfg.name = "inst_tx";
-  cfg.ports = {{"net_ring_ib0"}, {"net_ring_ib1"}, {"net_ring_ib2"}};
+  cfg.ports = {{"net_ring_it0"}, {"net_ring_it1"}, {"net_ring_it2"}};
   auto in = Instance::Create(cfg);
   REQUIRE(in.ok());
   Node n;  // no policy: every endpoint may reach every other
