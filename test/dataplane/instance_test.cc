@@ -69,26 +69,34 @@ void Publish(Instance& in, Node& n) {
   in.snapshots().Publish(std::move(*s));
 }
 
+// An instance named `name` over the three ring ports, polled on the
+// caller's thread, with the Node's endpoints published on them.
+std::unique_ptr<Instance> PolledOver(const std::string& name, RingPort* const (&ring)[3], Node& n) {
+  InstanceConfig cfg;
+  cfg.name = name;
+  // rte_eth_from_rings names its ports net_ring_<name>.
+  for (const RingPort* r : ring) cfg.ports.push_back({"net_ring_" + r->name});
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  Publish(**in, n);
+  return std::move(*in);
+}
+
 }  // namespace
 
 TEST_CASE("an instance polled on the caller's thread forwards between its ports", "[instance]") {
   RingPort a("ia0"), b("ia1"), c("ia2");
-  InstanceConfig cfg;
-  cfg.name = "inst_a";
-  cfg.ports = {{"net_ring_ia0"}, {"net_ring_ia1"}, {"net_ring_ia2"}};  // rte_eth_from_rings names
-  auto in = Instance::Create(cfg);
-  REQUIRE(in.ok());
+  RingPort* const ring[3] = {&a, &b, &c};
   Node n;  // frontend, myapp, test: compile order (by name)
-  Publish(**in, n);
-  RingPort* ring[3] = {&a, &b, &c};
-  ring[n.port["frontend"]]->Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
-  CHECK((*in)->Poll() == 1);
+  auto in = PolledOver("inst_a", ring, n);
+  ring[n.port["frontend"]]->Inject(in->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  CHECK(in->Poll() == 1);
   auto out = ring[n.port["myapp"]]->Drain();
   CHECK(out.size() == 1);
   for (auto* m : out) rte_pktmbuf_free(m);
-  CHECK((*in)->Forwarded() == 1);
+  CHECK(in->Forwarded() == 1);
   FlowEvent ev[4];
-  CHECK((*in)->events().Dequeue(ev, 4) == 1);  // the new connection's verdict
+  CHECK(in->events().Dequeue(ev, 4) == 1);  // the new connection's verdict
 }
 
 TEST_CASE("one burst to three ports leaves on each; the next burst sends only its own",
@@ -96,28 +104,23 @@ TEST_CASE("one burst to three ports leaves on each; the next burst sends only it
   // The TX stage flushes the ports that packets were staged for (a bit
   // each), not every port id: a port staged in one burst is sent once.
   RingPort a("it0"), b("it1"), c("it2");
-  InstanceConfig cfg;
-  cfg.name = "inst_tx";
-  cfg.ports = {{"net_ring_it0"}, {"net_ring_it1"}, {"net_ring_it2"}};
-  auto in = Instance::Create(cfg);
-  REQUIRE(in.ok());
+  RingPort* const ring[3] = {&a, &b, &c};
   Node n;  // no policy: every endpoint may reach every other
-  Publish(**in, n);
-  RingPort* ring[3] = {&a, &b, &c};
+  auto in = PolledOver("inst_tx", ring, n);
   RingPort& fe = *ring[n.port["frontend"]];
   RingPort& my = *ring[n.port["myapp"]];
   RingPort& te = *ring[n.port["test"]];
-  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
-  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.11", 80));
-  fe.Inject((*in)->pool(), Eth(0x0806, Arp(1, V4("10.1.0.10"), V4("10.1.0.1"))));
-  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 81));
-  CHECK((*in)->Poll() == 4);
+  fe.Inject(in->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  fe.Inject(in->pool(), TcpFrame("10.1.0.10", "10.1.0.11", 80));
+  fe.Inject(in->pool(), Eth(0x0806, Arp(1, V4("10.1.0.10"), V4("10.1.0.1"))));
+  fe.Inject(in->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 81));
+  CHECK(in->Poll() == 4);
   std::vector<rte_mbuf*> to_my = my.Drain(), to_te = te.Drain(), to_fe = fe.Drain();
   CHECK(to_my.size() == 2);
   CHECK(to_te.size() == 1);
   CHECK(to_fe.size() == 1);  // the ARP reply, on its own port
-  fe.Inject((*in)->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
-  CHECK((*in)->Poll() == 1);
+  fe.Inject(in->pool(), TcpFrame("10.1.0.10", "10.1.0.20", 80));
+  CHECK(in->Poll() == 1);
   std::vector<rte_mbuf*> again_my = my.Drain(), again_te = te.Drain(), again_fe = fe.Drain();
   CHECK(again_my.size() == 1);
   CHECK(again_te.empty());
@@ -125,37 +128,32 @@ TEST_CASE("one burst to three ports leaves on each; the next burst sends only it
   for (auto* v : {&to_my, &to_te, &to_fe, &again_my, &again_te, &again_fe}) {
     for (auto* m : *v) rte_pktmbuf_free(m);
   }
-  CHECK((*in)->pipeline(0).counters().tx == 5);
+  CHECK(in->pipeline(0).counters().tx == 5);
 }
 
 TEST_CASE("maintenance collects expired connections off the hot path; live ones stay",
           "[instance][conntrack][gc]") {
   RingPort a("im0"), b("im1"), c("im2");
-  InstanceConfig cfg;
-  cfg.name = "inst_m";
-  cfg.ports = {{"net_ring_im0"}, {"net_ring_im1"}, {"net_ring_im2"}};
-  auto in = Instance::Create(cfg);
-  REQUIRE(in.ok());
+  RingPort* const ring[3] = {&a, &b, &c};
   Node n;
-  Publish(**in, n);
-  RingPort* ring[3] = {&a, &b, &c};
+  auto in = PolledOver("inst_m", ring, n);
   for (uint16_t sp = 1000; sp < 1010; ++sp) {
     ring[n.port["frontend"]]->Inject(
-        (*in)->pool(), Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17, Udp(sp, 53))));
+        in->pool(), Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17, Udp(sp, 53))));
   }
-  CHECK((*in)->Poll() == 10);
+  CHECK(in->Poll() == 10);
   for (auto* m : ring[n.port["myapp"]]->Drain()) rte_pktmbuf_free(m);
-  CHECK((*in)->conntrack().size() == 10);  // one record per connection
+  CHECK(in->conntrack().size() == 10);  // one record per connection
   const uint64_t hz = rte_get_tsc_hz(), now = rte_rdtsc();
-  auto m = (*in)->Maintain(now, 1 << 20);
+  auto m = in->Maintain(now, 1 << 20);
   CHECK(m.connections == 0);  // UDP lives 60 s
-  CHECK((*in)->conntrack().size() == 10);
-  m = (*in)->Maintain(now + 61 * hz, 1 << 20);
+  CHECK(in->conntrack().size() == 10);
+  m = in->Maintain(now + 61 * hz, 1 << 20);
   CHECK(m.connections == 10);
-  CHECK((*in)->collected_connections() == 10);
-  (*in)->Poll();  // the worker passes a quiescent state: the slots can be freed
-  (*in)->Maintain(now + 61 * hz, 1);
-  CHECK((*in)->conntrack().size() == 0);
+  CHECK(in->collected_connections() == 10);
+  in->Poll();  // the worker passes a quiescent state: the slots can be freed
+  in->Maintain(now + 61 * hz, 1);
+  CHECK(in->conntrack().size() == 0);
 }
 
 TEST_CASE("a worker lcore runs the pipeline until stopped", "[instance][lcore]") {
