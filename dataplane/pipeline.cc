@@ -934,9 +934,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
                          (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
   };
   // svc[k].active is set for every work[k] of a burst from an endpoint
-  // port (the only role with service DNAT); `dnat` tells whether any is.
+  // port (the only role with service DNAT); after the parse, `dnat` tells
+  // whether any packet of the burst is translated (only then is it read).
   SvcWork* const svc = svc_;
-  const bool dnat = role == PortRole::kEndpoint;
 
   // Stage 1: parse; per role, the source identity and service DNAT (at a
   // source endpoint); the conntrack key, hashed, its bucket fetched.
@@ -1152,7 +1152,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // translation) looked up together, their buckets fetched as each was
   // matched; then each is translated (the pinned backend or a new pick)
   // and its translated tuple built.
-  if (ndnat > 0) {
+  const bool dnat = ndnat > 0;
+  if (dnat) {
     CtKey pre[kBurst];
     SlotIndex::Hash pre_h[kBurst];
     CtResult pre_r[kBurst];
