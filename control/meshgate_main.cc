@@ -136,7 +136,7 @@ Usage:
       untouched; mac: MAC addresses rewritten, as l2fwd), which gives the
       pipeline's own cycles/packet on the link (1/meshgate - 1/io, in TSC
       cycles) and what a MAC-rewriting forwarder scores against testpmd
-      (not for deny). Profiles:
+      (not for deny); a run takes about 4 x --seconds. Profiles:
       established (UDP over --flows connections, default 3073), new-conn
       (TCP SYNs, each a new connection; one round, which ends early when the
       2M-connection table is 90% full), deny (all denied by policy),
