@@ -1,5 +1,6 @@
 #include "control/daemon.h"
 
+#include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_pdump.h>
@@ -16,6 +17,7 @@
 #include <deque>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "classifier/explain.h"
 #include "control/agent.h"
@@ -721,7 +723,9 @@ adm::Response Daemon::Stats() {
   }
   auto* lc = r.add_tables();
   lc->set_title("lcores");
-  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST", "CACHED VERDICTS", "ACL CACHE HITS"}) lc->add_columns(c);
+  for (const char* c : {"WORKER", "LCORE", "RX", "TX", "FORWARDED", "NEW CONNECTIONS", "REPLIES", "AUDITED", "ENCAPSULATED", "EVENTS LOST", "CACHED VERDICTS", "ACL CACHE HITS", "BUSY CYCLES/PACKET", "PACKETS/BUSY POLL"}) {
+    lc->add_columns(c);
+  }
   for (size_t w = 0; w < inst_->num_workers(); ++w) {
     const auto& k = inst_->pipeline(w).counters();
     auto* row = lc->add_rows();
@@ -729,7 +733,9 @@ adm::Response Daemon::Stats() {
                           std::to_string(k.rx), std::to_string(k.tx), std::to_string(k.forwarded),
                           std::to_string(k.ct_new), std::to_string(k.ct_replies), std::to_string(k.audited),
                           std::to_string(k.encapsulated), std::to_string(k.events_lost),
-                          std::to_string(k.verdicts_cached), std::to_string(k.acl_cache_hits)}) {
+                          std::to_string(k.verdicts_cached), std::to_string(k.acl_cache_hits),
+                          k.rx ? fmt::format("{:.1f}", double(k.busy_cycles) / double(k.rx)) : "-",
+                          k.busy_polls ? fmt::format("{:.1f}", double(k.rx) / double(k.busy_polls)) : "-"}) {
       row->add_cells(s);
     }
   }
@@ -854,14 +860,27 @@ std::string Daemon::Metrics() {
                 int(reason), "\",port=\"", p, "\"} ", n, "\n");
     }
   }
-  StrAppend(&o, "# HELP meshgate_forwarded_total Packets forwarded, by worker lcore.\n# TYPE meshgate_forwarded_total counter\n");
-  StrAppend(&o, "# HELP meshgate_rx_total Packets received, by worker lcore.\n# TYPE meshgate_rx_total counter\n");
-  for (size_t w = 0; w < inst_->num_workers(); ++w) {
-    const auto& k = inst_->pipeline(w).counters();
-    unsigned lc = w < c_.lcores.size() ? c_.lcores[w] : 0;
-    StrAppend(&o, "meshgate_forwarded_total{lcore=\"", lc, "\"} ", k.forwarded, "\n");
-    StrAppend(&o, "meshgate_rx_total{lcore=\"", lc, "\"} ", k.rx, "\n");
+  // Per worker lcore, one family at a time (the text format groups a
+  // family's samples under its HELP and TYPE).
+  using LcoreCounter = uint64_t dataplane::PipelineCounters::*;
+  const std::tuple<const char*, const char*, LcoreCounter> lcore_families[] = {
+      {"meshgate_forwarded_total", "Packets forwarded, by worker lcore.",
+       &dataplane::PipelineCounters::forwarded},
+      {"meshgate_rx_total", "Packets received, by worker lcore.", &dataplane::PipelineCounters::rx},
+      {"meshgate_busy_polls_total", "Poll iterations that received packets, by worker lcore.",
+       &dataplane::PipelineCounters::busy_polls},
+      {"meshgate_busy_cycles_total",
+       "TSC cycles of the poll iterations that received packets (RX to TX), by worker lcore.",
+       &dataplane::PipelineCounters::busy_cycles}};
+  for (const auto& [name, help, field] : lcore_families) {
+    StrAppend(&o, "# HELP ", name, " ", help, "\n# TYPE ", name, " counter\n");
+    for (size_t w = 0; w < inst_->num_workers(); ++w) {
+      unsigned lc = w < c_.lcores.size() ? c_.lcores[w] : 0;
+      StrAppend(&o, name, "{lcore=\"", lc, "\"} ", inst_->pipeline(w).counters().*field, "\n");
+    }
   }
+  StrAppend(&o, "# HELP meshgate_tsc_hz TSC cycles per second (meshgate_busy_cycles_total's unit).\n",
+            "# TYPE meshgate_tsc_hz gauge\nmeshgate_tsc_hz ", rte_get_tsc_hz(), "\n");
   StrAppend(&o, "# HELP meshgate_port_packets_total Packets per port and direction.\n# TYPE meshgate_port_packets_total counter\n");
   for (size_t i = 0; i < inst_->num_ports(); ++i) {
     rte_eth_stats st{};

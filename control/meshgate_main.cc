@@ -131,12 +131,15 @@ Usage:
       --seconds / rounds (default 3 s in all per forwarder), the other one
       stopped. Prints the medians of both forwarders' Mpps and of the
       rounds' ratios, meshgate's cycles/packet (core time / packets
-      processed) and drops; each round's figures as it goes. Each round
-      also forwards on meshgate's own ports with no pipeline (io: packets
-      untouched; mac: MAC addresses rewritten, as l2fwd), which gives the
-      pipeline's own cycles/packet on the link (1/meshgate - 1/io, in TSC
-      cycles) and what a MAC-rewriting forwarder scores against testpmd
-      (not for deny); a run takes about 4 x --seconds. Profiles:
+      processed; busy: poll iterations that received packets, RX to TX),
+      the share of the generator's packets each forwarder's full ring
+      refused (none: it kept up, and its rate is the generator's) and
+      drops; each round's figures as it goes. Each round also forwards on
+      meshgate's own ports with no pipeline (io: packets untouched; mac:
+      MAC addresses rewritten, as l2fwd), which gives the pipeline's own
+      cycles/packet on the link (meshgate's busy cycles less io's) and
+      what a MAC-rewriting forwarder scores against testpmd (not for
+      deny); a run takes about 4 x --seconds. Profiles:
       established (UDP over --flows connections, default 3073), new-conn
       (TCP SYNs, each a new connection; one round, which ends early when the
       2M-connection table is 90% full), deny (all denied by policy),

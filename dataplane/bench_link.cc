@@ -115,13 +115,17 @@ uint16_t Frame(uint8_t* p, Profile prof, uint64_t i, uint32_t flows) {
 struct Generated {
   uint64_t sent = 0, received = 0;
   double seconds = 0;  // how long it sent
+  // Packets offered to tx bursts: a forwarder that falls behind fills its
+  // memif ring and the generator's bursts are refused in part.
+  uint64_t offered = 0;
+  double refused() const { return offered ? 1 - double(sent) / double(offered) : 0; }
 };
 
 // Sends on `tx`, counts what arrives on `rx`, for `seconds` or until
 // `done()` (checked every 64 bursts) says the run is over.
 Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, Profile prof,
                    uint32_t flows, const std::function<bool()>& done = {}) {
-  uint64_t sent = 0, received = 0, i = 0, bursts = 0;
+  uint64_t sent = 0, received = 0, offered = 0, i = 0, bursts = 0;
   rte_mbuf* pkts[32];
   rte_mbuf* in[64];
   const uint64_t start = rte_rdtsc();
@@ -137,6 +141,7 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
         if (d != nullptr) rte_pktmbuf_trim(m, uint16_t(78 - Frame(d, prof, i++, flows)));
       }
       uint16_t n = rte_eth_tx_burst(tx, 0, pkts, 32);
+      offered += 32;
       sent += n;
       i -= 32 - n;  // unsent packet numbers go again
       if (n < 32) rte_pktmbuf_free_bulk(pkts + n, 32 - n);
@@ -150,7 +155,7 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
     received += r;
     if (r) rte_pktmbuf_free_bulk(in, r);
   }
-  return {sent, received, double(end - start) / double(rte_get_tsc_hz())};
+  return {sent, received, double(end - start) / double(rte_get_tsc_hz()), offered};
 }
 
 // Plain forwarding on meshgate's own two ports, between its rounds (its
@@ -159,11 +164,13 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
 // packet's two MAC addresses rewritten (the least a forwarder that looks
 // at its packets does). The pipeline's own cost on the link is the
 // difference of meshgate's and io's times per packet, measured seconds
-// apart.
+// apart. Busy cycles are counted as the pipeline counts them: TSC cycles
+// of the iterations that received packets, from RX to TX.
 struct PlainForward {
   uint16_t a = 0, b = 0;
   bool rewrite = false;
   std::atomic<bool> stop{false};
+  uint64_t packets = 0, busy_cycles = 0;  // written by the forwarder, read after it stops
 };
 
 int PlainForwardMain(void* arg) {
@@ -171,9 +178,12 @@ int PlainForwardMain(void* arg) {
   const rte_ether_addr src{{0x02, 0, 0, 0, 0, 0xaa}}, dst{{0x02, 0, 0, 0, 0, 0x02}};
   rte_mbuf* pkts[32];
   while (!f->stop.load(std::memory_order_relaxed)) {
+    const uint64_t start = rte_rdtsc();
+    uint32_t got = 0;
     for (auto [from, to] : {std::pair{f->a, f->b}, std::pair{f->b, f->a}}) {
       uint16_t n = rte_eth_rx_burst(from, 0, pkts, 32);
       if (n == 0) continue;
+      got += n;
       if (f->rewrite) {
         for (uint16_t i = 0; i < n; ++i) {
           auto* eth = rte_pktmbuf_mtod(pkts[i], rte_ether_hdr*);
@@ -183,6 +193,10 @@ int PlainForwardMain(void* arg) {
       }
       uint16_t sent = rte_eth_tx_burst(to, 0, pkts, n);
       if (sent < n) rte_pktmbuf_free_bulk(pkts + sent, n - sent);
+    }
+    if (got != 0) {
+      f->packets += got;
+      f->busy_cycles += rte_rdtsc() - start;
     }
   }
   return 0;
@@ -353,19 +367,23 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   // after that would be a 155 drop, not a connection).
   auto full = [&ct] { return uint64_t(ct.size()) >= uint64_t(ct.capacity()) * 9 / 10; };
   std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios, io_mpps, mac_mpps, mac_ratios,
-      pipe_cycles;
+      pipe_cycles, mg_busy, io_busy, mg_refused, tp_refused;
   uint64_t mg_sent = 0, mg_recv = 0, tp_sent = 0, tp_recv = 0;
   for (uint32_t r = 0; r < rounds; ++r) {
-    const uint64_t before = (*in)->pipeline(0).counters().rx;
+    const PipelineCounters& pc = (*in)->pipeline(0).counters();
+    const uint64_t before = pc.rx, busy_before = pc.busy_cycles;
     if (!(*in)->Start().ok()) break;
-    auto [sent, recv, secs] = Generate(sa, sb, pool, seg, prof, o.flows,
+    auto [sent, recv, secs, offered] = Generate(sa, sb, pool, seg, prof, o.flows,
                                        prof == Profile::kNewConn ? std::function<bool()>(full)
                                                                  : std::function<bool()>());
     (*in)->Stop();
     if (prof == Profile::kNewConn && secs < seg) {
       say(meshgate::StrCat("the conntrack table was 90% full after ", secs, " s: measured until then"));
     }
-    const uint64_t processed = (*in)->pipeline(0).counters().rx - before;
+    const uint64_t processed = pc.rx - before;
+    const double busy = processed ? double(pc.busy_cycles - busy_before) / double(processed) : 0;
+    mg_busy.push_back(busy);
+    mg_refused.push_back(Generated{sent, recv, secs, offered}.refused());
     mg_sent += sent;
     mg_recv += recv;
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
@@ -373,39 +391,47 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     mg_mpps.push_back(mpps);
     mg_cycles.push_back(processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0);
     std::string line = meshgate::StrCat("round ", r + 1, "/", rounds, ": meshgate ",
-                                        Fixed(mpps, 2), " Mpps");
+                                        Fixed(mpps, 2), " Mpps, ", Fixed(busy, 0),
+                                        " busy cycles/packet, ",
+                                        Fixed(100 * mg_refused.back(), 0), "% refused");
     // Plain forwarding on the same ports (deny: the sink would see what
     // meshgate drops, so there is nothing to compare).
-    double plain[2] = {0, 0};  // io, mac
+    double plain[2] = {0, 0}, plain_busy[2] = {0, 0};  // io, mac
     for (int k = 0; prof != Profile::kDeny && k < 2; ++k) {
       PlainForward fwd;
       fwd.a = (*in)->port_id(0);
       fwd.b = (*in)->port_id(1);
       fwd.rewrite = k == 1;
       if (rte_eal_remote_launch(PlainForwardMain, &fwd, worker) != 0) break;
-      auto [psent, precv, psecs] = Generate(sa, sb, pool, seg, prof, o.flows);
+      const Generated g = Generate(sa, sb, pool, seg, prof, o.flows);
       fwd.stop.store(true);
       rte_eal_wait_lcore(worker);
-      plain[k] = double(precv) / psecs / 1e6;
+      plain[k] = double(g.received) / g.seconds / 1e6;
+      plain_busy[k] = fwd.packets ? double(fwd.busy_cycles) / double(fwd.packets) : 0;
     }
     if (plain[0] > 0 && plain[1] > 0) {
       io_mpps.push_back(plain[0]);
       mac_mpps.push_back(plain[1]);
-      // meshgate's time per packet less io's: the pipeline's cycles.
-      if (mpps > 0) pipe_cycles.push_back(double(rte_get_tsc_hz()) / 1e6 * (1 / mpps - 1 / plain[0]));
-      line += meshgate::StrCat(" (its ports: io ", Fixed(plain[0], 2), ", mac ", Fixed(plain[1], 2), ")");
+      // meshgate's busy cycles per packet less io's: the pipeline's own.
+      io_busy.push_back(plain_busy[0]);
+      if (busy > 0) pipe_cycles.push_back(busy - plain_busy[0]);
+      line += meshgate::StrCat(" (its ports: io ", Fixed(plain[0], 2), " Mpps, ",
+                               Fixed(plain_busy[0], 0), " busy cycles/packet; mac ",
+                               Fixed(plain[1], 2), ")");
     }
     if (pid > 0) {
       kill(pid, SIGCONT);
-      auto [tsent, trecv, tsecs] = Generate(ta, tb, pool, seg, prof, o.flows);
+      auto [tsent, trecv, tsecs, toffered] = Generate(ta, tb, pool, seg, prof, o.flows);
       kill(pid, SIGSTOP);
+      tp_refused.push_back(Generated{tsent, trecv, tsecs, toffered}.refused());
       tp_sent += tsent;
       tp_recv += trecv;
       const double t = double(trecv) / tsecs / 1e6;
       tp_mpps.push_back(t);
       if (t > 0) ratios.push_back(mpps / t);
       if (t > 0 && plain[1] > 0) mac_ratios.push_back(plain[1] / t);
-      line += meshgate::StrCat(", dpdk-testpmd ", Fixed(t, 2), " Mpps, ratio ",
+      line += meshgate::StrCat(", dpdk-testpmd ", Fixed(t, 2), " Mpps, ",
+                               Fixed(100 * tp_refused.back(), 0), "% refused, ratio ",
                                Fixed(t > 0 ? mpps / t : 0, 2));
     }
     say(line);
@@ -435,6 +461,14 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
                  tp_mpps.empty() ? 0 : Median(tp_mpps)});
   out.push_back({"link_meshgate_cycles_per_packet_" + tag, Median(mg_cycles),
                  "cycles/packet (core time / processed)", "", 0});
+  out.push_back({"link_meshgate_busy_cycles_per_packet_" + tag, Median(mg_busy),
+                 "cycles/packet (busy iterations, RX to TX)", "", 0});
+  out.push_back({"link_generator_refused_meshgate_" + tag, Median(mg_refused),
+                 "share of the generator's packets its ring refused", "", 0});
+  if (!tp_refused.empty()) {
+    out.push_back({"link_generator_refused_testpmd_" + tag, Median(tp_refused),
+                   "share of the generator's packets its ring refused", "", 0});
+  }
   if (!io_mpps.empty()) {
     out.push_back({"link_ports_io_mpps_" + tag, Median(io_mpps), "Mpps", kBase,
                    tp_mpps.empty() ? 0 : Median(tp_mpps)});
@@ -445,9 +479,13 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     out.push_back({"link_mac_to_testpmd_ratio_" + tag, Median(mac_ratios),
                    "ratio (median of the rounds')", kBase, 1});
   }
+  if (!io_busy.empty()) {
+    out.push_back({"link_ports_io_busy_cycles_per_packet_" + tag, Median(io_busy),
+                   "cycles/packet (busy iterations, RX to TX)", "", 0});
+  }
   if (!pipe_cycles.empty()) {
     out.push_back({"link_pipeline_cycles_per_packet_" + tag, Median(pipe_cycles),
-                   "cycles/packet (1/meshgate - 1/io on its ports)", "", 0});
+                   "cycles/packet (meshgate's busy cycles less io's on its ports)", "", 0});
   }
   out.push_back({"link_meshgate_delivered_ratio_" + tag,
                  mg_sent ? double(mg_recv) / double(mg_sent) : 0, "ratio", "", 0});

@@ -1458,6 +1458,7 @@ uint32_t Pipeline::PollOnce(const uint16_t* ports, uint16_t nports, uint16_t que
   const Snapshot* snap = cell_.Read();  // once per iteration
   uint32_t total = 0;
   if (snap != nullptr) {
+    const uint64_t start = rte_rdtsc();
     rte_mbuf* pkts[kBurst];
     for (uint16_t i = 0; i < nports; ++i) {
       uint16_t n = rte_eth_rx_burst(ports[i], queue, pkts, kBurst);
@@ -1465,6 +1466,10 @@ uint32_t Pipeline::PollOnce(const uint16_t* ports, uint16_t nports, uint16_t que
       total += n;
       Process(*snap, pkts, n, ports[i], stage_);
       Flush(stage_, queue);
+    }
+    if (total != 0) {
+      counters_.busy_polls++;
+      counters_.busy_cycles += rte_rdtsc() - start;
     }
   }
   cell_.Quiescent(reader_id_);  // the loop's fixed point: no snapshot held

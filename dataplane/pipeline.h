@@ -71,6 +71,11 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
   uint64_t acl_cache_hits = 0;   // policy keys answered by the verdict cache, not rte_acl
   uint64_t fragments_untracked = 0;  // first fragments not recorded (table full)
   uint64_t events = 0, events_lost = 0;
+  // PollOnce iterations that received packets, and their TSC cycles from
+  // the first RX burst to the last TX burst: busy_cycles / rx is the core's
+  // cost per packet whatever the offered load (idle polling excluded), and
+  // rx / busy_polls the packets each busy iteration found.
+  uint64_t busy_polls = 0, busy_cycles = 0;
   std::array<DropCounters, kMaxPorts> drops{};  // by input port, by reason
 };
 

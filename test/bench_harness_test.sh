@@ -40,6 +40,21 @@ ok = all(n in rows for n in need) and rows[need[0]]["value"] > 0 and rows[need[1
 ok = ok and not any(n.startswith("link_ports_io_mpps_deny") for n in rows)
 sys.exit(0 if ok else 1)
 PY
+# Busy cycles (poll iterations that received packets): each forwarder's
+# cost per packet whatever the generator offers; the pipeline's is their
+# difference. A forwarder's busy time cannot exceed the core's time.
+check "busy cycles per packet of meshgate and of io on its ports" python3 - "$out/raw.jsonl" <<'PY'
+import json, sys
+rows = {r["name"]: r["value"] for r in map(json.loads, open(sys.argv[1]))}
+t = "established_3073flows"
+mg, io = rows.get("link_meshgate_busy_cycles_per_packet_" + t), rows.get("link_ports_io_busy_cycles_per_packet_" + t)
+core = rows.get("link_meshgate_cycles_per_packet_" + t)
+ok = None not in (mg, io, core) and 0 < io and 0 < mg <= core * 1.01
+for who in ("meshgate", "testpmd"):
+    v = rows.get(f"link_generator_refused_{who}_{t}")
+    ok = ok and v is not None and 0 <= v < 1
+sys.exit(0 if ok else 1)
+PY
 check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
 # The new-connection run stops before the table is full: none of its
 # packets is a 155 (CT_MAP_INSERTION_FAILED) drop.

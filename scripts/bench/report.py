@@ -98,19 +98,30 @@ if any(v is not None for v in mg):
         plots.append((p, "Link throughput per profile"))
     lines += ["## Links, per profile", "",
               "| profile | meshgate Mpps | testpmd io Mpps | ratio | meshgate's ports, io / mac Mpps | mac / testpmd | "
-              "pipeline cycles/packet on the link | meshgate cycles/packet | dropped by meshgate |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "busy cycles/packet, meshgate / io | pipeline cycles/packet on the link | "
+              "generator refused, meshgate / testpmd | dropped by meshgate |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"
     for i, pr in enumerate(profiles):
         t = tags[pr]
         lines.append(f"| {pr} | {fmt(mg[i])} | {fmt(tp[i])} | {fmt(med('link_meshgate_to_testpmd_ratio_' + t))} | "
                      f"{fmt(med('link_ports_io_mpps_' + t))} / {fmt(med('link_ports_mac_mpps_' + t))} | "
-                     f"{fmt(med('link_mac_to_testpmd_ratio_' + t))} | {fmt(med('link_pipeline_cycles_per_packet_' + t))} | "
-                     f"{fmt(med('link_meshgate_cycles_per_packet_' + t))} | {fmt(med('link_meshgate_dropped_' + t))} |")
+                     f"{fmt(med('link_mac_to_testpmd_ratio_' + t))} | "
+                     f"{fmt(med('link_meshgate_busy_cycles_per_packet_' + t))} / "
+                     f"{fmt(med('link_ports_io_busy_cycles_per_packet_' + t))} | "
+                     f"{fmt(med('link_pipeline_cycles_per_packet_' + t))} | "
+                     f"{pct(med('link_generator_refused_meshgate_' + t))} / "
+                     f"{pct(med('link_generator_refused_testpmd_' + t))} | "
+                     f"{fmt(med('link_meshgate_dropped_' + t))} |")
     lines += ["", "The deny profile delivers nothing by design: its Mpps is what meshgate processed (and dropped), "
               "and it has no plain-forwarding figures.",
               "meshgate's ports, io / mac: the same memif ports, pool and lcore forwarding with no pipeline (io: "
               "packets untouched, as testpmd's io mode; mac: both MAC addresses rewritten, as l2fwd), between "
-              "meshgate's rounds. Pipeline cycles/packet on the link = TSC Hz x (1 / meshgate rate - 1 / io rate).", ""]
+              "meshgate's rounds. Busy cycles/packet: TSC cycles of the poll iterations that received packets, "
+              "RX to TX, per packet (idle polling left out); pipeline cycles/packet on the link = meshgate's "
+              "less io's. Generator refused: the share of the generator's packets that the forwarder's full "
+              "ring turned away; a forwarder that is not refused kept up, and its rate is the generator's "
+              "(docs/benchmarks.md).", ""]
 
 for sweep, key in (("flows", "flow_sweep"), ("rules", "rule_sweep")):
     pts = meta.get(key) or []

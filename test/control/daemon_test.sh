@@ -149,10 +149,24 @@ check "stats drops" grep -q "POLICY_DENIED *133" <<<"$st"
 sj=$("$ctl" -s "$run/admin.sock" stats -o json)
 check "stats: per-lcore verdict-cache hits" grep -Eq '"ACL CACHE HITS":"[0-9]+"' <<<"$sj"
 check "stats: net_af_packet offers no checksum offload" grep -q '"CHECKSUM OFFLOAD":"none"' <<<"$sj"
+check "stats: busy cycles per packet of the worker that forwarded the pings" \
+  grep -Eq '"BUSY CYCLES/PACKET":"[0-9]+\.[0-9]"' <<<"$sj"
 m=$(curl -s "http://127.0.0.1:$mport/metrics")
 check "metrics drops" grep -Eq 'meshgate_drops_total\{reason="POLICY_DENIED",code="133",port="0"\} [1-9]' <<<"$m"
 check "metrics histogram" grep -q 'meshgate_snapshot_publish_ms_count [1-9]' <<<"$m"
 check "metrics gauges" grep -q "^meshgate_endpoints 3$" <<<"$m"
+check "metrics busy cycles" grep -Eq '^meshgate_busy_cycles_total\{lcore="1"\} [1-9]' <<<"$m"
+check "metrics: each family's samples under its own TYPE" python3 -c '
+import sys
+fam = None
+for line in sys.stdin.read().splitlines():
+    if line.startswith("# TYPE "):
+        fam = line.split()[2]
+    elif line and not line.startswith("#"):
+        name = line.split("{")[0].split()[0]
+        ok = name == fam or (name.startswith(fam + "_") and name[len(fam) + 1:] in ("bucket", "sum", "count"))
+        if not ok:
+            sys.exit("sample %s after TYPE %s" % (name, fam))' <<<"$m"
 check "metrics: live connections tracked, none collected yet" \
   bash -c 'grep -Eq "^meshgate_tracked_connections [1-9]" <<<"$1" && grep -q "^meshgate_collected_total{table=\"conntrack\"} 0$" <<<"$1"' _ "$m"
 prefix=$(ls /var/run/dpdk | grep "^meshgate-cluster1-$dpid$")

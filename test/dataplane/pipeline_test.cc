@@ -239,6 +239,13 @@ TEST_CASE("net_ring ports: RX, verdicts, TX through real ethdevs; a new snapshot
   // The old snapshot is reclaimed once the worker has passed quiescence.
   CHECK((*cell)->Reclaim() == 1);
   CHECK(pl.counters().tx == 2);
+  // Busy time: the two iterations that received packets, not the idle one.
+  CHECK(pl.counters().busy_polls == 2);
+  const uint64_t busy = pl.counters().busy_cycles;
+  CHECK(busy > 0);
+  CHECK(pl.PollOnce(ports, 3) == 0);
+  CHECK(pl.counters().busy_polls == 2);
+  CHECK(pl.counters().busy_cycles == busy);
   for (int i = 0; i < 3; ++i) {
     rte_eth_dev_stop(ports[i]);
     rte_eth_dev_close(ports[i]);
