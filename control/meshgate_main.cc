@@ -137,9 +137,11 @@ Usage:
       drops; each round's figures as it goes. Each round also forwards on
       meshgate's own ports with no pipeline (io: packets untouched; mac:
       MAC addresses rewritten, as l2fwd), which gives the pipeline's own
-      cycles/packet on the link (meshgate's busy cycles less io's) and
-      what a MAC-rewriting forwarder scores against testpmd (not for
-      deny); a run takes about 4 x --seconds. Profiles:
+      cycles/packet on the link (meshgate's busy cycles less io's), the
+      capacity ratio (io's busy cycles over meshgate's: what each could
+      carry, whatever the generator offers) and what a MAC-rewriting
+      forwarder scores against testpmd (not for deny); a run takes about
+      4 x --seconds. Profiles:
       established (UDP over --flows connections, default 3073), new-conn
       (TCP SYNs, each a new connection; one round, which ends early when the
       2M-connection table is 90% full), deny (all denied by policy),

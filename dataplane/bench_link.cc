@@ -367,7 +367,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   // after that would be a 155 drop, not a connection).
   auto full = [&ct] { return uint64_t(ct.size()) >= uint64_t(ct.capacity()) * 9 / 10; };
   std::vector<double> mg_mpps, mg_cycles, tp_mpps, ratios, io_mpps, mac_mpps, mac_ratios,
-      pipe_cycles, mg_busy, io_busy, mg_refused, tp_refused;
+      pipe_cycles, mg_busy, io_busy, mg_refused, tp_refused, capacity;
   uint64_t mg_sent = 0, mg_recv = 0, tp_sent = 0, tp_recv = 0;
   for (uint32_t r = 0; r < rounds; ++r) {
     const PipelineCounters& pc = (*in)->pipeline(0).counters();
@@ -414,7 +414,10 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       mac_mpps.push_back(plain[1]);
       // meshgate's busy cycles per packet less io's: the pipeline's own.
       io_busy.push_back(plain_busy[0]);
-      if (busy > 0) pipe_cycles.push_back(busy - plain_busy[0]);
+      if (busy > 0) {
+        pipe_cycles.push_back(busy - plain_busy[0]);
+        capacity.push_back(plain_busy[0] / busy);
+      }
       line += meshgate::StrCat(" (its ports: io ", Fixed(plain[0], 2), " Mpps, ",
                                Fixed(plain_busy[0], 0), " busy cycles/packet; mac ",
                                Fixed(plain[1], 2), ")");
@@ -486,6 +489,11 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   if (!pipe_cycles.empty()) {
     out.push_back({"link_pipeline_cycles_per_packet_" + tag, Median(pipe_cycles),
                    "cycles/packet (meshgate's busy cycles less io's on its ports)", "", 0});
+    // What the two forwarders could each carry, whatever the generator
+    // offers: io's busy cycles per packet over meshgate's.
+    out.push_back({"link_capacity_ratio_" + tag, Median(capacity),
+                   "ratio (io's busy cycles/packet over meshgate's, median of the rounds')",
+                   "io forwarding on meshgate's ports, same rounds", 1});
   }
   out.push_back({"link_meshgate_delivered_ratio_" + tag,
                  mg_sent ? double(mg_recv) / double(mg_sent) : 0, "ratio", "", 0});

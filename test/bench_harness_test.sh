@@ -49,7 +49,8 @@ rows = {r["name"]: r["value"] for r in map(json.loads, open(sys.argv[1]))}
 t = "established_3073flows"
 mg, io = rows.get("link_meshgate_busy_cycles_per_packet_" + t), rows.get("link_ports_io_busy_cycles_per_packet_" + t)
 core = rows.get("link_meshgate_cycles_per_packet_" + t)
-ok = None not in (mg, io, core) and 0 < io and 0 < mg <= core * 1.01
+cap = rows.get("link_capacity_ratio_" + t)
+ok = None not in (mg, io, core, cap) and 0 < io and 0 < mg <= core * 1.01 and 0 < cap
 for who in ("meshgate", "testpmd"):
     v = rows.get(f"link_generator_refused_{who}_{t}")
     ok = ok and v is not None and 0 <= v < 1

@@ -98,9 +98,9 @@ if any(v is not None for v in mg):
         plots.append((p, "Link throughput per profile"))
     lines += ["## Links, per profile", "",
               "| profile | meshgate Mpps | testpmd io Mpps | ratio | meshgate's ports, io / mac Mpps | mac / testpmd | "
-              "busy cycles/packet, meshgate / io | pipeline cycles/packet on the link | "
+              "busy cycles/packet, meshgate / io | capacity ratio | pipeline cycles/packet on the link | "
               "generator refused, meshgate / testpmd | dropped by meshgate |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"
     for i, pr in enumerate(profiles):
         t = tags[pr]
@@ -109,6 +109,7 @@ if any(v is not None for v in mg):
                      f"{fmt(med('link_mac_to_testpmd_ratio_' + t))} | "
                      f"{fmt(med('link_meshgate_busy_cycles_per_packet_' + t))} / "
                      f"{fmt(med('link_ports_io_busy_cycles_per_packet_' + t))} | "
+                     f"{fmt(med('link_capacity_ratio_' + t))} | "
                      f"{fmt(med('link_pipeline_cycles_per_packet_' + t))} | "
                      f"{pct(med('link_generator_refused_meshgate_' + t))} / "
                      f"{pct(med('link_generator_refused_testpmd_' + t))} | "
@@ -118,8 +119,9 @@ if any(v is not None for v in mg):
               "meshgate's ports, io / mac: the same memif ports, pool and lcore forwarding with no pipeline (io: "
               "packets untouched, as testpmd's io mode; mac: both MAC addresses rewritten, as l2fwd), between "
               "meshgate's rounds. Busy cycles/packet: TSC cycles of the poll iterations that received packets, "
-              "RX to TX, per packet (idle polling left out); pipeline cycles/packet on the link = meshgate's "
-              "less io's. Generator refused: the share of the generator's packets that the forwarder's full "
+              "RX to TX, per packet (idle polling left out); capacity ratio = io's busy cycles over meshgate's "
+              "(what each could carry, whatever the generator offers); pipeline cycles/packet on the link = "
+              "meshgate's less io's. Generator refused: the share of the generator's packets that the forwarder's full "
               "ring turned away; a forwarder that is not refused kept up, and its rate is the generator's "
               "(docs/benchmarks.md).", ""]
 
