@@ -162,10 +162,10 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
 // workers stopped): the same links, pool and descriptors with no pipeline.
 // io: as testpmd's io mode, the packets untouched; mac: as l2fwd, each
 // packet's two MAC addresses rewritten (the least a forwarder that looks
-// at its packets does). The pipeline's own cost on the link is the
-// difference of meshgate's and io's times per packet, measured seconds
-// apart. Busy cycles are counted as the pipeline counts them: TSC cycles
-// of the iterations that received packets, from RX to TX.
+// at its packets does). Busy cycles are counted as the pipeline counts
+// them: TSC cycles of the iterations that received packets, from RX to
+// TX. The pipeline's own cost on the link is meshgate's busy cycles per
+// packet less io's, measured seconds apart.
 struct PlainForward {
   uint16_t a = 0, b = 0;
   bool rewrite = false;
@@ -373,9 +373,11 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     const PipelineCounters& pc = (*in)->pipeline(0).counters();
     const uint64_t before = pc.rx, busy_before = pc.busy_cycles;
     if (!(*in)->Start().ok()) break;
-    auto [sent, recv, secs, offered] = Generate(sa, sb, pool, seg, prof, o.flows,
-                                       prof == Profile::kNewConn ? std::function<bool()>(full)
-                                                                 : std::function<bool()>());
+    const Generated g = Generate(sa, sb, pool, seg, prof, o.flows,
+                                 prof == Profile::kNewConn ? std::function<bool()>(full)
+                                                           : std::function<bool()>());
+    const uint64_t sent = g.sent, recv = g.received;
+    const double secs = g.seconds;
     (*in)->Stop();
     if (prof == Profile::kNewConn && secs < seg) {
       say(meshgate::StrCat("the conntrack table was 90% full after ", secs, " s: measured until then"));
@@ -383,7 +385,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     const uint64_t processed = pc.rx - before;
     const double busy = processed ? double(pc.busy_cycles - busy_before) / double(processed) : 0;
     mg_busy.push_back(busy);
-    mg_refused.push_back(Generated{sent, recv, secs, offered}.refused());
+    mg_refused.push_back(g.refused());
     mg_sent += sent;
     mg_recv += recv;
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
@@ -403,10 +405,10 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       fwd.b = (*in)->port_id(1);
       fwd.rewrite = k == 1;
       if (rte_eal_remote_launch(PlainForwardMain, &fwd, worker) != 0) break;
-      const Generated g = Generate(sa, sb, pool, seg, prof, o.flows);
+      const Generated pg = Generate(sa, sb, pool, seg, prof, o.flows);
       fwd.stop.store(true);
       rte_eal_wait_lcore(worker);
-      plain[k] = double(g.received) / g.seconds / 1e6;
+      plain[k] = double(pg.received) / pg.seconds / 1e6;
       plain_busy[k] = fwd.packets ? double(fwd.busy_cycles) / double(fwd.packets) : 0;
     }
     if (plain[0] > 0 && plain[1] > 0) {
@@ -424,12 +426,12 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     }
     if (pid > 0) {
       kill(pid, SIGCONT);
-      auto [tsent, trecv, tsecs, toffered] = Generate(ta, tb, pool, seg, prof, o.flows);
+      const Generated tg = Generate(ta, tb, pool, seg, prof, o.flows);
       kill(pid, SIGSTOP);
-      tp_refused.push_back(Generated{tsent, trecv, tsecs, toffered}.refused());
-      tp_sent += tsent;
-      tp_recv += trecv;
-      const double t = double(trecv) / tsecs / 1e6;
+      tp_refused.push_back(tg.refused());
+      tp_sent += tg.sent;
+      tp_recv += tg.received;
+      const double t = double(tg.received) / tg.seconds / 1e6;
       tp_mpps.push_back(t);
       if (t > 0) ratios.push_back(mpps / t);
       if (t > 0 && plain[1] > 0) mac_ratios.push_back(plain[1] / t);
