@@ -123,8 +123,8 @@ uint32_t Conntrack::fragments() const { return uint32_t(rte_hash_count(frag_h_))
 
 void Conntrack::LookupBurst(const CtKey* keys, uint16_t n, uint64_t now, CtResult* res,
                             int32_t* pos) const noexcept {
-  Hash h[32];
-  if (n > 32) n = 32;
+  Hash h[kMaxBurst];
+  if (n > kMaxBurst) n = kMaxBurst;
   for (uint16_t i = 0; i < n; ++i) {
     h[i] = HashOf(keys[i]);
     Prefetch(h[i]);
@@ -140,8 +140,8 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
   // so that the misses overlap: fetch the first candidate record of each;
   // then compare. A packet not found has its bucket, where its connection
   // will go, in cache for Create.
-  if (n > 32) n = 32;
-  uint32_t first[32];
+  if (n > kMaxBurst) n = kMaxBurst;
+  uint32_t first[kMaxBurst];
   for (uint16_t i = 0; i < n; ++i) {
     first[i] = index_.FirstCandidate(h[i]);
     if (first[i] != 0) rte_prefetch0(&conns_[first[i] - 1]);

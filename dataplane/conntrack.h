@@ -169,7 +169,10 @@ class Conntrack {
   SlotIndex::Hash HashOf(const CtKey& k) const noexcept;
   SlotIndex::Hash HashOf4(uint64_t head, uint32_t src, uint32_t dst) const noexcept;
   void Prefetch(SlotIndex::Hash h) const noexcept { index_.Prefetch(h); }
-  // Looks up `n` (<= 32) packets; for each, `pos` gets the entry (or -1).
+  // The most packets one burst call handles (LookupBurst, LookupHashed,
+  // Reserve): more are cut off, so a caller's burst must fit.
+  static constexpr uint16_t kMaxBurst = 32;
+  // Looks up `n` (<= kMaxBurst) packets; for each, `pos` gets the entry (or -1).
   void LookupBurst(const CtKey* keys, uint16_t n, uint64_t now_tsc, CtResult* res,
                    int32_t* pos) const noexcept;
   // The same for keys whose hashes `h` (HashOf) the caller has computed and
@@ -197,7 +200,7 @@ class Conntrack {
   // table another worker may find none free meanwhile (155), as it may
   // when this worker's connections take the last ones.
   struct Reservation {
-    uint32_t ids[32];
+    uint32_t ids[kMaxBurst];
     uint16_t n = 0, used = 0;
   };
   void Reserve(Reservation& r, uint16_t n) noexcept;

@@ -55,6 +55,8 @@
 namespace meshgate::dataplane {
 
 inline constexpr uint16_t kBurst = 32;
+// A burst's connections are looked up and reserved in one call each.
+static_assert(kBurst <= Conntrack::kMaxBurst);
 // Entries of each worker's verdict cache (classifier/verdict_cache.h):
 // 65,536 x 32 bytes = 2 MiB. Sized by bench pipeline's new connections
 // (10k rules, flows spread over every rule): 16,384 entries answered 64%
