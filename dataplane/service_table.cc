@@ -5,11 +5,8 @@
 
 #include <rte_cycles.h>
 
-#include <rte_errno.h>
-#include <rte_hash_crc.h>
-
-#include <atomic>
 #include <cstring>
+#include <random>
 
 #include "identity/strutil.h"
 
@@ -36,10 +33,6 @@ uint32_t LbFlowHash(uint8_t family, const uint8_t* client, uint16_t client_port,
   return c;
 }
 
-namespace {
-std::atomic<uint64_t> g_seq{0};
-}
-
 ServiceKey MakeServiceKey(const identity::IpAddr& a, uint16_t port, uint8_t proto) {
   ServiceKey k;
   k.family = a.family == identity::Family::kIpv4 ? 4 : 6;
@@ -52,18 +45,14 @@ ServiceKey MakeServiceKey(const identity::IpAddr& a, uint16_t port, uint8_t prot
 absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     const std::vector<ServiceSpec>& specs) {
   std::unique_ptr<ServiceTable> t(new ServiceTable());
-  std::string name = meshgate::StrCat("mgsvc", g_seq.fetch_add(1));
-  rte_hash_parameters p{};
-  p.name = name.c_str();
-  p.entries = uint32_t(specs.size() * 2 + 8);
-  p.key_len = sizeof(ServiceKey);
-  p.hash_func = rte_hash_crc;
-  p.socket_id = SOCKET_ID_ANY;
-  t->h_ = rte_hash_create(&p);
-  if (t->h_ == nullptr) {
-    return absl::ResourceExhaustedError(meshgate::StrCat("service table: ", rte_strerror(rte_errno)));
-  }
-  t->index_of_pos_.assign(size_t(rte_hash_max_key_id(t->h_)) + 1, -1);
+  if (specs.size() > (1u << 24)) return absl::ResourceExhaustedError("service table: over 16M services");
+  uint32_t slots = 8, log2 = 3;
+  while (slots < specs.size() * 4) slots <<= 1, ++log2;
+  t->slots_.assign(slots, -1);
+  t->slot_mask_ = slots - 1;
+  t->slot_shift_ = 64 - log2;
+  std::random_device rd;  // the kernel's generator (getrandom)
+  for (uint64_t& k : t->slot_key_) k = uint64_t(rd()) << 32 | rd();
   uint32_t bits = 4096;
   while (bits < specs.size() * 16 && bits < (1u << 24)) bits <<= 1;
   t->filter_.assign(bits / 64, 0);
@@ -92,20 +81,17 @@ absl::StatusOr<std::unique_ptr<ServiceTable>> ServiceTable::Build(
     t->table_.insert(t->table_.end(), s.maglev.begin(), s.maglev.end());
     const uint32_t fb = FilterHash(svc.key) & t->filter_mask_;
     t->filter_[fb >> 6] |= uint64_t(1) << (fb & 63);
-    int32_t pos = rte_hash_add_key(t->h_, &svc.key);
-    if (pos < 0) return absl::ResourceExhaustedError("service table full");
-    if (t->index_of_pos_[pos] >= 0) {
-      return absl::AlreadyExistsError(
-          meshgate::StrCat("two services share the frontend ", s.vip.ToString(), ":", s.port));
+    uint32_t p = t->SlotOf(svc.key);
+    for (; t->slots_[p] >= 0; p = (p + 1) & t->slot_mask_) {
+      if (SameKey(t->services_[t->slots_[p]].key, svc.key)) {
+        return absl::AlreadyExistsError(
+            meshgate::StrCat("two services share the frontend ", s.vip.ToString(), ":", s.port));
+      }
     }
-    t->index_of_pos_[pos] = int32_t(t->services_.size());
+    t->slots_[p] = int32_t(t->services_.size());
     t->services_.push_back(svc);
   }
   return t;
-}
-
-ServiceTable::~ServiceTable() {
-  if (h_ != nullptr) rte_hash_free(h_);
 }
 
 }  // namespace meshgate::dataplane

@@ -355,10 +355,11 @@ TEST_CASE("the frontend filter: every frontend passes it; most other destination
   }
   auto t = ServiceTable::Build(specs);
   REQUIRE(t.ok());
-  for (const auto& sp : specs) {
+  for (int32_t i = 0; i < int32_t(specs.size()); ++i) {
+    const ServiceSpec& sp = specs[size_t(i)];
     const ServiceKey k = MakeServiceKey(sp.vip, sp.port, sp.proto);
     CHECK((*t)->MayBeFrontend(k));
-    CHECK((*t)->Lookup(k) >= 0);
+    CHECK((*t)->Lookup(k) == i);  // its own service, in Build's order
     if (k.family == 4) {
       uint32_t a;
       std::memcpy(&a, k.addr, 4);
@@ -386,6 +387,51 @@ TEST_CASE("the frontend filter: every frontend passes it; most other destination
     passed += (*t)->MayBeFrontend(k);
   }
   CHECK(passed < 1000);
+}
+
+TEST_CASE("the frontend index: each of 50,000 services found as itself; a second one on a frontend refused",
+          "[service]") {
+  // Keys that differ in one field only (address, port, protocol, family)
+  // must all be told apart by the index's hash and its comparison.
+  std::vector<ServiceSpec> specs;
+  for (uint32_t i = 0; i < 50000; ++i) {
+    ServiceSpec sp;
+    sp.vip = i % 7 == 0 ? *identity::IpAddr::Parse("fd00::" + std::to_string(i / 7))
+                        : identity::IpAddr::V4(0x0a600000 + i / 4);
+    sp.port = uint16_t(80 + i % 4);
+    sp.proto = i % 7 == 0 && i % 2 ? 17 : 6;
+    specs.push_back(sp);
+  }
+  auto t = ServiceTable::Build(specs);
+  REQUIRE(t.ok());
+  uint32_t wrong = 0;
+  for (uint32_t i = 0; i < specs.size(); ++i) {
+    wrong += (*t)->Lookup(MakeServiceKey(specs[i].vip, specs[i].port, specs[i].proto)) != int32_t(i);
+  }
+  CHECK(wrong == 0);
+  // The same addresses and ports under the other protocol, and ports no
+  // service has: no service.
+  uint32_t found = 0;
+  for (uint32_t i = 1; i < specs.size(); i += 7) {
+    found += (*t)->Lookup(MakeServiceKey(specs[i].vip, specs[i].port, 17)) >= 0;
+    found += (*t)->Lookup(MakeServiceKey(specs[i].vip, 8080, 6)) >= 0;
+  }
+  CHECK(found == 0);
+  specs.push_back(specs[123]);
+  auto dup = ServiceTable::Build(specs);
+  REQUIRE(!dup.ok());
+  CHECK(dup.status().code() == absl::StatusCode::kAlreadyExists);
+  // The comparison reads every byte of the key.
+  const ServiceKey k = MakeServiceKey(specs[7].vip, specs[7].port, specs[7].proto);
+  CHECK(ServiceTable::SameKey(k, k));
+  for (size_t b = 0; b < sizeof(ServiceKey); ++b) {
+    ServiceKey other = k;
+    reinterpret_cast<uint8_t*>(&other)[b] ^= 0x10;
+    CHECK(!ServiceTable::SameKey(k, other));
+  }
+  auto none = ServiceTable::Build({});
+  REQUIRE(none.ok());
+  CHECK((*none)->Lookup(MakeServiceKey(identity::IpAddr::V4(0x0a600000), 80, 6)) == -1);
 }
 
 TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the general one",
