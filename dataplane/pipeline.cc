@@ -482,19 +482,20 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
 // An endpoint's usual frame: ParsePlain's checks (untagged Ethernet, IPv4
 // without options or fragmentation, TCP or UDP) over fixed offsets, reading
-// words; the source the endpoint's own address (anti-spoofing, `ep_be` its
-// address as it lies in a packet, never 0); and a destination that is no
-// service frontend (the table's filter; `services` may be null). True:
-// `meta` is what the general parse, the endpoint stage and `admit` would
-// have left without a translation (`in_port` aside), `*src` and `*dst` the
-// addresses as they lie in the packet. False for any other frame, good or
-// bad, with nothing written: the general stages decide (and name the drop).
-// `ck`: the port's IPv4 checksum verdict (RTE_MBUF_F_RX_IP_CKSUM_*, 0 when
-// the port gives none).
+// words; and the source the endpoint's own address (anti-spoofing, `ep_be`
+// its address as it lies in a packet, never 0). True: `meta` is what the
+// general parse and the endpoint stage would have left (`in_port` aside),
+// `*src` and `*dst` the addresses as they lie in the packet, and
+// `*frontend` whether the destination may be a service frontend (the
+// table's filter; `services` may be null): then `admit` (service DNAT)
+// follows, else the tuple is built at once. False for any other frame,
+// good or bad, with nothing written: the general stages decide (and name
+// the drop). `ck`: the port's IPv4 checksum verdict
+// (RTE_MBUF_F_RX_IP_CKSUM_*, 0 when the port gives none).
 [[gnu::always_inline]] inline bool PlainEndpoint(const uint8_t* d, uint32_t len, uint64_t ck,
                                                  uint32_t ep_be, uint32_t identity,
                                                  const ServiceTable* services, PacketMeta& meta,
-                                                 uint32_t* src, uint32_t* dst) {
+                                                 uint32_t* src, uint32_t* dst, bool* frontend) {
   constexpr uint32_t kIp = 14, kL4 = kIp + 20;
   if (len < kL4 + 8 || (LoadAt<uint32_t>(d + 12) & 0xffffff) != 0x450008u) return false;
   const uint32_t total = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 2));
@@ -523,7 +524,7 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   const uint32_t d4 = LoadAt<uint32_t>(d + kIp + 16);
   const uint32_t ports = LoadAt<uint32_t>(d + kL4);
   const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
-  if (services != nullptr && services->MayBeFrontend4(d4, dport, proto)) return false;
+  *frontend = services != nullptr && services->MayBeFrontend4(d4, dport, proto);
   PlainMeta(meta, 4, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
   *src = s4;
   *dst = d4;
@@ -534,11 +535,12 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // with TCP or UDP right after its header (no extension headers), with
 // ParseIpv6's and ParseL4's checks (RFC 8200 payload length within the
 // frame; TCP data offset; UDP length), from the endpoint's own IPv6 address
-// (`ep_v6`), to no service frontend. The addresses stay where they lie
+// (`ep_v6`); `*frontend` as for IPv4. The addresses stay where they lie
 // (14 + 8 and 14 + 24).
 [[gnu::always_inline]] inline bool PlainEndpoint6(const uint8_t* d, uint32_t len,
                                                   const uint8_t* ep_v6, uint32_t identity,
-                                                  const ServiceTable* services, PacketMeta& meta) {
+                                                  const ServiceTable* services, PacketMeta& meta,
+                                                  bool* frontend) {
   constexpr uint32_t kIp = 14, kL4 = kIp + 40;
   if (len < kL4 + 8 || LoadAt<uint16_t>(d + 12) != 0xdd86 || (d[kIp] >> 4) != 6) return false;
   const uint32_t plen = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 4));
@@ -564,7 +566,7 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   }
   const uint32_t ports = LoadAt<uint32_t>(d + kL4);
   const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
-  if (services != nullptr && services->MayBeFrontend6(d + kIp + 24, dport, proto)) return false;
+  *frontend = services != nullptr && services->MayBeFrontend6(d + kIp + 24, dport, proto);
   PlainMeta(meta, 6, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
   return true;
 }
@@ -1076,20 +1078,29 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       rte_mbuf* m = pkts[i];
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
       PacketMeta* meta = meta_of(m);
+      bool frontend;
       if (plain) {
         uint32_t s4, d4;
         if (PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
                           rx_ck ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
-                          src_ep.identity, services, *meta, &s4, &d4)) {
+                          src_ep.identity, services, *meta, &s4, &d4, &frontend)) {
           meta->in_port = in_port & 0x3f;
+          if (frontend) {  // perhaps a service's: the general tail translates it
+            admit(m, meta);
+            continue;
+          }
           svc[nw].active = false;
           track4(m, *meta, s4, d4);
           continue;
         }
       }
       if (plain6 && PlainEndpoint6(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-                                   src_ep.v6.data(), src_ep.identity, services, *meta)) {
+                                   src_ep.v6.data(), src_ep.identity, services, *meta, &frontend)) {
         meta->in_port = in_port & 0x3f;
+        if (frontend) {
+          admit(m, meta);
+          continue;
+        }
         svc[nw].active = false;
         track6(m, *meta);
         continue;

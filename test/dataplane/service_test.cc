@@ -179,8 +179,8 @@ TEST_CASE("connections keep their backend when the service changes; new ones use
 TEST_CASE("an endpoint's IPv6 frame meets the same fate in the one-pass parse and the general one",
           "[service][drops][differential][ipv6]") {
   // PlainEndpoint6: untagged Ethernet, IPv6 with TCP or UDP right after its
-  // header, from the endpoint's own address, to no service frontend. The
-  // same frame with an 802.1Q tag takes the general parse (ParseIpv6,
+  // header, from the endpoint's own address (to a service frontend, then
+  // the general tail: service DNAT). The same frame with an 802.1Q tag takes the general parse (ParseIpv6,
   // ParseL4), anti-spoofing and service stage: each damaged byte, each
   // payload length, must meet the same fate both ways.
   SvcNode s;
@@ -194,10 +194,12 @@ TEST_CASE("an endpoint's IPv6 frame meets the same fate in the one-pass parse an
   s.Build({svc6});
   auto fate = [&](const Bytes& frame, bool tagged) { return s.FateOf("frontend", frame, tagged); };
   const auto tag = [](const Bytes& f) { return WithVlanTag(f); };
-  for (bool tcp : {true, false}) {
-    INFO((tcp ? "tcp" : "udp"));
-    const Bytes plain = Eth(0x86DD, Ipv6("fd00:1::10", "fd00:1::20", tcp ? 6 : 17,
-                                         tcp ? Tcp(40000, 80) : Udp(40001, 53, 12)));
+  // To myapp over TCP and UDP, and over TCP to its service's frontend.
+  for (int shape = 0; shape < 3; ++shape) {
+    const bool tcp = shape != 1;
+    INFO((shape == 0 ? "tcp" : shape == 1 ? "udp" : "tcp to the frontend"));
+    const Bytes plain = Eth(0x86DD, Ipv6("fd00:1::10", shape == 2 ? "fd00:96::80" : "fd00:1::20",
+                                         tcp ? 6 : 17, tcp ? Tcp(40000, 80) : Udp(40001, 53, 12)));
     const Fate intact = fate(plain, false);
     REQUIRE(intact.reason == -1);
     REQUIRE(intact.port == s.n.port.at("myapp"));
@@ -438,8 +440,9 @@ TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the
           "[service][drops][differential]") {
   // PlainEndpoint checks an endpoint's usual frame (untagged Ethernet, IPv4
   // without options or fragmentation, TCP or UDP, from the endpoint's own
-  // address, to no service frontend) in one pass; an 802.1Q tag sends the
-  // same frame through the general parse, anti-spoofing and service stage.
+  // address) in one pass, and a frame to a service frontend then takes the
+  // general tail (service DNAT); an 802.1Q tag sends the same frame through
+  // the general parse, anti-spoofing and service stage.
   // Each byte damaged, each IPv4 field changed with its checksum kept
   // right, must meet the same fate both ways: the same drop reason, or the
   // same bytes delivered on the same port (the tag aside).
@@ -448,10 +451,14 @@ TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the
   s.Build({Svc({"10.1.0.20"})});  // frontend 10.96.0.80:80/TCP -> myapp:8080
   auto fate = [&](const Bytes& frame, bool tagged) { return s.FateOf("frontend", frame, tagged); };
   const auto tag = [](const Bytes& f) { return WithVlanTag(f); };
-  for (bool tcp : {true, false}) {
-    INFO((tcp ? "tcp" : "udp"));
-    const Bytes plain = tcp ? Syn("10.1.0.10", 40000, "10.1.0.20", 80)
-                            : Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17, Udp(40001, 53, 12)));
+  // To myapp over TCP and UDP, and over TCP to its service's frontend.
+  for (int shape = 0; shape < 3; ++shape) {
+    const bool tcp = shape != 1;
+    INFO((shape == 0 ? "tcp" : shape == 1 ? "udp" : "tcp to the frontend"));
+    const Bytes plain = shape == 0   ? Syn("10.1.0.10", 40000, "10.1.0.20", 80)
+                        : shape == 1 ? Eth(0x0800, Ipv4(V4("10.1.0.10"), V4("10.1.0.20"), 17,
+                                                        Udp(40001, 53, 12)))
+                                     : Syn("10.1.0.10", 40002, "10.96.0.80", 80);
     const Bytes tagged = tag(plain);
     const Fate intact = fate(plain, false);  // a new connection
     REQUIRE(intact.reason == -1);
