@@ -376,22 +376,21 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     const Generated g = Generate(sa, sb, pool, seg, prof, o.flows,
                                  prof == Profile::kNewConn ? std::function<bool()>(full)
                                                            : std::function<bool()>());
-    const uint64_t sent = g.sent, recv = g.received;
-    const double secs = g.seconds;
     (*in)->Stop();
-    if (prof == Profile::kNewConn && secs < seg) {
-      say(meshgate::StrCat("the conntrack table was 90% full after ", secs, " s: measured until then"));
+    if (prof == Profile::kNewConn && g.seconds < seg) {
+      say(meshgate::StrCat("the conntrack table was 90% full after ", g.seconds,
+                           " s: measured until then"));
     }
     const uint64_t processed = pc.rx - before;
     const double busy = processed ? double(pc.busy_cycles - busy_before) / double(processed) : 0;
     mg_busy.push_back(busy);
     mg_refused.push_back(g.refused());
-    mg_sent += sent;
-    mg_recv += recv;
+    mg_sent += g.sent;
+    mg_recv += g.received;
     // Deny: nothing is delivered by design; the rate is what meshgate processed.
-    const double mpps = double(prof == Profile::kDeny ? processed : recv) / secs / 1e6;
+    const double mpps = double(prof == Profile::kDeny ? processed : g.received) / g.seconds / 1e6;
     mg_mpps.push_back(mpps);
-    mg_cycles.push_back(processed ? double(rte_get_tsc_hz()) * secs / double(processed) : 0);
+    mg_cycles.push_back(processed ? double(rte_get_tsc_hz()) * g.seconds / double(processed) : 0);
     std::string line = meshgate::StrCat("round ", r + 1, "/", rounds, ": meshgate ",
                                         Fixed(mpps, 2), " Mpps, ", Fixed(busy, 0),
                                         " busy cycles/packet, ",

@@ -16,10 +16,16 @@
 // between meshgate's and testpmd's turns (same links, pool, descriptors and
 // lcore): io (packets untouched, as testpmd's io mode) and mac (both MAC
 // addresses rewritten, as l2fwd). io against testpmd says whether
-// meshgate's port set-up costs what testpmd's does; TSC Hz x (1 / meshgate
-// - 1 / io) is the pipeline's own cycles per packet on the link; mac
-// against testpmd is what the least per-packet work scores on this link.
-// (Not for deny: the sink sees nothing of meshgate's.)
+// meshgate's port set-up costs what testpmd's does; mac against testpmd is
+// what the least per-packet work scores on this link. (Not for deny: the
+// sink sees nothing of meshgate's.)
+//
+// Busy cycles (poll iterations that received packets, RX to TX) per packet
+// are each forwarder's cost whatever the generator offers: meshgate's less
+// io's is the pipeline's own cost on the link, io's over meshgate's the
+// capacity ratio. The generator counts what each forwarder's full ring
+// refused: a forwarder that is not refused kept up, and its rate is the
+// generator's (docs/benchmarks.md, "What bounds the link's rate").
 #pragma once
 
 #include <string>
