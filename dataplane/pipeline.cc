@@ -912,6 +912,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // The metadata's offset, read once: a global would be reloaded after
   // every store through a byte pointer.
   const auto meta_of = [off = g_packet_meta_offset](rte_mbuf* m) { return Meta(m, off); };
+  // The same for the conntrack table: a member is reloaded through `this`.
+  Conntrack* const ct = ct_;
   rte_mbuf* drops[kBurst * 2];
   uint16_t nd = 0;
   counters_.rx += n;
@@ -924,7 +926,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // local endpoint, not for packets that arrive over the fabric.
   const bool check_egress = role == PortRole::kEndpoint;
 
-  const uint64_t now = ct_ != nullptr ? rte_rdtsc() : 0;
+  const uint64_t now = ct != nullptr ? rte_rdtsc() : 0;
   // Read before any lookup of this burst: a verdict cached now is stamped
   // with versions no newer than the data it was derived from.
   const uint32_t epoch = snap.classes->epoch();
@@ -935,10 +937,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
                          (check_egress ? CtVerdict::kEgress : 0u) |
                          (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
   };
-  // svc[k].active is set for every work[k] of a burst from an endpoint
-  // port (the only role with service DNAT); after the parse, `dnat` tells
-  // whether any packet of the burst is translated (only then is it read).
+  // Bit k of `translated`: work[k] goes to a service frontend (DNAT, only
+  // at an endpoint port); svc[k] holds its translation. After the parse,
+  // `dnat` tells whether any packet of the burst is translated.
   SvcWork* const svc = svc_;
+  uint32_t translated = 0;
+  static_assert(kBurst <= 32, "a bit of `translated` per work slot");
 
   // Stage 1: parse; per role, the source identity and service DNAT (at a
   // source endpoint); the conntrack key, hashed, its bucket fetched.
@@ -964,13 +968,13 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (meta->flags & kPktFragment) {
       FragKey fk;
       if (meta->flags & kPktFirstFragment) {
-        if (ct_ != nullptr && FragKeyOf(m, *meta, fk) &&
-            !ct_->RecordFragment(fk, meta->sport, meta->dport, now)) {
+        if (ct != nullptr && FragKeyOf(m, *meta, fk) &&
+            !ct->RecordFragment(fk, meta->sport, meta->dport, now)) {
           ++counters_.fragments_untracked;  // its later fragments will be 175s
         }
       } else {
         uint16_t sp, dp;
-        if (ct_ == nullptr || !FragKeyOf(m, *meta, fk) || !ct_->FindFragment(fk, now, &sp, &dp)) {
+        if (ct == nullptr || !FragKeyOf(m, *meta, fk) || !ct->FindFragment(fk, now, &sp, &dp)) {
           return drop(DropReason::kFirstFragmentNotFound);
         }
         meta->sport = sp;
@@ -978,21 +982,22 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         if (HasPorts(meta->proto)) meta->flags &= uint8_t(~kPktNoPorts);
       }
     }
-    svc[nw].active = false;
     if (role == PortRole::kEndpoint && snap.services != nullptr && !(meta->flags & kPktNoPorts) &&
         (meta->proto == 6 || meta->proto == 17 || meta->proto == 132)) {
+      svc[nw].active = false;
       DropReason r = ServiceMatch(snap, m, *meta, svc[nw]);
       if (r != DropReason::kNone) return drop(r);
       if (svc[nw].active) {  // translated, and its tuple built, after the loop
+        translated |= 1u << nw;
         dnat_at[ndnat++] = nw;
         work[nw++] = m;
         return;
       }
     }
-    if (ct_ != nullptr) {
+    if (ct != nullptr) {
       CtKeyOf(m, *meta, ct_keys[nw]);
-      ct_h[nw] = ct_->HashOf(ct_keys[nw]);
-      ct_->Prefetch(ct_h[nw]);
+      ct_h[nw] = ct->HashOf(ct_keys[nw]);
+      ct->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
   };
@@ -1001,7 +1006,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // ports; then the addresses with their unused bytes 0), hashed, its index
   // bucket fetched.
   auto track4 = [&](rte_mbuf* m, const PacketMeta& meta, uint32_t s4, uint32_t d4) {
-    if (ct_ != nullptr) {
+    if (ct != nullptr) {
       static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 &&
                     sizeof(CtKey) == 40);
       const uint64_t head = 4u | uint32_t(meta.proto) << 8 | uint64_t(meta.sport) << 32 |
@@ -1016,14 +1021,14 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       std::memcpy(k + 16, &zero, 8);
       std::memcpy(k + 24, &dst, 8);
       std::memcpy(k + 32, &zero, 8);
-      ct_h[nw] = ct_->HashOf4(head, s4, d4);
-      ct_->Prefetch(ct_h[nw]);
+      ct_h[nw] = ct->HashOf4(head, s4, d4);
+      ct->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
   };
   // The same for an IPv6 frame: the addresses copied from the packet.
   auto track6 = [&](rte_mbuf* m, const PacketMeta& meta) {
-    if (ct_ != nullptr) {
+    if (ct != nullptr) {
       const uint64_t head = 6u | uint32_t(meta.proto) << 8 | uint64_t(meta.sport) << 32 |
                             uint64_t(meta.dport) << 48;
       auto* k = reinterpret_cast<uint8_t*>(&ct_keys[nw]);
@@ -1031,8 +1036,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       std::memcpy(k, &head, 8);
       std::memcpy(k + 8, ip6 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
       std::memcpy(k + 24, ip6 + 24, 16);
-      ct_h[nw] = ct_->HashOf(ct_keys[nw]);
-      ct_->Prefetch(ct_h[nw]);
+      ct_h[nw] = ct->HashOf(ct_keys[nw]);
+      ct->Prefetch(ct_h[nw]);
     }
     work[nw++] = m;
   };
@@ -1089,7 +1094,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
             admit(m, meta);
             continue;
           }
-          svc[nw].active = false;
           track4(m, *meta, s4, d4);
           continue;
         }
@@ -1101,7 +1105,6 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           admit(m, meta);
           continue;
         }
-        svc[nw].active = false;
         track6(m, *meta);
         continue;
       }
@@ -1173,14 +1176,14 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       pre[k] = svc[dnat_at[k]].pre;
       pre_h[k] = svc[dnat_at[k]].pre_h;
     }
-    ct_->LookupHashed(pre, pre_h, ndnat, now, pre_r, pre_pos);
+    ct->LookupHashed(pre, pre_h, ndnat, now, pre_r, pre_pos);
     for (uint16_t k = 0; k < ndnat; ++k) {
       const uint16_t w = dnat_at[k];
       PacketMeta* meta = meta_of(work[w]);
       ServiceTranslate(snap, work[w], *meta, now, svc[w], pre_r[k], pre_pos[k]);
       CtKeyOf(work[w], *meta, ct_keys[w]);
-      ct_h[w] = ct_->HashOf(ct_keys[w]);
-      ct_->Prefetch(ct_h[w]);
+      ct_h[w] = ct->HashOf(ct_keys[w]);
+      ct->Prefetch(ct_h[w]);
     }
   }
 
@@ -1192,9 +1195,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // Records for the connections those not found may become, fetched while
   // their policy is decided; the ones left are given back at the end.
   Conntrack::Reservation rsv;
-  if (ct_ != nullptr && nw > 0) {
-    nnew = ct_->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos);
-    if (nnew > 0) ct_->Reserve(rsv, nnew);
+  if (ct != nullptr && nw > 0) {
+    nnew = ct->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos);
+    if (nnew > 0) ct->Reserve(rsv, nnew);
   } else {
     for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
   }
@@ -1237,7 +1240,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     if (IsIcmpError(*meta)) break;  // related: the general stage marks it
-    const CtVerdict v = ct_->Verdict(ctpos[i]);
+    const CtVerdict v = ct->Verdict(ctpos[i]);
     if (!CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) break;
     meta->aux = v.nh;
     const Route& route = RouteAt(snap, v.nh);
@@ -1247,12 +1250,15 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (r == DropReason::kNone) {
       // The parse left reason, rule and direction at none / 0 / unknown,
       // what a cached verdict reports; only the verdict itself is set.
-      const bool audit = v.bits & CtVerdict::kAudit;
-      meta->verdict = uint8_t(audit ? Verdict::kAudit : Verdict::kForwarded);
-      counters_.audited += audit;
-      ct_->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
-      if (dnat && svc[i].active && svc[i].pinned) {
-        ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
+      if (v.bits & CtVerdict::kAudit) [[unlikely]] {
+        meta->verdict = uint8_t(Verdict::kAudit);
+        ++counters_.audited;
+      } else {
+        meta->verdict = uint8_t(Verdict::kForwarded);
+      }
+      ct->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
+      if (dnat && (translated >> i & 1) && svc[i].pinned) {
+        ct->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
       r = Send(snap, m, *meta, route, ep, out);
     }
@@ -1280,7 +1286,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       ctres[i] = CtResult::kReply;  // bypass; never refreshes or creates
     }
     if (ctres[i] == CtResult::kForward) {
-      const CtVerdict v = ct_->Verdict(ctpos[i]);
+      const CtVerdict v = ct->Verdict(ctpos[i]);
       if (CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) {
         meta->aux = v.nh;
         cached[i] = v.bits + 1;
@@ -1402,29 +1408,29 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drops[nd++] = m;
       continue;
     }
-    if (ct_ != nullptr && !icmp_error[i]) {  // errors are not connections
+    if (ct != nullptr && !icmp_error[i]) {  // errors are not connections
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
-        if (!ct_->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         dnat && svc[i].active ? svc[i].reverse : kNoNat, &ct_h[i], &rsv) ||
-            (dnat && svc[i].active && !svc[i].pinned &&
-             !ct_->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, &svc[i].pre_h,
+        if (!ct->Create(ct_keys[i], meta->tcp_flags, now, &pos,
+                         dnat && (translated >> i & 1) ? svc[i].reverse : kNoNat, &ct_h[i], &rsv) ||
+            (dnat && (translated >> i & 1) && !svc[i].pinned &&
+             !ct->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, &svc[i].pre_h,
                           &rsv))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
           continue;
         }
         ++counters_.ct_new;
-        ct_->CacheVerdict(pos, VerdictToCache(*meta, decided.verdict));
+        ct->CacheVerdict(pos, VerdictToCache(*meta, decided.verdict));
         if (events_ != nullptr) Event(snap, m, dir);  // the verdict of a new connection
       } else {
-        ct_->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
+        ct->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
         if (ctres[i] == CtResult::kForward && cached[i] == 0) {
-          ct_->CacheVerdict(ctpos[i], VerdictToCache(*meta, decided.verdict));
+          ct->CacheVerdict(ctpos[i], VerdictToCache(*meta, decided.verdict));
         }
         if (ctres[i] == CtResult::kReply) {
           ++counters_.ct_replies;
-          const CtNat& nat = ct_->Nat(ctpos[i]);
+          const CtNat& nat = ct->Nat(ctpos[i]);
           if (nat.kind == CtNat::kReverse && !(meta->flags & kPktRelated)) {
             if (meta->flags & kPktFragment) {  // as ServiceMatch: not translated
               meta->drop = DropReason::kFragmentationNotSupported;
@@ -1435,8 +1441,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           }
         }
       }
-      if (dnat && svc[i].active && svc[i].pinned) {  // keep the pin alive with its connection
-        ct_->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
+      if (dnat && (translated >> i & 1) && svc[i].pinned) {  // keep the pin alive with its connection
+        ct->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
     }
     if (DropReason r = Send(snap, m, *meta, route, dst_ep[i], out); r != DropReason::kNone) {
@@ -1444,7 +1450,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       drops[nd++] = m;
     }
   }
-  if (rsv.n > 0) ct_->Release(rsv);
+  if (rsv.n > 0) ct->Release(rsv);
   Drop(snap, drops, nd, in_port);
   if (events_ != nullptr) FlushEvents();
 }

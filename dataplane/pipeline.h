@@ -95,7 +95,7 @@ struct TxStage {
   uint32_t used = 0;  // a bit per port with packets staged: Flush visits those only
   static_assert(kMaxPorts <= 32);
   void Add(uint16_t port, rte_mbuf* m) noexcept {
-    if (n[port] == 0) used |= 1u << port;
+    used |= 1u << port;  // set again for each packet: cheaper than a test
     pkts[port][n[port]++] = m;
   }
 };
