@@ -142,12 +142,24 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
   // will go, in cache for Create.
   if (n > kMaxBurst) n = kMaxBurst;
   uint32_t first[kMaxBurst];
+  Candidates(h, n, first);
+  return LookupCandidates(keys, h, first, 0, n, now, res, pos);
+}
+
+void Conntrack::Candidates(const Hash* h, uint16_t n, uint32_t* first) const noexcept {
+  if (n > kMaxBurst) n = kMaxBurst;
   for (uint16_t i = 0; i < n; ++i) {
     first[i] = index_.FirstCandidate(h[i]);
     if (first[i] != 0) rte_prefetch0(&conns_[first[i] - 1]);
   }
+}
+
+uint16_t Conntrack::LookupCandidates(const CtKey* keys, const Hash* h, const uint32_t* first,
+                                     uint16_t from, uint16_t n, uint64_t now, CtResult* res,
+                                     int32_t* pos) const noexcept {
+  if (n > kMaxBurst) n = kMaxBurst;
   uint16_t missed = 0;
-  for (uint16_t i = 0; i < n; ++i) {
+  for (uint16_t i = from; i < n; ++i) {
     // The usual packet: its connection is the first candidate.
     if (const uint32_t f = first[i]; f != 0) [[likely]] {
       const Conn& c = conns_[f - 1];

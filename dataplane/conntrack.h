@@ -179,6 +179,19 @@ class Conntrack {
   // whose buckets it has prefetched. Returns how many were not found.
   uint16_t LookupHashed(const CtKey* keys, const SlotIndex::Hash* h, uint16_t n, uint64_t now_tsc,
                         CtResult* res, int32_t* pos) const noexcept;
+  // LookupHashed in halves, for a caller that takes the usual packet as it
+  // handles it. Candidates: each key's first candidate (the first
+  // signature match in its home bucket; 0: none), its record fetched.
+  // ForwardCandidate: the position of the connection whose forward tuple
+  // `k` is, when that is `first`'s record and live; -1 for any other
+  // packet (a reply, a miss, a connection further on), which
+  // LookupCandidates then looks up as LookupHashed would, for the keys
+  // from `from` to `n` (<= kMaxBurst). It returns how many were not found.
+  void Candidates(const SlotIndex::Hash* h, uint16_t n, uint32_t* first) const noexcept;
+  int32_t ForwardCandidate(uint32_t first, const CtKey& k, uint64_t now_tsc) const noexcept;
+  uint16_t LookupCandidates(const CtKey* keys, const SlotIndex::Hash* h, const uint32_t* first,
+                            uint16_t from, uint16_t n, uint64_t now_tsc, CtResult* res,
+                            int32_t* pos) const noexcept;
   // Creates the entry of an allowed new connection (a new record even when
   // an expired one holds the tuple: lookups skip it, the collector removes
   // it). False when the table is full (the caller drops with Cilium's 155,
@@ -361,6 +374,27 @@ inline CtResult CtDirectionWords(const CtKey& c, const CtKey& k) noexcept {
   return CtResult::kNew;
 }
 
+// Whether `k` is `c` itself (CtDirection's kForward), `aux` aside.
+[[gnu::always_inline]] inline bool CtSameTuple(const CtKey& c, const CtKey& k) noexcept {
+  constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
+  const auto* cp = reinterpret_cast<const uint8_t*>(&c);
+  const auto* kp = reinterpret_cast<const uint8_t*>(&k);
+  uint64_t ch, kh;
+  std::memcpy(&ch, cp, 8);
+  std::memcpy(&kh, kp, 8);
+#if defined(__AVX2__)
+  const __m256i fwd = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + 8)),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + 8)));
+  return ((ch ^ kh) & kNoAux) == 0 && _mm256_testz_si256(fwd, fwd);
+#else
+  uint64_t cw[4], kw[4];
+  std::memcpy(cw, cp + 8, 32);
+  std::memcpy(kw, kp + 8, 32);
+  return ((ch ^ kh) & kNoAux) == 0 &&
+         ((cw[0] ^ kw[0]) | (cw[1] ^ kw[1]) | (cw[2] ^ kw[2]) | (cw[3] ^ kw[3])) == 0;
+#endif
+}
+
 [[gnu::always_inline]] inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept {
 #if defined(__AVX2__)
   // CtDirectionWords with the addresses as one 32-byte vector: the reverse
@@ -411,6 +445,14 @@ inline void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint
   // Several workers may refresh one entry: last writer wins, all write
   // "now + timeout" of about the same now (benign; see the design note).
   c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
+}
+
+[[gnu::always_inline]] inline int32_t Conntrack::ForwardCandidate(uint32_t first, const CtKey& k,
+                                                                  uint64_t now) const noexcept {
+  if (first == 0) return -1;
+  const Conn& c = conns_[first - 1];
+  if (!CtSameTuple(c.tuple, k) || c.expires.load(std::memory_order_relaxed) <= now) return -1;
+  return int32_t(first - 1);
 }
 
 inline CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {

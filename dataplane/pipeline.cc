@@ -1188,59 +1188,34 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   }
 
   // Stage 2: conntrack for the burst: replies of allowed connections skip
-  // the policy (CT_REPLY); forward packets are checked every time.
-  CtResult ctres[kBurst];
-  int32_t ctpos[kBurst];
-  uint16_t nnew = nw;
-  // Records for the connections those not found may become, fetched while
-  // their policy is decided; the ones left are given back at the end.
-  Conntrack::Reservation rsv;
-  if (ct != nullptr && nw > 0) {
-    nnew = ct->LookupHashed(ct_keys, ct_h, nw, now, ctres, ctpos);
-    if (nnew > 0) ct->Reserve(rsv, nnew);
-  } else {
-    for (uint16_t i = 0; i < nw; ++i) ctres[i] = CtResult::kNew;
-  }
-  // New connections look up the ipcache and the source's class: start those
-  // misses for the whole burst before the first lookup waits on one.
-  for (int step = 0; step < 2 && nnew > 0; ++step) {
-    for (uint16_t i = 0; i < nw; ++i) {
-      if (ctres[i] != CtResult::kNew) continue;
-      const PacketMeta* meta = meta_of(work[i]);
-      if (meta->family != 4) continue;
-      const uint32_t dst = __builtin_bswap32(
-          rte_pktmbuf_mtod_offset(work[i], const rte_ipv4_hdr*, meta->l3_off)->dst_addr);
-      if (step == 0) {
-        snap.ipcache->PrefetchBucket4(dst);
-        snap.classes->Prefetch(meta->src_identity);
-      } else {
-        snap.ipcache->PrefetchSlot4(dst);
-      }
-    }
-  }
-  // Stage 2b: the destination's route. A forward packet of a connection
-  // whose verdict was cached under the current class epoch and ipcache
-  // version, for the same source identity, takes the route and the verdict
-  // from its entry: nothing they were derived from has changed since
-  // (conntrack.h, CtVerdict). Every other packet looks the ipcache up.
-  // An ICMP error quoting a tracked connection (either direction) is
-  // related: it skips the policy like a reply (Cilium's CT_RELATED).
+  // the policy (CT_REPLY); forward packets are checked every time. Each
+  // packet's first candidate record is fetched for the whole burst first.
+  uint32_t cand[kBurst];
+  if (ct != nullptr && nw > 0) ct->Candidates(ct_h, nw, cand);
+  // Stage 2b, the usual packet. A forward packet of a connection whose
+  // verdict was cached under the current class epoch and ipcache version,
+  // for the same source identity, takes the route and the verdict from
+  // its entry: nothing they were derived from has changed since
+  // (conntrack.h, CtVerdict).
   //
-  // The leading packets whose cached verdicts stand (in the steady state,
-  // the whole burst) skip the policy stages: one pass that checks each
-  // verdict and delivers the packet. From the first packet that is not
-  // such (new, a reply, an ICMP error, a stale verdict), the rest of the
-  // burst takes the general stages, which stage for TX after the one
-  // pass: packets leave in arrival order either way.
+  // The leading packets that are such (in the steady state, the whole
+  // burst: each the forward tuple of its first candidate, live, with a
+  // verdict that stands) skip the policy stages: one pass that compares
+  // each with its record, checks the verdict and delivers the packet.
+  // From the first packet that is not such (new, a reply, an ICMP error, a
+  // connection further on in the index, a stale verdict), the rest of the
+  // burst is looked up in full and takes the general stages, which stage
+  // for TX after the one pass: packets leave in arrival order either way.
   const uint64_t stamp = CtVerdict::Stamp(epoch, ipcache_version);
   uint16_t first = 0;  // work[0, first) went the one-pass way
-  for (; first < nw; ++first) {
+  for (; ct != nullptr && first < nw; ++first) {
     const uint16_t i = first;
-    if (ctres[i] != CtResult::kForward) break;
+    const int32_t pos = ct->ForwardCandidate(cand[i], ct_keys[i], now);
+    if (pos < 0) break;
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     if (IsIcmpError(*meta)) break;  // related: the general stage marks it
-    const CtVerdict v = ct->Verdict(ctpos[i]);
+    const CtVerdict v = ct->Verdict(pos);
     if (!CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) break;
     meta->aux = v.nh;
     const Route& route = RouteAt(snap, v.nh);
@@ -1256,7 +1231,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       } else {
         meta->verdict = uint8_t(Verdict::kForwarded);
       }
-      ct->Update(ctpos[i], CtResult::kForward, meta->tcp_flags, now);
+      ct->Update(pos, CtResult::kForward, meta->tcp_flags, now);
       if (dnat && (translated >> i & 1) && svc[i].pinned) {
         ct->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
@@ -1273,6 +1248,40 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (events_ != nullptr) FlushEvents();
     return;
   }
+  // The rest of the burst, looked up in full.
+  CtResult ctres[kBurst];
+  int32_t ctpos[kBurst];
+  uint16_t nnew = nw - first;
+  // Records for the connections those not found may become, fetched while
+  // their policy is decided; the ones left are given back at the end.
+  Conntrack::Reservation rsv;
+  if (ct != nullptr) {
+    nnew = ct->LookupCandidates(ct_keys, ct_h, cand, first, nw, now, ctres, ctpos);
+    if (nnew > 0) ct->Reserve(rsv, nnew);
+  } else {
+    for (uint16_t i = first; i < nw; ++i) ctres[i] = CtResult::kNew;
+  }
+  // New connections look up the ipcache and the source's class: start those
+  // misses for the whole burst before the first lookup waits on one.
+  for (int step = 0; step < 2 && nnew > 0; ++step) {
+    for (uint16_t i = first; i < nw; ++i) {
+      if (ctres[i] != CtResult::kNew) continue;
+      const PacketMeta* meta = meta_of(work[i]);
+      if (meta->family != 4) continue;
+      const uint32_t dst = __builtin_bswap32(
+          rte_pktmbuf_mtod_offset(work[i], const rte_ipv4_hdr*, meta->l3_off)->dst_addr);
+      if (step == 0) {
+        snap.ipcache->PrefetchBucket4(dst);
+        snap.classes->Prefetch(meta->src_identity);
+      } else {
+        snap.ipcache->PrefetchSlot4(dst);
+      }
+    }
+  }
+  // Stage 2c: the destination's route, from the cached verdict where it
+  // stands, else from the ipcache. An ICMP error quoting a tracked
+  // connection (either direction) is related: it skips the policy like a
+  // reply (Cilium's CT_RELATED).
   bool icmp_error[kBurst], gone[kBurst];
   uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
   uint16_t dst_ep[kBurst];  // EndpointOf each packet's route (general path)
