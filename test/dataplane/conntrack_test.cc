@@ -814,6 +814,56 @@ TEST_CASE("an expired connection's tuple gets a new record; the collector remove
   CHECK(p == new_pos);
 }
 
+TEST_CASE("the lookup in halves: the one pass takes only a live forward tuple in its first candidate",
+          "[conntrack][table]") {
+  // Pipeline::Process fetches a burst's first candidates (Candidates),
+  // delivers the leading packets ForwardCandidate accepts, and looks up the
+  // rest in full (LookupCandidates). Anything ForwardCandidate accepts must
+  // be what LookupHashed finds; anything else it must refuse.
+  const CtKey k = Tuple(17, 5353, 53), other = Tuple(17, 5354, 53);  // UDP: 60 s
+  Table tab(64);
+  Conntrack& t = *tab.ct;
+  const uint64_t hz = tab.hz, t0 = tab.t0;
+  int32_t old_pos, new_pos, p;
+  CtResult r;
+  REQUIRE(t.Create(k, 0, t0, &old_pos));
+  const CtKey rev = k.Reversed();
+  const CtKey keys[3] = {k, rev, other};
+  const SlotIndex::Hash h[3] = {t.HashOf(k), t.HashOf(rev), t.HashOf(other)};
+  uint32_t cand[3];
+  t.Candidates(h, 3, cand);
+  CHECK(cand[0] != 0);
+  CHECK(cand[1] == cand[0]);  // one index key per connection, either way
+  CHECK(t.ForwardCandidate(cand[0], k, t0 + hz) == old_pos);
+  CHECK(t.ForwardCandidate(cand[1], rev, t0 + hz) == -1);  // a reply: the general stages
+  CHECK(t.ForwardCandidate(cand[0], other, t0 + hz) == -1);  // another tuple's record
+  CHECK(t.ForwardCandidate(cand[2], other, t0 + hz) == -1);  // not tracked
+  CHECK(t.ForwardCandidate(0, k, t0 + hz) == -1);            // no candidate
+  CHECK(t.ForwardCandidate(cand[0], k, t0 + 61 * hz) == -1);  // expired
+  // The rest of a burst from its second packet on: the reply and the stranger.
+  CtResult res[3];
+  int32_t pos[3];
+  CHECK(t.LookupCandidates(keys, h, cand, 1, 3, t0 + hz, res, pos) == 1);
+  CHECK(res[1] == CtResult::kReply);
+  CHECK(pos[1] == old_pos);
+  CHECK(res[2] == CtResult::kNew);
+  CHECK(pos[2] == -1);
+  // A new record for the tuple after the old one expired: the old one is
+  // still the first candidate until it is collected. The one pass refuses
+  // it; the full lookup finds the live record further on.
+  REQUIRE(t.Create(k, 0, t0 + 61 * hz, &new_pos));
+  REQUIRE(new_pos != old_pos);
+  t.Candidates(h, 1, cand);
+  REQUIRE(cand[0] == uint32_t(old_pos) + 1);
+  CHECK(t.ForwardCandidate(cand[0], k, t0 + 62 * hz) == -1);
+  CHECK(t.LookupCandidates(keys, h, cand, 0, 1, t0 + 62 * hz, res, pos) == 0);
+  CHECK(res[0] == CtResult::kForward);
+  CHECK(pos[0] == new_pos);
+  t.LookupBurst(&k, 1, t0 + 62 * hz, &r, &p);  // LookupHashed: the same halves
+  CHECK(r == CtResult::kForward);
+  CHECK(p == new_pos);
+}
+
 TEST_CASE("a reused record carries no NAT of its past; the lookup's hash creates the same entry",
           "[conntrack][table]") {
   Table tab(8);
