@@ -374,27 +374,6 @@ inline CtResult CtDirectionWords(const CtKey& c, const CtKey& k) noexcept {
   return CtResult::kNew;
 }
 
-// Whether `k` is `c` itself (CtDirection's kForward), `aux` aside.
-[[gnu::always_inline]] inline bool CtSameTuple(const CtKey& c, const CtKey& k) noexcept {
-  constexpr uint64_t kNoAux = ~(uint64_t(0xffff) << 16);
-  const auto* cp = reinterpret_cast<const uint8_t*>(&c);
-  const auto* kp = reinterpret_cast<const uint8_t*>(&k);
-  uint64_t ch, kh;
-  std::memcpy(&ch, cp, 8);
-  std::memcpy(&kh, kp, 8);
-#if defined(__AVX2__)
-  const __m256i fwd = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + 8)),
-                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kp + 8)));
-  return ((ch ^ kh) & kNoAux) == 0 && _mm256_testz_si256(fwd, fwd);
-#else
-  uint64_t cw[4], kw[4];
-  std::memcpy(cw, cp + 8, 32);
-  std::memcpy(kw, kp + 8, 32);
-  return ((ch ^ kh) & kNoAux) == 0 &&
-         ((cw[0] ^ kw[0]) | (cw[1] ^ kw[1]) | (cw[2] ^ kw[2]) | (cw[3] ^ kw[3])) == 0;
-#endif
-}
-
 [[gnu::always_inline]] inline CtResult CtDirection(const CtKey& c, const CtKey& k) noexcept {
 #if defined(__AVX2__)
   // CtDirectionWords with the addresses as one 32-byte vector: the reverse
@@ -418,6 +397,11 @@ inline CtResult CtDirectionWords(const CtKey& c, const CtKey& k) noexcept {
 #else
   return CtDirectionWords(c, k);
 #endif
+}
+
+// Whether `k` is `c` itself, `aux` aside (the reverse test folds away).
+[[gnu::always_inline]] inline bool CtSameTuple(const CtKey& c, const CtKey& k) noexcept {
+  return CtDirection(c, k) == CtResult::kForward;
 }
 
 inline uint8_t Conntrack::NextTcpState(uint8_t state, CtResult dir, uint8_t flags) {
