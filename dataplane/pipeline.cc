@@ -1421,10 +1421,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (ctres[i] == CtResult::kNew) {
         int32_t pos, pin;
         if (!ct->Create(ct_keys[i], meta->tcp_flags, now, &pos,
-                         dnat && (translated >> i & 1) ? svc[i].reverse : kNoNat, &ct_h[i], &rsv) ||
+                        dnat && (translated >> i & 1) ? svc[i].reverse : kNoNat, &ct_h[i], &rsv) ||
             (dnat && (translated >> i & 1) && !svc[i].pinned &&
              !ct->Create(svc[i].pre, meta->tcp_flags, now, &pin, svc[i].pin, &svc[i].pre_h,
-                          &rsv))) {
+                         &rsv))) {
           meta->drop = DropReason::kCtMapInsertionFailed;
           drops[nd++] = m;
           continue;
