@@ -955,7 +955,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t egress_key[kBurst], ingress_key[kBurst];
   uint16_t dnat_at[kBurst], ndnat = 0;  // work slots of packets to a service frontend
   // What every role does last: fragments, service DNAT, the tuple.
-  auto admit = [&](rte_mbuf* m, PacketMeta* meta) {
+  // Inlined where it is called: out of line, it took the addresses of the
+  // counters it shares with the loops (nw, nd), which then lived in memory.
+  auto admit = [&](rte_mbuf* m, PacketMeta* meta) __attribute__((always_inline)) {
     auto drop = [&](DropReason r) {
       meta->drop = r;
       drops[nd++] = m;
