@@ -182,13 +182,15 @@ class Conntrack {
   // LookupHashed in halves, for a caller that takes the usual packet as it
   // handles it. Candidates: each key's first candidate (the first
   // signature match in its home bucket; 0: none), its record fetched.
-  // ForwardCandidate: the position of the connection whose forward tuple
-  // `k` is, when that is `first`'s record and live; -1 for any other
-  // packet (a reply, a miss, a connection further on), which
+  // ForwardCandidate: whether `k` is the forward tuple of `first`'s record,
+  // live; then `*pos` is the connection's position and `*v` its cached
+  // verdict (as Verdict(pos), read from the record just compared). No for
+  // any other packet (a reply, a miss, a connection further on), which
   // LookupCandidates then looks up as LookupHashed would, for the keys
   // from `from` to `n` (<= kMaxBurst). It returns how many were not found.
   void Candidates(const SlotIndex::Hash* h, uint16_t n, uint32_t* first) const noexcept;
-  int32_t ForwardCandidate(uint32_t first, const CtKey& k, uint64_t now_tsc) const noexcept;
+  bool ForwardCandidate(uint32_t first, const CtKey& k, uint64_t now_tsc, int32_t* pos,
+                        CtVerdict* v) const noexcept;
   uint16_t LookupCandidates(const CtKey* keys, const SlotIndex::Hash* h, const uint32_t* first,
                             uint16_t from, uint16_t n, uint64_t now_tsc, CtResult* res,
                             int32_t* pos) const noexcept;
@@ -431,25 +433,34 @@ inline void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint
   c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
 }
 
-[[gnu::always_inline]] inline int32_t Conntrack::ForwardCandidate(uint32_t first, const CtKey& k,
-                                                                  uint64_t now) const noexcept {
-  if (first == 0) return -1;
-  const Conn& c = conns_[first - 1];
-  if (!CtSameTuple(c.tuple, k) || c.expires.load(std::memory_order_relaxed) <= now) return -1;
-  return int32_t(first - 1);
-}
-
-inline CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
+namespace ct_internal {
+[[gnu::always_inline]] inline CtVerdict LoadVerdict(const CtVerdict& from) noexcept {
   CtVerdict v;
 #if defined(__AVX__)
   __m128i x;
   // One 16-byte load that the compiler may neither split nor narrow.
-  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(conns_[pos].verdict));
+  asm volatile("vmovdqa %1, %0" : "=x"(x) : "m"(from));
   _mm_store_si128(reinterpret_cast<__m128i*>(&v), x);
 #else
-  (void)pos;
+  (void)from;
 #endif
   return v;
+}
+}  // namespace ct_internal
+
+[[gnu::always_inline]] inline bool Conntrack::ForwardCandidate(uint32_t first, const CtKey& k,
+                                                               uint64_t now, int32_t* pos,
+                                                               CtVerdict* v) const noexcept {
+  if (first == 0) return false;
+  const Conn& c = conns_[first - 1];
+  if (!CtSameTuple(c.tuple, k) || c.expires.load(std::memory_order_relaxed) <= now) return false;
+  *v = ct_internal::LoadVerdict(c.verdict);
+  *pos = int32_t(first - 1);
+  return true;
+}
+
+inline CtVerdict Conntrack::Verdict(int32_t pos) const noexcept {
+  return ct_internal::LoadVerdict(conns_[pos].verdict);
 }
 
 inline void Conntrack::CacheVerdict(int32_t pos, const CtVerdict& v) noexcept {

@@ -92,16 +92,28 @@ inline uint16_t Ipv4HeaderSum(const uint8_t* p, uint32_t len) {
 // modulo 2^64 - 1, a multiple of 2^16 - 1; the folded sum of a header that
 // is not all zeros is 0xffff exactly when that number is a multiple of
 // 0xffff (one multiply by the compiler's reciprocal, not four folds).
+// On x86-64 the end-around carries are the carry flag's (add, adc, adc
+// 0: GCC spelled the C version's carry tests as flag reads through spare
+// registers, which the parse loops then spilled). The last adc cannot
+// carry: the one before carries only when its result is below 2^32 + 1.
 [[gnu::always_inline]] inline bool Ipv4Header20Valid(const uint8_t* p) {
   uint64_t a, b, s;
   uint32_t c;
   std::memcpy(&a, p, 8);
   std::memcpy(&b, p + 8, 8);
   std::memcpy(&c, p + 16, 4);
+#if defined(__x86_64__) && defined(__GNUC__)
+  s = a;
+  asm("add %[b], %[s]\n\tadc %[c], %[s]\n\tadc $0, %[s]"
+      : [s] "+r"(s)
+      : [b] "rm"(b), [c] "r"(uint64_t(c))
+      : "cc");
+#else
   s = a + b;
   s += s < b;
   s += c;
   s += s < c;
+#endif
   return s != 0 && s % 0xffff == 0;
 }
 

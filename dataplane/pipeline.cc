@@ -398,27 +398,38 @@ template <typename T>
 // The words below are read and masked as a little-endian CPU holds them.)
 static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
+// The conntrack tuple's first 8 bytes as the plain parses build them:
+// family, protocol, `aux` 0, ports (host order) (CtKey).
+[[gnu::always_inline]] inline uint64_t TupleHead(uint8_t family, uint8_t proto, uint16_t sport,
+                                                 uint16_t dport) {
+  return family | uint32_t(proto) << 8 | uint64_t(sport) << 32 | uint64_t(dport) << 48;
+}
+
 // The metadata of an untagged TCP or UDP frame without IP options or
 // extension headers (L3 at 14, L4 at `l4_off`), as the general parse and
-// the role stage leave it (`in_port` aside: the caller's).
-[[gnu::always_inline]] inline void PlainMeta(PacketMeta& meta, uint8_t family, uint16_t l4_off,
-                                             uint8_t proto, uint16_t sport, uint16_t dport,
-                                             uint8_t tcp_flags, uint32_t identity) {
-  meta.l3_off = 14;
-  meta.l4_off = l4_off;
-  meta.sport = sport;
-  meta.dport = dport;
-  meta.family = family;
-  meta.proto = proto;
-  meta.flags = 0;
-  meta.tcp_flags = tcp_flags;
-  meta.reason_dir = 0;
-  meta.drop = DropReason::kNone;
-  meta.verdict = 0;
-  meta.reason = 0;
-  meta.src_identity = identity;
-  meta.rule_id = 0;
-  meta.aux = 0;
+// the role stage leave it, from the tuple's head (TupleHead: family,
+// protocol, ports), in four stores: the fields lie as the head and the
+// constants need (bytes 0-7: offsets and ports; 8-15: family, protocol,
+// flags 0, TCP flags, in_port with reason_dir 0, drop, verdict and reason
+// 0; 16-27: identity, rule 0, route 0).
+[[gnu::always_inline]] inline void PlainMeta(PacketMeta& meta, uint64_t head, uint16_t l4_off,
+                                             uint8_t tcp_flags, uint32_t identity,
+                                             uint16_t in_port) {
+  static_assert(offsetof(PacketMeta, l4_off) == 2 && offsetof(PacketMeta, sport) == 4 &&
+                offsetof(PacketMeta, dport) == 6 && offsetof(PacketMeta, family) == 8 &&
+                offsetof(PacketMeta, proto) == 9 && offsetof(PacketMeta, tcp_flags) == 11 &&
+                offsetof(PacketMeta, drop) == 13 && offsetof(PacketMeta, reason) == 15 &&
+                offsetof(PacketMeta, src_identity) == 16 && offsetof(PacketMeta, rule_id) == 20 &&
+                offsetof(PacketMeta, aux) == 24 && sizeof(PacketMeta) == 28);
+  static_assert(int(DropReason::kNone) == 0);
+  const uint64_t w0 = 14u | uint32_t(l4_off) << 16 | (head & ~uint64_t(0xffffffff));
+  const uint64_t w1 = (head & 0xffff) | uint32_t(tcp_flags) << 24 | uint64_t(in_port & 0x3f) << 32;
+  const uint64_t zero = 0;
+  auto* p = reinterpret_cast<uint8_t*>(&meta);
+  std::memcpy(p, &w0, 8);
+  std::memcpy(p + 8, &w1, 8);  // byte 12: in_port (bits 0-5), reason_dir 0
+  std::memcpy(p + 16, &identity, 4);
+  std::memcpy(p + 20, &zero, 8);
 }
 
 // The fabric's usual frame whole, outer and inner: PlainOuter's checks on
@@ -426,11 +437,12 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // ParsePlain's on the inner frame (untagged Ethernet, IPv4 without options
 // or fragmentation, TCP or UDP), over fixed offsets in one pass, reading
 // words where the two read bytes. True: `meta` is what ParseInner would
-// have written (`in_port` aside), `*proto`, `*src`, `*dst` the inner
-// tuple's. False for any other frame, good or bad, with nothing written:
+// have written, with `in_port`; `*head` (TupleHead), `*src`, `*dst` the
+// inner tuple's. False for any other frame, good or bad, with nothing written:
 // the caller takes PlainOuter and the general parse, which decide.
 [[gnu::always_inline]] inline bool PlainFabric(const uint8_t* d, uint32_t len, const FabricWire& w,
-                                               PacketMeta& meta, uint32_t* src, uint32_t* dst) {
+                                               uint16_t in_port, PacketMeta& meta, uint64_t* head,
+                                               uint32_t* src, uint32_t* dst) {
   constexpr uint32_t kIp = 14, kUdp = kIp + 20, kTun = kUdp + 8, kIn = kTun + 8;
   constexpr uint32_t kIp2 = kIn + 14, kL4 = kIp2 + 20;
   // Outer: ParsePlain's frame (PlainOuter: len >= kTun + 8) and the inner
@@ -472,9 +484,9 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
     return false;
   }
   if (!Ipv4Header20Valid(d + kIp) || !Ipv4Header20Valid(e + 14)) return false;
-  const uint32_t ports = LoadAt<uint32_t>(e + 34);
-  PlainMeta(meta, 4, 34, proto, __builtin_bswap16(uint16_t(ports)),
-            __builtin_bswap16(uint16_t(ports >> 16)), tcp_flags, vni);
+  *head = TupleHead(4, proto, __builtin_bswap16(LoadAt<uint16_t>(e + 34)),
+                    __builtin_bswap16(LoadAt<uint16_t>(e + 36)));
+  PlainMeta(meta, *head, 34, tcp_flags, vni, in_port);
   *src = LoadAt<uint32_t>(e + 26);
   *dst = LoadAt<uint32_t>(e + 30);
   return true;
@@ -484,8 +496,9 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // without options or fragmentation, TCP or UDP) over fixed offsets, reading
 // words; and the source the endpoint's own address (anti-spoofing, `ep_be`
 // its address as it lies in a packet, never 0). True: `meta` is what the
-// general parse and the endpoint stage would have left (`in_port` aside),
-// `*src` and `*dst` the addresses as they lie in the packet, and
+// general parse and the endpoint stage would have left, with `in_port`;
+// `*head` the tuple's (TupleHead), `*src` and `*dst` the addresses as they
+// lie in the packet, and
 // `*frontend` whether the destination may be a service frontend (the
 // table's filter; `services` may be null): then `admit` (service DNAT)
 // follows, else the tuple is built at once. False for any other frame,
@@ -494,8 +507,9 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // (RTE_MBUF_F_RX_IP_CKSUM_*, 0 when the port gives none).
 [[gnu::always_inline]] inline bool PlainEndpoint(const uint8_t* d, uint32_t len, uint64_t ck,
                                                  uint32_t ep_be, uint32_t identity,
-                                                 const ServiceTable* services, PacketMeta& meta,
-                                                 uint32_t* src, uint32_t* dst, bool* frontend) {
+                                                 const ServiceTable* services, uint16_t in_port,
+                                                 PacketMeta& meta, uint64_t* head, uint32_t* src,
+                                                 uint32_t* dst, bool* frontend) {
   constexpr uint32_t kIp = 14, kL4 = kIp + 20;
   if (len < kL4 + 8 || (LoadAt<uint32_t>(d + 12) & 0xffffff) != 0x450008u) return false;
   const uint32_t total = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 2));
@@ -517,15 +531,19 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   } else {
     return false;
   }
-  if (ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-      (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !Ipv4Header20Valid(d + kIp))) {
+  // 0 (unknown, or a port that gives no verdict) first: the usual case.
+  if (ck == 0 ? !Ipv4Header20Valid(d + kIp)
+              : ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+                    (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !Ipv4Header20Valid(d + kIp))) {
     return false;
   }
   const uint32_t d4 = LoadAt<uint32_t>(d + kIp + 16);
-  const uint32_t ports = LoadAt<uint32_t>(d + kL4);
-  const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
+  // Each port loaded and swapped in one step (from one 32-bit load, GCC
+  // swapped the upper half through the stack).
+  const uint16_t dport = __builtin_bswap16(LoadAt<uint16_t>(d + kL4 + 2));
   *frontend = services != nullptr && services->MayBeFrontend4(d4, dport, proto);
-  PlainMeta(meta, 4, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
+  *head = TupleHead(4, proto, __builtin_bswap16(LoadAt<uint16_t>(d + kL4)), dport);
+  PlainMeta(meta, *head, kL4, tcp_flags, identity, in_port);
   *src = s4;
   *dst = d4;
   return true;
@@ -539,7 +557,8 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // (14 + 8 and 14 + 24).
 [[gnu::always_inline]] inline bool PlainEndpoint6(const uint8_t* d, uint32_t len,
                                                   const uint8_t* ep_v6, uint32_t identity,
-                                                  const ServiceTable* services, PacketMeta& meta,
+                                                  const ServiceTable* services, uint16_t in_port,
+                                                  PacketMeta& meta, uint64_t* head,
                                                   bool* frontend) {
   constexpr uint32_t kIp = 14, kL4 = kIp + 40;
   if (len < kL4 + 8 || LoadAt<uint16_t>(d + 12) != 0xdd86 || (d[kIp] >> 4) != 6) return false;
@@ -564,10 +583,10 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
       LoadAt<uint64_t>(d + kIp + 16) != LoadAt<uint64_t>(ep_v6 + 8)) {
     return false;
   }
-  const uint32_t ports = LoadAt<uint32_t>(d + kL4);
-  const uint16_t dport = __builtin_bswap16(uint16_t(ports >> 16));
+  const uint16_t dport = __builtin_bswap16(LoadAt<uint16_t>(d + kL4 + 2));
   *frontend = services != nullptr && services->MayBeFrontend6(d + kIp + 24, dport, proto);
-  PlainMeta(meta, 6, kL4, proto, __builtin_bswap16(uint16_t(ports)), dport, tcp_flags, identity);
+  *head = TupleHead(6, proto, __builtin_bswap16(LoadAt<uint16_t>(d + kL4)), dport);
+  PlainMeta(meta, *head, kL4, tcp_flags, identity, in_port);
   return true;
 }
 
@@ -907,6 +926,55 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
   return DropReason::kNone;
 }
 
+// The plain one-pass parses' tail for IPv4: the tuple from the words just
+// read (`head`: TupleHead), in five 8-byte stores (its head: family, protocol, `aux` 0, ports;
+// then the addresses with their unused bytes 0), hashed, its index bucket
+// fetched.
+[[gnu::always_inline]] inline void TrackPlain4(const Conntrack& ct, uint64_t head, uint32_t s4,
+                                               uint32_t d4, CtKey& key, SlotIndex::Hash& hash) {
+  static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
+  // Word by word: a copy from an array on the stack was a 16-byte load
+  // over two smaller stores, which the CPU cannot forward (a stall of a
+  // quarter of the parse's time, perf on the memif link).
+  auto* k = reinterpret_cast<uint8_t*>(&key);
+  const uint64_t src = s4, dst = d4, zero = 0;
+  std::memcpy(k, &head, 8);
+  std::memcpy(k + 8, &src, 8);
+  std::memcpy(k + 16, &zero, 8);
+  std::memcpy(k + 24, &dst, 8);
+  std::memcpy(k + 32, &zero, 8);
+  // Field by field: a whole Hash is copied as one word with its padding
+  // kept (masks and shifts), and `hash` read back cost a load.
+  const SlotIndex::Hash h = ct.HashOf4(head, s4, d4);
+  hash.h = h.h;
+  hash.sig = h.sig;
+  ct.Prefetch(h);
+}
+
+uint16_t Pipeline::LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint16_t in_port, uint64_t ck_mask,
+                                 uint32_t ep_be, uint32_t identity, const ServiceTable* services,
+                                 SlotIndex::Hash* ct_h) noexcept {
+  const Conntrack& ct = *ct_;
+  const int off = g_packet_meta_offset;
+  uint16_t i = 0;
+  for (; i < n; ++i) {
+    rte_mbuf* m = pkts[i];
+    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+    PacketMeta* meta = Meta(m, off);
+    uint64_t head;
+    uint32_t s4, d4;
+    bool frontend;
+    if (!PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
+                       m->ol_flags & ck_mask, ep_be, identity, services, in_port, *meta, &head,
+                       &s4, &d4, &frontend) ||
+        frontend) {
+      break;  // (PlainEndpoint wrote the metadata of a frontend's: written again)
+    }
+    TrackPlain4(ct, head, s4, d4, ct_keys_[i], ct_h[i]);
+  }
+  return i;
+}
+
 void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16_t in_port,
                        TxStage& out) noexcept {
   // The metadata's offset, read once: a global would be reloaded after
@@ -1003,36 +1071,14 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     work[nw++] = m;
   };
-  // The plain one-pass parses' tail: the IPv4 tuple from the words just
-  // read, in five 8-byte stores (its head: family, protocol, `aux` 0,
-  // ports; then the addresses with their unused bytes 0), hashed, its index
-  // bucket fetched.
-  auto track4 = [&](rte_mbuf* m, const PacketMeta& meta, uint32_t s4, uint32_t d4) {
-    if (ct != nullptr) {
-      static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 &&
-                    sizeof(CtKey) == 40);
-      const uint64_t head = 4u | uint32_t(meta.proto) << 8 | uint64_t(meta.sport) << 32 |
-                            uint64_t(meta.dport) << 48;
-      // Word by word: a copy from an array on the stack was a 16-byte load
-      // over two smaller stores, which the CPU cannot forward (a stall of
-      // a quarter of the parse's time, perf on the memif link).
-      auto* k = reinterpret_cast<uint8_t*>(&ct_keys[nw]);
-      const uint64_t src = s4, dst = d4, zero = 0;
-      std::memcpy(k, &head, 8);
-      std::memcpy(k + 8, &src, 8);
-      std::memcpy(k + 16, &zero, 8);
-      std::memcpy(k + 24, &dst, 8);
-      std::memcpy(k + 32, &zero, 8);
-      ct_h[nw] = ct->HashOf4(head, s4, d4);
-      ct->Prefetch(ct_h[nw]);
-    }
+  // The plain one-pass parses' tail (TrackPlain4).
+  auto track4 = [&](rte_mbuf* m, uint64_t head, uint32_t s4, uint32_t d4) {
+    if (ct != nullptr) TrackPlain4(*ct, head, s4, d4, ct_keys[nw], ct_h[nw]);
     work[nw++] = m;
   };
   // The same for an IPv6 frame: the addresses copied from the packet.
-  auto track6 = [&](rte_mbuf* m, const PacketMeta& meta) {
+  auto track6 = [&](rte_mbuf* m, uint64_t head) {
     if (ct != nullptr) {
-      const uint64_t head = 6u | uint32_t(meta.proto) << 8 | uint64_t(meta.sport) << 32 |
-                            uint64_t(meta.dport) << 48;
       auto* k = reinterpret_cast<uint8_t*>(&ct_keys[nw]);
       const uint8_t* ip6 = rte_pktmbuf_mtod_offset(m, const uint8_t*, 14);
       std::memcpy(k, &head, 8);
@@ -1052,17 +1098,18 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       rte_mbuf* m = pkts[i];
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
       PacketMeta* meta = meta_of(m);
-      meta->in_port = in_port & 0x3f;  // kept by every parse
+      uint64_t head;
       uint32_t s4, d4;
-      if (PlainFabric(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), wire, *meta,
-                      &s4, &d4)) {
+      if (PlainFabric(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m), wire, in_port,
+                      *meta, &head, &s4, &d4)) {
         constexpr uint16_t kOuter = 14 + 20 + 8 + 8;  // rte_pktmbuf_adj, its checks made
         m->data_off = uint16_t(m->data_off + kOuter);
         m->data_len = uint16_t(m->data_len - kOuter);
         m->pkt_len -= kOuter;
-        track4(m, *meta, s4, d4);
+        track4(m, head, s4, d4);
         continue;
       }
+      meta->in_port = in_port & 0x3f;  // kept by every parse
       if (DropReason r = DecapsulateGeneral(m, *meta, snap.fabric); r != DropReason::kNone) {
         meta->drop = r;
         drops[nd++] = m;
@@ -1081,33 +1128,44 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     const bool plain6 = role == PortRole::kEndpoint && src_ep.has_v6;
     const uint32_t ep_be = __builtin_bswap32(src_ep.v4);
     const ServiceTable* const services = snap.services.get();
-    for (uint16_t i = 0; i < n; ++i) {
+    uint16_t i = 0;
+    // The leading usual IPv4 frames (in the steady state, the whole burst)
+    // in a function of their own (LeadingPlain4); from the first other
+    // frame, or a service's, the loop below takes the rest.
+    if (plain && ct != nullptr) {
+      i = LeadingPlain4(pkts, n, in_port, rx_ck ? RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
+                        src_ep.identity, services, ct_h);
+      for (uint16_t k = 0; k < i; ++k) work[k] = pkts[k];
+      nw = i;
+    }
+    for (; i < n; ++i) {
       rte_mbuf* m = pkts[i];
       if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
       PacketMeta* meta = meta_of(m);
       bool frontend;
+      uint64_t head;
       if (plain) {
         uint32_t s4, d4;
         if (PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
                           rx_ck ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
-                          src_ep.identity, services, *meta, &s4, &d4, &frontend)) {
-          meta->in_port = in_port & 0x3f;
+                          src_ep.identity, services, in_port, *meta, &head, &s4, &d4,
+                          &frontend)) {
           if (frontend) {  // perhaps a service's: the general tail translates it
             admit(m, meta);
             continue;
           }
-          track4(m, *meta, s4, d4);
+          track4(m, head, s4, d4);
           continue;
         }
       }
       if (plain6 && PlainEndpoint6(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-                                   src_ep.v6.data(), src_ep.identity, services, *meta, &frontend)) {
-        meta->in_port = in_port & 0x3f;
+                                   src_ep.v6.data(), src_ep.identity, services, in_port, *meta,
+                                   &head, &frontend)) {
         if (frontend) {
           admit(m, meta);
           continue;
         }
-        track6(m, *meta);
+        track6(m, head);
         continue;
       }
       if (!ParseMbuf(m, rx_ck, in_port)) {
@@ -1212,12 +1270,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t first = 0;  // work[0, first) went the one-pass way
   for (; ct != nullptr && first < nw; ++first) {
     const uint16_t i = first;
-    const int32_t pos = ct->ForwardCandidate(cand[i], ct_keys[i], now);
-    if (pos < 0) break;
+    int32_t pos;
+    CtVerdict v;
+    if (!ct->ForwardCandidate(cand[i], ct_keys[i], now, &pos, &v)) break;
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     if (IsIcmpError(*meta)) break;  // related: the general stage marks it
-    const CtVerdict v = ct->Verdict(pos);
     if (!CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) break;
     meta->aux = v.nh;
     const Route& route = RouteAt(snap, v.nh);

@@ -159,6 +159,15 @@ class Pipeline {
                           SvcWork& sw) noexcept;
   void ServiceTranslate(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
                         SvcWork& sw, CtResult r, int32_t pos) noexcept;
+  // An endpoint's leading usual IPv4 frames (PlainEndpoint, not to a
+  // service), their tuples built (ct_keys_) and hashed (`ct_h`), from the
+  // first of `pkts`: returns how many. Conntrack required. `ck_mask`:
+  // RTE_MBUF_F_RX_IP_CKSUM_MASK when the port's checksum verdict is taken,
+  // else 0. (Out of line or inlined in Process, callgrind counts the same
+  // instructions; as a function its loop names what it needs.)
+  uint16_t LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint16_t in_port, uint64_t ck_mask,
+                         uint32_t ep_be, uint32_t identity, const ServiceTable* services,
+                         SlotIndex::Hash* ct_h) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
                   uint16_t ep, TxStage& out) noexcept;

@@ -100,6 +100,17 @@ struct CtNode {
   void Rebuild() { snap = n.Build(); }
 };
 
+// ForwardCandidate as a position, -1 for no; a yes must carry the
+// record's cached verdict.
+int32_t ForwardPos(const Conntrack& t, uint32_t first, const CtKey& k, uint64_t now) {
+  int32_t pos = -1;
+  CtVerdict v;
+  if (!t.ForwardCandidate(first, k, now, &pos, &v)) return -1;
+  const CtVerdict want = t.Verdict(pos);
+  CHECK(std::memcmp(&v, &want, sizeof v) == 0);
+  return pos;
+}
+
 }  // namespace
 
 TEST_CASE("replies bypass policy; without conntrack they would be dropped",
@@ -287,6 +298,100 @@ TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order 
   CHECK(sent() == std::vector<uint16_t>{4});
   CHECK(pl.dropped(DropReason::kTtlExceeded) == 1);
   CHECK(pl.counters().forwarded == 14);
+}
+
+TEST_CASE("an endpoint's burst: its leading usual frames on their own loop, the rest after, in order",
+          "[conntrack][burst][offload]") {
+  // Pipeline::LeadingPlain4 takes an endpoint's leading usual IPv4 frames
+  // (PlainEndpoint) and stops at the first other one (a tag, IP options, a
+  // bad checksum); the general loop takes the rest, usual frames too.
+  // Either way each packet leaves in order with the same metadata, and
+  // the port's IPv4 checksum verdict is taken only when the port gives one.
+  CtNode c;
+  c.n.w.Apply(kTestToMyapp);
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  const uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  const uint32_t test_id = c.n.w.Get("test").id;
+  struct In {
+    Bytes frame;
+    uint64_t ck = 0;  // RTE_MBUF_F_RX_IP_CKSUM_*
+  };
+  auto usual = [](uint16_t sport, uint8_t flags) {
+    return Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(sport, 80, flags)));
+  };
+  auto bad_ck = [](Bytes f) {
+    f[24] ^= 0x5a;  // the IPv4 header checksum
+    return f;
+  };
+  // Sends one burst; returns the source ports myapp's port got, in order,
+  // each one's metadata checked.
+  auto burst = [&](const std::vector<In>& in) {
+    std::vector<rte_mbuf*> pkts;
+    for (const In& i : in) {
+      pkts.push_back(ToMbuf(Pool(), i.frame));
+      REQUIRE(pkts.back() != nullptr);
+      pkts.back()->ol_flags |= i.ck;
+    }
+    pl.Process(*c.snap, pkts.data(), uint16_t(pkts.size()), te, r.out);
+    std::vector<uint16_t> ports;
+    for (rte_mbuf* m : r.Take(my)) {
+      const PacketMeta& meta = *Meta(m);
+      ports.push_back(meta.sport);
+      const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
+      const uint16_t l3 = d[12] == 0x81 ? 18 : 14;  // an 802.1Q tag kept
+      CHECK(meta.l3_off == l3);
+      CHECK(meta.l4_off == l3 + uint16_t((d[l3] & 0xf) * 4));
+      CHECK(meta.sport == uint16_t(d[meta.l4_off] << 8 | d[meta.l4_off + 1]));
+      CHECK(meta.dport == 80);
+      CHECK(meta.family == 4);
+      CHECK(meta.proto == 6);
+      CHECK(meta.tcp_flags == d[meta.l4_off + 13]);
+      CHECK(meta.in_port == te);
+      // A new connection's decision names its direction (egress allowed,
+      // then ingress at myapp decided); a cached verdict leaves the
+      // parse's unknown.
+      CHECK(meta.reason_dir == uint8_t(meta.tcp_flags == 0x02 ? TrafficDirection::kIngress
+                                                               : TrafficDirection::kUnknown));
+      CHECK(meta.drop == DropReason::kNone);
+      CHECK(meta.src_identity == test_id);
+      CHECK(meta.verdict == uint8_t(classifier::Verdict::kForwarded));
+      rte_pktmbuf_free(m);
+    }
+    return ports;
+  };
+  // New connections: usual, tagged (general parse), usual, IP options
+  // (general), usual.
+  CHECK(burst({{usual(1, 0x02)}, {WithVlanTag(usual(2, 0x02))}, {usual(3, 0x02)},
+               {Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(4, 80, 0x02),
+                                 Bytes{1, 1, 1, 1}))},
+               {usual(5, 0x02)}}) == std::vector<uint16_t>{1, 2, 3, 4, 5});
+  CHECK(pl.counters().ct_new == 5);
+  // Established, the same shapes.
+  CHECK(burst({{usual(1, 0x10)}, {usual(3, 0x10)}, {WithVlanTag(usual(2, 0x10))},
+               {usual(5, 0x10)}}) == std::vector<uint16_t>{1, 3, 2, 5});
+  auto invalid = [&] { return pl.counters().drops[te].by_reason[134]; };
+  SECTION("a port without a checksum verdict: every header summed in software") {
+    CHECK(burst({{usual(1, 0x10), RTE_MBUF_F_RX_IP_CKSUM_BAD},
+                 {bad_ck(usual(3, 0x10)), RTE_MBUF_F_RX_IP_CKSUM_GOOD},
+                 {usual(5, 0x10)},
+                 {bad_ck(usual(1, 0x10))}}) == std::vector<uint16_t>{1, 5});
+    CHECK(invalid() == 2);
+  }
+  SECTION("a port that gives one: GOOD and BAD taken, UNKNOWN and NONE summed") {
+    pl.SetPortOffloads(te, kRxIpv4Cksum);
+    CHECK(burst({{bad_ck(usual(1, 0x10)), RTE_MBUF_F_RX_IP_CKSUM_GOOD},
+                 {usual(3, 0x10), RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN},
+                 {usual(5, 0x10), RTE_MBUF_F_RX_IP_CKSUM_BAD},
+                 {bad_ck(usual(1, 0x10)), RTE_MBUF_F_RX_IP_CKSUM_GOOD},
+                 {bad_ck(usual(3, 0x10)), RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN},
+                 {bad_ck(usual(5, 0x10)), RTE_MBUF_F_RX_IP_CKSUM_NONE},
+                 {usual(5, 0x10), RTE_MBUF_F_RX_IP_CKSUM_NONE}}) ==
+          std::vector<uint16_t>{1, 3, 1, 5});
+    CHECK(invalid() == 3);
+  }
+  CHECK(rte_mempool_avail_count(Pool()) == 1023);  // nothing leaked
 }
 
 TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",
@@ -814,7 +919,7 @@ TEST_CASE("an expired connection's tuple gets a new record; the collector remove
   uint32_t cand;
   t.Candidates(&h, 1, &cand);
   REQUIRE(cand == uint32_t(old_pos) + 1);
-  CHECK(t.ForwardCandidate(cand, k, t0 + 62 * hz) == -1);
+  CHECK(ForwardPos(t, cand, k, t0 + 62 * hz) == -1);
   CHECK(t.LookupCandidates(&k, &h, &cand, 0, 1, t0 + 62 * hz, &r, &p) == 0);
   CHECK(r == CtResult::kForward);
   CHECK(p == new_pos);
@@ -836,6 +941,7 @@ TEST_CASE("the lookup in halves: the one pass takes only a live forward tuple in
   const CtKey k = Tuple(6, 40000, 443), rev = k.Reversed(), other = Tuple(6, 40001, 443);
   int32_t pos0;
   REQUIRE(t.Create(k, 0x02, tab.t0, &pos0));  // TCP SYN: 60 s
+  t.CacheVerdict(pos0, CtVerdict{7, 9, 3, 1234 | CtVerdict::kEgress});  // (AVX: read back)
   const uint64_t hz = tab.hz, t0 = tab.t0;
   const CtKey keys[3] = {k, rev, other};
   const SlotIndex::Hash h[3] = {t.HashOf(k), t.HashOf(rev), t.HashOf(other)};
@@ -843,12 +949,12 @@ TEST_CASE("the lookup in halves: the one pass takes only a live forward tuple in
   t.Candidates(h, 3, cand);
   CHECK(cand[0] != 0);
   CHECK(cand[1] == cand[0]);  // one index key per connection, either way
-  CHECK(t.ForwardCandidate(cand[0], k, t0 + hz) == pos0);
-  CHECK(t.ForwardCandidate(cand[1], rev, t0 + hz) == -1);  // a reply: the general stages
-  CHECK(t.ForwardCandidate(cand[0], other, t0 + hz) == -1);  // another tuple's record
-  CHECK(t.ForwardCandidate(cand[2], other, t0 + hz) == -1);  // not tracked
-  CHECK(t.ForwardCandidate(0, k, t0 + hz) == -1);            // no candidate
-  CHECK(t.ForwardCandidate(cand[0], k, t0 + 61 * hz) == -1);  // expired
+  CHECK(ForwardPos(t, cand[0], k, t0 + hz) == pos0);
+  CHECK(ForwardPos(t, cand[1], rev, t0 + hz) == -1);  // a reply: the general stages
+  CHECK(ForwardPos(t, cand[0], other, t0 + hz) == -1);  // another tuple's record
+  CHECK(ForwardPos(t, cand[2], other, t0 + hz) == -1);  // not tracked
+  CHECK(ForwardPos(t, 0, k, t0 + hz) == -1);            // no candidate
+  CHECK(ForwardPos(t, cand[0], k, t0 + 61 * hz) == -1);  // expired
   // The rest of a burst from its second packet on: the reply and the stranger.
   CtResult res[3];
   int32_t pos[3];
