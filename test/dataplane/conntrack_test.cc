@@ -100,6 +100,33 @@ struct CtNode {
   void Rebuild() { snap = n.Build(); }
 };
 
+// kTestToMyapp with conntrack, and bursts from test's port.
+struct TestBursts {
+  CtNode c;
+  std::unique_ptr<Pipeline> pl;
+  Run r{{}, nullptr};
+  uint16_t te = 0, my = 0;
+  TestBursts() {
+    c.n.w.Apply(kTestToMyapp);
+    c.Rebuild();
+    pl = std::make_unique<Pipeline>(*c.cell, 0, c.ct.get());
+    r.pl = pl.get();
+    te = c.n.port["test"];
+    my = c.n.port["myapp"];
+  }
+  // One burst of `frames` from test's port, the i-th mbuf's RX flags
+  // or'ed with `ol_flags[i]` where given.
+  void Burst(const std::vector<Bytes>& frames, const std::vector<uint64_t>& ol_flags = {}) {
+    std::vector<rte_mbuf*> pkts;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      pkts.push_back(ToMbuf(Pool(), frames[i]));
+      REQUIRE(pkts.back() != nullptr);
+      if (i < ol_flags.size()) pkts.back()->ol_flags |= ol_flags[i];
+    }
+    pl->Process(*c.snap, pkts.data(), uint16_t(pkts.size()), te, r.out);
+  }
+};
+
 // ForwardCandidate as a position, -1 for no; a yes must carry the
 // record's cached verdict.
 int32_t ForwardPos(const Conntrack& t, uint32_t first, const CtKey& k, uint64_t now) {
@@ -236,23 +263,14 @@ TEST_CASE("bursts: cached verdicts in one pass when all stand, in arrival order 
   // packet on, the rest of the burst goes through them. Either way the
   // packets leave in the order they came, and a cached packet meets the
   // same checks after its verdict (TTL here).
-  CtNode c;
-  c.n.w.Apply(kTestToMyapp);
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  const uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  TestBursts b;
+  Pipeline& pl = *b.pl;
+  Run& r = b.r;
+  const uint16_t my = b.my;
   auto frame = [](uint16_t sport, uint8_t flags, uint8_t ttl = 64) {
     return Eth(0x0800, Ipv4(V4("10.1.0.11"), V4("10.1.0.20"), 6, Tcp(sport, 80, flags), {}, 0, ttl));
   };
-  auto burst = [&](const std::vector<Bytes>& frames) {
-    std::vector<rte_mbuf*> pkts;
-    for (const Bytes& f : frames) {
-      pkts.push_back(ToMbuf(Pool(), f));
-      REQUIRE(pkts.back() != nullptr);
-    }
-    pl.Process(*c.snap, pkts.data(), uint16_t(pkts.size()), te, r.out);
-  };
+  auto burst = [&](const std::vector<Bytes>& frames) { b.Burst(frames); };
   // The source ports of what myapp's port got, in order; each checked.
   auto sent = [&] {
     std::vector<uint16_t> ports;
@@ -307,13 +325,10 @@ TEST_CASE("an endpoint's burst: its leading usual frames on their own loop, the 
   // bad checksum); the general loop takes the rest, usual frames too.
   // Either way each packet leaves in order with the same metadata, and
   // the port's IPv4 checksum verdict is taken only when the port gives one.
-  CtNode c;
-  c.n.w.Apply(kTestToMyapp);
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  const uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
-  const uint32_t test_id = c.n.w.Get("test").id;
+  TestBursts b;
+  Pipeline& pl = *b.pl;
+  const uint16_t te = b.te;
+  const uint32_t test_id = b.c.n.w.Get("test").id;
   struct In {
     Bytes frame;
     uint64_t ck = 0;  // RTE_MBUF_F_RX_IP_CKSUM_*
@@ -328,15 +343,15 @@ TEST_CASE("an endpoint's burst: its leading usual frames on their own loop, the 
   // Sends one burst; returns the source ports myapp's port got, in order,
   // each one's metadata checked.
   auto burst = [&](const std::vector<In>& in) {
-    std::vector<rte_mbuf*> pkts;
+    std::vector<Bytes> frames;
+    std::vector<uint64_t> ck;
     for (const In& i : in) {
-      pkts.push_back(ToMbuf(Pool(), i.frame));
-      REQUIRE(pkts.back() != nullptr);
-      pkts.back()->ol_flags |= i.ck;
+      frames.push_back(i.frame);
+      ck.push_back(i.ck);
     }
-    pl.Process(*c.snap, pkts.data(), uint16_t(pkts.size()), te, r.out);
+    b.Burst(frames, ck);
     std::vector<uint16_t> ports;
-    for (rte_mbuf* m : r.Take(my)) {
+    for (rte_mbuf* m : b.r.Take(b.my)) {
       const PacketMeta& meta = *Meta(m);
       ports.push_back(meta.sport);
       const uint8_t* d = rte_pktmbuf_mtod(m, const uint8_t*);
