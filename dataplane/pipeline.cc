@@ -930,9 +930,9 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
 }
 
 // The plain one-pass parses' tail for IPv4: the tuple from the words just
-// read (`head`: TupleHead), in five 8-byte stores (its head: family, protocol, `aux` 0, ports;
-// then the addresses with their unused bytes 0), hashed, its index bucket
-// fetched.
+// read, in five 8-byte stores (its head, TupleHead: family, protocol,
+// `aux` 0, ports; then the addresses with their unused bytes 0), hashed,
+// its index bucket fetched.
 [[gnu::always_inline]] inline void TrackPlain4(const Conntrack& ct, uint64_t head, uint32_t s4,
                                                uint32_t d4, CtKey& key, SlotIndex::Hash& hash) {
   static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
