@@ -405,6 +405,31 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   return family | uint32_t(proto) << 8 | uint64_t(sport) << 32 | uint64_t(dport) << 48;
 }
 
+// An IPv4 tuple in five 8-byte stores: its head (TupleHead), then the
+// addresses (as they lie in the packet) with their unused bytes 0. Word
+// by word: the hash reads the key back in 8-byte words right away, and a
+// load over several smaller stores cannot be forwarded from the store
+// buffer (perf: a zeroed temporary copied in, then fields stored byte by
+// byte, stalled the hash and the copy; a quarter of ServiceMatch).
+[[gnu::always_inline]] inline void WriteKey4(CtKey& key, uint64_t head, uint32_t s4, uint32_t d4) {
+  static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
+  auto* k = reinterpret_cast<uint8_t*>(&key);
+  const uint64_t src = s4, dst = d4, zero = 0;
+  std::memcpy(k, &head, 8);
+  std::memcpy(k + 8, &src, 8);
+  std::memcpy(k + 16, &zero, 8);
+  std::memcpy(k + 24, &dst, 8);
+  std::memcpy(k + 32, &zero, 8);
+}
+
+// The same for IPv6: the head, then the addresses of the header at `ip6`.
+[[gnu::always_inline]] inline void WriteKey6(CtKey& key, uint64_t head, const uint8_t* ip6) {
+  auto* k = reinterpret_cast<uint8_t*>(&key);
+  std::memcpy(k, &head, 8);
+  std::memcpy(k + 8, ip6 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
+  std::memcpy(k + 24, ip6 + 24, 16);
+}
+
 // The metadata of an untagged TCP or UDP frame without IP options or
 // extension headers (L3 at 14, L4 at `l4_off`), as the general parse and
 // the role stage leave it, from the tuple's head (TupleHead: family,
@@ -644,12 +669,8 @@ bool IsIcmpError(const PacketMeta& meta) {
 }
 
 // The connection tuple of a parsed IP packet (ICMP echo: id as both ports);
-// for an ICMP error, the tuple of the packet it quotes.
-// Written in 8-byte words (the head: family, protocol, `aux` 0, ports) and
-// whole addresses: the hash reads the key back in 8-byte words right away,
-// and a load over several smaller stores cannot be forwarded from the store
-// buffer (perf: a zeroed temporary copied in, then fields stored byte by
-// byte, stalled the hash and the copy; a quarter of ServiceMatch).
+// for an ICMP error, the tuple of the packet it quotes. Written in 8-byte
+// words and whole addresses (WriteKey4, WriteKey6).
 inline void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
   uint16_t sport = meta.sport, dport = meta.dport;
   if (meta.proto == 1 || meta.proto == 58) [[unlikely]] {
@@ -661,24 +682,15 @@ inline void CtKeyOf(rte_mbuf* m, const PacketMeta& meta, CtKey& k) {
     }
     dport = sport;  // the echo identifier
   }
-  static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
-  const uint64_t head = uint64_t(meta.family) | uint32_t(meta.proto) << 8 | uint64_t(sport) << 32 |
-                        uint64_t(dport) << 48;
-  auto* p = reinterpret_cast<uint8_t*>(&k);
+  const uint64_t head = TupleHead(meta.family, meta.proto, sport, dport);
   const uint8_t* l3 = rte_pktmbuf_mtod_offset(m, const uint8_t*, meta.l3_off);
-  std::memcpy(p, &head, 8);
   if (meta.family == 4) {
     uint32_t s4, d4;
     std::memcpy(&s4, l3 + 12, 4);  // rte_ipv4_hdr: src_addr, dst_addr
     std::memcpy(&d4, l3 + 16, 4);
-    const uint64_t src = s4, dst = d4, zero = 0;
-    std::memcpy(p + 8, &src, 8);
-    std::memcpy(p + 16, &zero, 8);
-    std::memcpy(p + 24, &dst, 8);
-    std::memcpy(p + 32, &zero, 8);
+    WriteKey4(k, head, s4, d4);
   } else {
-    std::memcpy(p + 8, l3 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
-    std::memcpy(p + 24, l3 + 24, 16);
+    WriteKey6(k, head, l3);
   }
 }
 
@@ -930,22 +942,12 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
 }
 
 // The plain one-pass parses' tail for IPv4: the tuple from the words just
-// read, in five 8-byte stores (its head, TupleHead: family, protocol,
-// `aux` 0, ports; then the addresses with their unused bytes 0), hashed,
-// its index bucket fetched.
+// read (WriteKey4; a copy from an array on the stack was a 16-byte load
+// over two smaller stores, a quarter of the parse's time in perf on the
+// memif link), hashed, its index bucket fetched.
 [[gnu::always_inline]] inline void TrackPlain4(const Conntrack& ct, uint64_t head, uint32_t s4,
                                                uint32_t d4, CtKey& key, SlotIndex::Hash& hash) {
-  static_assert(offsetof(CtKey, src) == 8 && offsetof(CtKey, dst) == 24 && sizeof(CtKey) == 40);
-  // Word by word: a copy from an array on the stack was a 16-byte load
-  // over two smaller stores, which the CPU cannot forward (a stall of a
-  // quarter of the parse's time, perf on the memif link).
-  auto* k = reinterpret_cast<uint8_t*>(&key);
-  const uint64_t src = s4, dst = d4, zero = 0;
-  std::memcpy(k, &head, 8);
-  std::memcpy(k + 8, &src, 8);
-  std::memcpy(k + 16, &zero, 8);
-  std::memcpy(k + 24, &dst, 8);
-  std::memcpy(k + 32, &zero, 8);
+  WriteKey4(key, head, s4, d4);
   // (Stored and read back for the prefetch: the hash kept in registers
   // and stored field by field was one load less and measured slower on
   // the fabric's profile, alternating runs of bench pipeline.)
@@ -1081,11 +1083,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // The same for an IPv6 frame: the addresses copied from the packet.
   auto track6 = [&](rte_mbuf* m, uint64_t head) {
     if (ct != nullptr) {
-      auto* k = reinterpret_cast<uint8_t*>(&ct_keys[nw]);
-      const uint8_t* ip6 = rte_pktmbuf_mtod_offset(m, const uint8_t*, 14);
-      std::memcpy(k, &head, 8);
-      std::memcpy(k + 8, ip6 + 8, 16);  // rte_ipv6_hdr: src_addr, dst_addr
-      std::memcpy(k + 24, ip6 + 24, 16);
+      WriteKey6(ct_keys[nw], head, rte_pktmbuf_mtod_offset(m, const uint8_t*, 14));
       ct_h[nw] = ct->HashOf(ct_keys[nw]);
       ct->Prefetch(ct_h[nw]);
     }
