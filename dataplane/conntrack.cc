@@ -139,8 +139,7 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
   // bucket (Prefetch) as it built the key; then two passes over the burst
   // so that the misses overlap: fetch the first candidate record of each;
   // then compare. A packet not found has its bucket, where its connection
-  // will go, in cache for Create.
-  if (n > kMaxBurst) n = kMaxBurst;
+  // will go, in cache for Create. (Both halves cut `n` to kMaxBurst.)
   uint32_t first[kMaxBurst];
   Candidates(h, n, first);
   return LookupCandidates(keys, h, first, 0, n, now, res, pos);

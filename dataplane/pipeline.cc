@@ -11,6 +11,7 @@
 #include <rte_udp.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "classifier/acl_table.h"
@@ -1135,7 +1136,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (plain && ct != nullptr) {
       i = LeadingPlain4(pkts, n, in_port, rx_ck ? RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
                         src_ep.identity, services, ct_h);
-      for (uint16_t k = 0; k < i; ++k) work[k] = pkts[k];
+      std::copy_n(pkts, i, work);
       nw = i;
     }
     for (; i < n; ++i) {
