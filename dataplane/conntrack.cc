@@ -147,10 +147,11 @@ uint16_t Conntrack::LookupHashed(const CtKey* keys, const Hash* h, uint16_t n, u
 
 void Conntrack::Candidates(const Hash* h, uint16_t n, uint32_t* first) const noexcept {
   if (n > kMaxBurst) n = kMaxBurst;
-  for (uint16_t i = 0; i < n; ++i) {
-    first[i] = index_.FirstCandidate(h[i]);
-    if (first[i] != 0) rte_prefetch0(&conns_[first[i] - 1]);
-  }
+  // The record of reference `ref` (connection + 1) at base + ref * 64.
+  const uintptr_t base = reinterpret_cast<uintptr_t>(conns_) - sizeof(Conn);
+  index_.FirstCandidates(h, n, first, [base](uint32_t ref) {
+    rte_prefetch0(reinterpret_cast<const void*>(base + uintptr_t(ref) * sizeof(Conn)));
+  });
 }
 
 uint16_t Conntrack::LookupCandidates(const CtKey* keys, const Hash* h, const uint32_t* first,

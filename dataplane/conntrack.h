@@ -125,6 +125,37 @@ struct alignas(16) CtVerdict {
 };
 static_assert(sizeof(CtVerdict) == 16);
 
+// CtVerdict::Stands for the packets of one burst: the stamp and the egress
+// check set once; each verdict compared with its packet's expected record
+// (epoch, ipcache version, identity and the egress bit) as one 16-byte
+// vector under a mask (the route's slot and kAudit not compared).
+class VerdictTest {
+ public:
+  VerdictTest(uint64_t stamp, bool egress) : stamp_(stamp), egress_(egress ? CtVerdict::kEgress : 0u) {
+#if defined(__AVX__)
+    base_ = _mm_set_epi64x(0, int64_t(stamp));
+    mask_ = _mm_set_epi32(int32_t(CtVerdict::kIdentityMask | CtVerdict::kEgress), 0, -1, -1);
+#endif
+  }
+  bool operator()(const CtVerdict& v, uint32_t identity) const {
+#if defined(__AVX__)
+    if (identity > CtVerdict::kIdentityMask) return false;
+    const __m128i want = _mm_insert_epi32(base_, int32_t(identity | egress_), 3);
+    const __m128i got = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
+    return _mm_testz_si128(_mm_xor_si128(got, want), mask_);
+#else
+    return CtVerdict::Stands(v, stamp_, identity, egress_ != 0);
+#endif
+  }
+
+ private:
+  uint64_t stamp_;
+  uint32_t egress_;
+#if defined(__AVX__)
+  __m128i base_, mask_;
+#endif
+};
+
 // A fragmented datagram: Cilium's fragment map key (bpf/lib/ipv4.h
 // ipv4_frag_id: addresses, IP id, protocol). The IPv6 id is the fragment
 // header's 32-bit identification. Addresses in network order.
@@ -224,6 +255,11 @@ class Conntrack {
   const CtNat& Nat(int32_t pos) const noexcept { return nat_[pos]; }
   // Refreshes an entry with a packet seen in `dir` (TCP state and timeout).
   void Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint64_t now_tsc) noexcept;
+  // Update for a forward packet, with the expiry of a connection other than
+  // TCP computed once for a burst (`other_expires`: OtherExpiry(now_tsc)).
+  uint64_t OtherExpiry(uint64_t now_tsc) const noexcept { return now_tsc + timeout_tsc_[kOther]; }
+  void UpdateForward(int32_t pos, uint8_t tcp_flags, uint64_t now_tsc,
+                     uint64_t other_expires) noexcept;
   // The verdict cached in the connection at `pos`, and caching one. Workers
   // may race on one entry: each access is a single 16-byte load or store
   // (atomic on x86 CPUs with AVX: Intel SDM vol. 3A 9.1.1; AMD APM vol. 1
@@ -431,6 +467,13 @@ inline void Conntrack::Update(int32_t pos, CtResult dir, uint8_t tcp_flags, uint
   // Several workers may refresh one entry: last writer wins, all write
   // "now + timeout" of about the same now (benign; see the design note).
   c.expires.store(now + TimeoutFor(c.tuple.proto, state), std::memory_order_relaxed);
+}
+
+inline void Conntrack::UpdateForward(int32_t pos, uint8_t tcp_flags, uint64_t now,
+                                     uint64_t other_expires) noexcept {
+  Conn& c = conns_[pos];
+  if (c.tuple.proto == 6) return Update(pos, CtResult::kForward, tcp_flags, now);
+  c.expires.store(other_expires, std::memory_order_relaxed);
 }
 
 namespace ct_internal {

@@ -97,9 +97,14 @@ bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
     if (ip->time_to_live <= 1) return false;
     --ip->time_to_live;
-    // RFC 1624 incremental update: TTL is the high byte of its 16-bit word.
-    uint32_t sum = uint32_t(__builtin_bswap16(ip->hdr_checksum)) + 0x0100;
-    ip->hdr_checksum = __builtin_bswap16(uint16_t(sum + (sum >> 16)));
+    // RFC 1624 incremental update: TTL is the high byte of its 16-bit
+    // word, so the checksum gains 0x0100 (one's complement). Added to the
+    // field as it lies in memory, byte-swapped: the one's complement sum
+    // does not depend on byte order (RFC 1071 2(B)), so the little-endian
+    // value gains 0x0001.
+    static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
+    const uint32_t sum = uint32_t(ip->hdr_checksum) + 1;
+    ip->hdr_checksum = uint16_t(sum + (sum >> 16));
     return true;
   }
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
@@ -932,9 +937,7 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
     out_port = snap.uplink.port;
   } else {
     const EndpointEntry& dst = snap.endpoints[ep];
-    auto* eth = rte_pktmbuf_mtod(m, rte_ether_hdr*);
-    eth->src_addr = snap.router_mac;
-    eth->dst_addr = dst.mac;
+    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), dst.l2_to.data(), 12);  // dst_addr, src_addr
     out_port = dst.port;
   }
   out.Add(out_port, m);
@@ -1027,6 +1030,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t nw = 0, nk = 0;
   uint16_t egress_key[kBurst], ingress_key[kBurst];
   uint16_t dnat_at[kBurst], ndnat = 0;  // work slots of packets to a service frontend
+  uint16_t lead = 0;  // work[0, lead): TCP or UDP by their parse (LeadingPlain4)
   // What every role does last: fragments, service DNAT, the tuple.
   // Inlined where it is called: out of line, it took the addresses of the
   // counters it shares with the loops (nw, nd), which then lived in memory.
@@ -1137,7 +1141,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       i = LeadingPlain4(pkts, n, in_port, rx_ck ? RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
                         src_ep.identity, services, ct_h);
       std::copy_n(pkts, i, work);
-      nw = i;
+      nw = lead = i;
     }
     for (; i < n; ++i) {
       rte_mbuf* m = pkts[i];
@@ -1268,6 +1272,8 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // burst is looked up in full and takes the general stages, which stage
   // for TX after the one pass: packets leave in arrival order either way.
   const uint64_t stamp = CtVerdict::Stamp(epoch, ipcache_version);
+  const uint64_t other_expires = ct != nullptr ? ct->OtherExpiry(now) : 0;
+  const VerdictTest stands(stamp, check_egress);
   uint16_t first = 0;  // work[0, first) went the one-pass way
   for (; ct != nullptr && first < nw; ++first) {
     const uint16_t i = first;
@@ -1276,8 +1282,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (!ct->ForwardCandidate(cand[i], ct_keys[i], now, &pos, &v)) break;
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
-    if (IsIcmpError(*meta)) break;  // related: the general stage marks it
-    if (!CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) break;
+    // Related: the general stage marks it. (The leading frames are TCP or
+    // UDP: not asked.)
+    if (i >= lead && IsIcmpError(*meta)) break;
+    if (!stands(v, meta->src_identity)) break;
     meta->aux = v.nh;
     const Route& route = RouteAt(snap, v.nh);
     const uint16_t ep = EndpointOf(snap, route);
@@ -1292,7 +1300,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       } else {
         meta->verdict = uint8_t(Verdict::kForwarded);
       }
-      ct->Update(pos, CtResult::kForward, meta->tcp_flags, now);
+      ct->UpdateForward(pos, meta->tcp_flags, now, other_expires);
       if (dnat && (translated >> i & 1) && svc[i].pinned) {
         ct->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
@@ -1357,7 +1365,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     }
     if (ctres[i] == CtResult::kForward) {
       const CtVerdict v = ct->Verdict(ctpos[i]);
-      if (CtVerdict::Stands(v, stamp, meta->src_identity, check_egress)) {
+      if (stands(v, meta->src_identity)) {
         meta->aux = v.nh;
         cached[i] = v.bits + 1;
         ++ncached;

@@ -96,10 +96,19 @@ class SlotIndex {
   // key is the first match in its home bucket). A reference read earlier
   // may have been removed since: the caller compares its record's key (a
   // record is reused only after a grace period its read side spans).
-  uint32_t FirstCandidate(Hash h) const noexcept {
-    const Bucket& b = buckets_[h.h & mask_];
-    uint32_t m = Matches(b, h.sig);
-    return m == 0 ? 0 : __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_ACQUIRE);
+  uint32_t FirstCandidate(Hash h) const noexcept { return FirstIn(buckets_[h.h & mask_], h.sig); }
+  // FirstCandidate of `n` hashes into `first`, and `found(ref)` for each
+  // one found (to fetch its record). The table's fields are read once:
+  // each store to `first` could otherwise change them for the compiler.
+  template <typename Found>
+  void FirstCandidates(const Hash* h, uint32_t n, uint32_t* first, Found&& found) const noexcept {
+    const Bucket* const buckets = buckets_;
+    const uint32_t mask = mask_;
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t ref = FirstIn(buckets[h[i].h & mask], h[i].sig);
+      first[i] = ref;
+      if (ref != 0) found(ref);
+    }
   }
   // The first reference `ref` with a matching signature for which
   // `match(ref)` holds, or 0.
@@ -108,7 +117,7 @@ class SlotIndex {
     for (uint32_t p = 0; p < max_probe_; ++p) {
       const Bucket& b = buckets_[(h.h + p) & mask_];
       for (uint32_t m = Matches(b, h.sig); m != 0; m &= m - 1) {
-        uint32_t ref = __atomic_load_n(&b.ref[__builtin_ctz(m) / 2], __ATOMIC_ACQUIRE);
+        uint32_t ref = RefAt(b, m);
         if (ref != 0 && match(ref)) return ref;
       }
       if (__atomic_load_n(&b.overflow, __ATOMIC_ACQUIRE) == 0) break;
@@ -175,6 +184,18 @@ class SlotIndex {
     }
     return m;
 #endif
+  }
+  // The reference in the lane of `m`'s lowest bit (2i for lane i): at
+  // byte 2 * ctz(m) of `ref`, 4 bytes to a lane (no halving, no sign
+  // extension).
+  static uint32_t RefAt(const Bucket& b, uint32_t m) {
+    static_assert(sizeof(b.ref[0]) == 4);
+    const auto* at = reinterpret_cast<const uint8_t*>(b.ref) + 2 * uint32_t(__builtin_ctz(m));
+    return __atomic_load_n(reinterpret_cast<const uint32_t*>(at), __ATOMIC_ACQUIRE);
+  }
+  static uint32_t FirstIn(const Bucket& b, uint16_t sig) {
+    const uint32_t m = Matches(b, sig);
+    return m == 0 ? 0 : RefAt(b, m);
   }
   void Overflow(Hash h, uint32_t p, int delta) noexcept {
     __atomic_fetch_add(&buckets_[(h.h + p) & mask_].overflow, uint32_t(delta), __ATOMIC_ACQ_REL);

@@ -2,6 +2,7 @@
 
 #include <rte_errno.h>
 
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -57,6 +58,8 @@ absl::StatusOr<std::unique_ptr<Snapshot>> BuildSnapshot(const SnapshotInput& in)
     EndpointEntry ee;
     ee.port = e.port;
     ee.mac = e.mac;
+    std::memcpy(ee.l2_to.data(), e.mac.addr_bytes, 6);
+    std::memcpy(ee.l2_to.data() + 6, s->router_mac.addr_bytes, 6);
     ee.identity = e.identity;
     ee.subject_class = in.policy->subject_class_of_endpoint[i];
     for (const auto& a : e.addrs) {

@@ -59,6 +59,10 @@ struct EndpointEntry {
   uint32_t v4 = 0;  // host order; 0 = none
   std::array<uint8_t, 16> v6{};
   bool has_v6 = false;
+  // A frame's Ethernet addresses on its way to this endpoint: the
+  // endpoint's MAC, then the router's (Snapshot::router_mac), copied in
+  // one step by the rewrite.
+  std::array<uint8_t, 12> l2_to{};
 };
 
 struct Snapshot {

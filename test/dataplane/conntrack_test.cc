@@ -194,6 +194,46 @@ TEST_CASE("a policy tightened under an established flow cuts its forward packets
   for (auto* m : got) rte_pktmbuf_free(m);
 }
 
+TEST_CASE("the TTL's checksum update is valid for every checksum a header can carry",
+          "[conntrack][verdict-cache]") {
+  // The IP id takes every value, so the header checksum does too (the
+  // wrap of the RFC 1624 update included); the connection's first packet
+  // takes the general stages, the rest the one pass over its cached verdict.
+  CtNode c;
+  c.Rebuild();
+  Pipeline pl(*c.cell, 0, c.ct.get());
+  Run r{{}, &pl};
+  auto& n = c.n;
+  const auto& snap = c.snap;
+  Bytes f = TcpFrame("10.1.0.10", "10.1.0.20", 80, 200);
+  uint32_t bad = 0, sent = 0, zeros = 0;
+  for (uint32_t id = 0; id <= 0xffff; ++id) {
+    f[14 + 4] = uint8_t(id >> 8);
+    f[14 + 5] = uint8_t(id);
+    f[14 + 8] = uint8_t(2 + id % 250);  // the TTL too
+    RefreshIpv4Checksum(f, 14);
+    r.Send(*snap, n.port["frontend"], f);
+    ++sent;
+    if (f[14 + 10] == 0 && f[14 + 11] == 0) {  // its other zero, 0xffff, valid too (RFC 1624 3)
+      f[14 + 10] = f[14 + 11] = 0xff;
+      r.Send(*snap, n.port["frontend"], f);
+      ++sent;
+      ++zeros;
+    }
+    for (rte_mbuf* m : r.Take(n.port["myapp"])) {
+      auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, 14);
+      bad += rte_raw_cksum(ip, 20) != 0xffff || ip->time_to_live != uint8_t(1 + id % 250);
+      rte_pktmbuf_free(m);
+    }
+  }
+  CHECK(bad == 0);
+  CHECK(zeros > 0);
+  CHECK(pl.counters().forwarded == sent);
+#if defined(__AVX__)
+  CHECK(pl.counters().verdicts_cached == sent - 1);
+#endif
+}
+
 TEST_CASE("the verdict cache: established packets reuse it until the ipcache, a class or the policy changes",
           "[conntrack][verdict-cache][cilium:PR 2700 policy consulted for every packet]") {
   // Cilium looks the policy up for every forward packet; a cached verdict
@@ -407,6 +447,54 @@ TEST_CASE("an endpoint's burst: its leading usual frames on their own loop, the 
     CHECK(invalid() == 3);
   }
   CHECK(rte_mempool_avail_count(Pool()) == 1023);  // nothing leaked
+}
+
+TEST_CASE("a burst's verdict test answers as CtVerdict::Stands, wide identities included",
+          "[conntrack][verdict-cache]") {
+  constexpr uint32_t kId = 1234, kMask = CtVerdict::kIdentityMask;
+  const uint64_t stamp = CtVerdict::Stamp(7, 9);
+  // Records as VerdictToCache writes them (identity masked), and others.
+  std::vector<CtVerdict> records;
+  for (uint32_t epoch : {7u, 8u, 0u})
+    for (uint32_t ipcache : {9u, 10u})
+      for (uint32_t id : {kId, kId + 1, 0u, kMask, kId | 1u << 24})
+        for (uint32_t flags : {0u, CtVerdict::kEgress, CtVerdict::kAudit,
+                               CtVerdict::kEgress | CtVerdict::kAudit}) {
+          records.push_back(CtVerdict{epoch, ipcache, 3, id | flags});
+        }
+  // Packet identities, among them ones with the flag bits' positions set.
+  const uint32_t ids[] = {kId,
+                          kId + 1,
+                          0,
+                          kMask,
+                          kId | 1u << 24,
+                          kId | 1u << 25,
+                          kId | CtVerdict::kEgress,
+                          kId | CtVerdict::kAudit,
+                          kId | 1u << 31,
+                          0xffffffffu};
+  uint32_t stood = 0;
+  for (bool egress : {false, true}) {
+    const VerdictTest test(stamp, egress);
+    for (const CtVerdict& v : records) {
+      for (uint32_t id : ids) {
+        const bool want = CtVerdict::Stands(v, stamp, id, egress);
+        INFO("epoch " << v.epoch << " ipcache " << v.ipcache << " bits " << v.bits << " id " << id
+                      << " egress " << egress);
+        CHECK(test(v, id) == want);
+        stood += want;
+      }
+    }
+  }
+  // What Stands itself says: the same stamp, identity and egress check
+  // stand, the audit bit aside; nothing wider than the mask ever does.
+  CHECK(CtVerdict::Stands(CtVerdict{7, 9, 3, kId | CtVerdict::kEgress | CtVerdict::kAudit}, stamp,
+                          kId, true));
+  CHECK_FALSE(CtVerdict::Stands(CtVerdict{7, 9, 3, kId | CtVerdict::kEgress}, stamp,
+                                kId | CtVerdict::kEgress, false));
+  CHECK_FALSE(CtVerdict::Stands(CtVerdict{7, 9, 3, kId}, stamp, kId, true));
+  CHECK_FALSE(CtVerdict::Stands(CtVerdict{7, 10, 3, kId}, stamp, kId, false));
+  CHECK(stood == 2 * 5 * 2);  // each of the 5 identities under the stamp, egress or not, audit or not
 }
 
 TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",
