@@ -103,11 +103,22 @@ struct alignas(16) CtVerdict {
   uint32_t epoch = 0;    // IdentityClassTable::epoch(); 0: nothing cached
   uint32_t ipcache = 0;  // IpcacheTable::version()
   uint32_t nh = 0;       // the destination's ipcache slot
-  uint32_t bits = 0;     // source identity (25 bits) | kEgress | kAudit
+  uint32_t bits = 0;     // source identity (25 bits) | Local(endpoint) | kEgress | kAudit
 
   static constexpr uint32_t kIdentityMask = (1u << 25) - 1;
-  static constexpr uint32_t kEgress = 1u << 29;   // the egress policy was checked
-  static constexpr uint32_t kAudit = 1u << 30;    // the verdict was AUDIT (else FORWARDED)
+  static constexpr uint32_t kEgress = 1u << 30;   // the egress policy was checked
+  static constexpr uint32_t kAudit = 1u << 31;    // the verdict was AUDIT (else FORWARDED)
+  // The local endpoint the route at `nh` leads to (EndpointOf: its index in
+  // the snapshot's endpoints), + 1, in bits 25-29; 0 when the route leads
+  // elsewhere (or to an endpoint from 31 on: the route is taken again). It
+  // stands with the rest: the route is the ipcache's (its version), the
+  // endpoints are the snapshot's (the class epoch).
+  static constexpr uint32_t kLocalShift = 25, kLocalMask = 31u << kLocalShift;
+  static uint32_t Local(uint16_t endpoint) {
+    return endpoint < 31 ? uint32_t(endpoint + 1) << kLocalShift : 0u;
+  }
+  // The cached local endpoint + 1, or 0.
+  uint32_t local() const { return (bits & kLocalMask) >> kLocalShift; }
 
   // The first 8 bytes of a record cached under `epoch` and `ipcache`.
   static uint64_t Stamp(uint32_t epoch, uint32_t ipcache) {

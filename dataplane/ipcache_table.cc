@@ -19,6 +19,14 @@ rte_lpm6* NewLpm6(uint32_t routes) {
 
 absl::StatusOr<std::unique_ptr<IpcacheTable>> IpcacheTable::Create(const Config& c,
                                                                    rte_rcu_qsbr* qsbr) {
+  // A route's slot is its LPM next hop: 24 bits in rte_lpm, 21 in rte_lpm6
+  // (DPDK lib/lpm/rte_lpm6.c, rte_lpm6_tbl_entry), where a wider one would
+  // be cut without an error.
+  if (c.max_routes == 0 || c.max_routes > kMaxRoutes) {
+    return absl::InvalidArgumentError(meshgate::StrCat(
+        "ipcache: ", c.max_routes, " routes; 1 to ", kMaxRoutes,
+        " (a route's slot is an IPv6 LPM next hop, 21 bits)"));
+  }
   std::unique_ptr<IpcacheTable> t(new IpcacheTable());
   t->qsbr_ = qsbr;
   t->capacity_ = c.max_routes;

@@ -57,6 +57,9 @@ struct Route {
 
 class IpcacheTable {
  public:
+  // The most routes a table holds (Create refuses more): slots are LPM
+  // next hops, 21 bits in rte_lpm6.
+  static constexpr uint32_t kMaxRoutes = 1u << 21;
   struct Config {
     uint32_t max_routes = 1 << 20;
     uint32_t v4_tbl8s = 1 << 14;  // one per /24 holding longer prefixes

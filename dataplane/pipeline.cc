@@ -93,7 +93,7 @@ bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
 
 // TTL / hop limit; false when it would reach zero (RFC 1812 5.3.1).
 [[gnu::always_inline]] inline bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
-  if (meta.family == 4) {
+  if (meta.family == 4) [[likely]] {
     auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
     if (ip->time_to_live <= 1) return false;
     --ip->time_to_live;
@@ -916,6 +916,13 @@ inline DropReason Pipeline::Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta&
   return DropReason::kNone;
 }
 
+// Rewrites a packet admitted to local endpoint `dst` and stages it for TX
+// on the endpoint's port (the caller counts it forwarded).
+inline void Pipeline::SendLocal(const EndpointEntry& dst, rte_mbuf* m, TxStage& out) noexcept {
+  std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), dst.l2_to.data(), 12);  // dst_addr, src_addr
+  out.Add(dst.port, m);
+}
+
 // Rewrites or encapsulates an admitted packet for its route (a local one
 // leads to endpoint `ep`) and stages it for TX on its output port.
 inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta,
@@ -936,9 +943,9 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
     eth->dst_addr = snap.uplink.gateway_mac;
     out_port = snap.uplink.port;
   } else {
-    const EndpointEntry& dst = snap.endpoints[ep];
-    std::memcpy(rte_pktmbuf_mtod(m, uint8_t*), dst.l2_to.data(), 12);  // dst_addr, src_addr
-    out_port = dst.port;
+    SendLocal(snap.endpoints[ep], m, out);
+    ++counters_.forwarded;
+    return DropReason::kNone;
   }
   out.Add(out_port, m);
   ++counters_.forwarded;
@@ -1007,9 +1014,10 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // with versions no newer than the data it was derived from.
   const uint32_t epoch = snap.classes->epoch();
   const uint32_t ipcache_version = snap.ipcache->version();
-  auto VerdictToCache = [&](const PacketMeta& meta, Verdict v) {
+  // `ep`: EndpointOf the packet's route (meta.aux).
+  auto VerdictToCache = [&](const PacketMeta& meta, Verdict v, uint16_t ep) {
     return CtVerdict{epoch, ipcache_version, meta.aux,
-                     (meta.src_identity & CtVerdict::kIdentityMask) |
+                     (meta.src_identity & CtVerdict::kIdentityMask) | CtVerdict::Local(ep) |
                          (check_egress ? CtVerdict::kEgress : 0u) |
                          (v == Verdict::kAudit ? CtVerdict::kAudit : 0u)};
   };
@@ -1275,6 +1283,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   const uint64_t other_expires = ct != nullptr ? ct->OtherExpiry(now) : 0;
   const VerdictTest stands(stamp, check_egress);
   uint16_t first = 0;  // work[0, first) went the one-pass way
+  uint16_t local_sent = 0;  // of them, sent to a local endpoint (SendLocal)
   for (; ct != nullptr && first < nw; ++first) {
     const uint16_t i = first;
     int32_t pos;
@@ -1287,10 +1296,20 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     if (i >= lead && IsIcmpError(*meta)) break;
     if (!stands(v, meta->src_identity)) break;
     meta->aux = v.nh;
-    const Route& route = RouteAt(snap, v.nh);
-    const uint16_t ep = EndpointOf(snap, route);
-    DropReason r = RouteAllowed(role, route, ep) ? Admit(snap, m, *meta, route)
-                                                 : DropReason::kNoMatchingLocalContainer;
+    // The route: to the local endpoint cached with the verdict (allowed
+    // from any port; Admit checks only the TTL), else the ipcache's.
+    DropReason r;
+    uint16_t ep;
+    const Route* route = nullptr;
+    if (const uint32_t local = v.local(); local != 0) [[likely]] {
+      ep = uint16_t(local - 1);
+      r = DecrementTtl(m, *meta) ? DropReason::kNone : DropReason::kTtlExceeded;
+    } else {
+      route = &RouteAt(snap, v.nh);
+      ep = EndpointOf(snap, *route);
+      r = RouteAllowed(role, *route, ep) ? Admit(snap, m, *meta, *route)
+                                          : DropReason::kNoMatchingLocalContainer;
+    }
     if (r == DropReason::kNone) {
       // The parse left reason, rule and direction at none / 0 / unknown,
       // what a cached verdict reports; only the verdict itself is set.
@@ -1304,13 +1323,19 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       if (dnat && (translated >> i & 1) && svc[i].pinned) {
         ct->Update(svc[i].pin_pos, CtResult::kForward, meta->tcp_flags, now);
       }
-      r = Send(snap, m, *meta, route, ep, out);
+      if (route == nullptr) {
+        SendLocal(snap.endpoints[ep], m, out);
+        ++local_sent;
+      } else {
+        r = Send(snap, m, *meta, *route, ep, out);
+      }
     }
     if (r != DropReason::kNone) {
       meta->drop = r;
       drops[nd++] = m;
     }
   }
+  counters_.forwarded += local_sent;
   counters_.verdicts_cached += first;
   if (first == nw) {  // nothing was new: no reservation
     Drop(snap, drops, nd, in_port);
@@ -1352,7 +1377,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   // connection (either direction) is related: it skips the policy like a
   // reply (Cilium's CT_RELATED).
   bool icmp_error[kBurst], gone[kBurst];
-  uint32_t cached[kBurst];  // CtVerdict bits + 1 when the verdict is cached; 0 otherwise
+  uint8_t cached[kBurst];  // 0: not cached; else 1, | 2 for an AUDIT verdict
   uint16_t dst_ep[kBurst];  // EndpointOf each packet's route (general path)
   uint16_t ncached = 0;
   for (uint16_t i = first; i < nw; ++i) {
@@ -1367,7 +1392,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       const CtVerdict v = ct->Verdict(ctpos[i]);
       if (stands(v, meta->src_identity)) {
         meta->aux = v.nh;
-        cached[i] = v.bits + 1;
+        cached[i] = (v.bits & CtVerdict::kAudit) ? 3 : 1;
         ++ncached;
       }
     }
@@ -1457,7 +1482,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     const PolicyResult cached_result{
-        (cached[i] - 1) & CtVerdict::kAudit ? Verdict::kAudit : Verdict::kForwarded,
+        cached[i] & 2 ? Verdict::kAudit : Verdict::kForwarded,
         classifier::PolicyReason::kNone, 0, 0};
     const PolicyResult& eg = cached[i] != 0           ? cached_result
                              : egress_key[i] != kNoKey ? res[egress_key[i]]
@@ -1499,12 +1524,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
           continue;
         }
         ++counters_.ct_new;
-        ct->CacheVerdict(pos, VerdictToCache(*meta, decided.verdict));
+        ct->CacheVerdict(pos, VerdictToCache(*meta, decided.verdict, dst_ep[i]));
         if (events_ != nullptr) Event(snap, m, dir);  // the verdict of a new connection
       } else {
         ct->Update(ctpos[i], ctres[i], meta->tcp_flags, now);
         if (ctres[i] == CtResult::kForward && cached[i] == 0) {
-          ct->CacheVerdict(ctpos[i], VerdictToCache(*meta, decided.verdict));
+          ct->CacheVerdict(ctpos[i], VerdictToCache(*meta, decided.verdict, dst_ep[i]));
         }
         if (ctres[i] == CtResult::kReply) {
           ++counters_.ct_replies;

@@ -172,6 +172,7 @@ class Pipeline {
                          uint32_t ep_be, uint32_t identity, const ServiceTable* services,
                          SlotIndex::Hash* ct_h) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
+  void SendLocal(const EndpointEntry& dst, rte_mbuf* m, TxStage& out) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
                   uint16_t ep, TxStage& out) noexcept;
   void Event(const Snapshot& snap, rte_mbuf* m, TrafficDirection dir) noexcept;

@@ -289,6 +289,24 @@ TEST_CASE("the verdict cache: established packets reuse it until the ipcache, a 
     CHECK(pl.counters().verdicts_cached == cached + 1);
 #endif
   }
+  SECTION("the endpoints listed anew (same ports, same ipcache): routed from the new list") {
+    // The verdict caches the local endpoint's index in the snapshot's
+    // list; a new snapshot (a new class epoch) must not reuse it.
+    const uint32_t version = c.n.table->version();
+    auto reordered = c.n.Build(0, true);
+    REQUIRE(c.n.table->version() == version);  // only the snapshot changed
+    REQUIRE(reordered->endpoint_of_port[my] != c.snap->endpoint_of_port[my]);
+    c.snap = std::move(reordered);
+    const uint64_t cached = pl.counters().verdicts_cached;
+    for (int i = 0; i < 2; ++i) {  // classified again and cached, then from the cache
+      r.Send(*c.snap, te, ack());
+      CHECK(forwarded() == 1);  // still myapp's port
+      for (uint16_t p = 0; p < kMaxPorts; ++p) CHECK(r.out.n[p] == 0);
+    }
+#if defined(__AVX__)
+    CHECK(pl.counters().verdicts_cached == cached + 1);
+#endif
+  }
   SECTION("nothing changed: the cached verdict stands for every later packet") {
     for (int i = 0; i < 5; ++i) r.Send(*c.snap, te, ack());
     CHECK(forwarded() == 5);
@@ -460,7 +478,9 @@ TEST_CASE("a burst's verdict test answers as CtVerdict::Stands, wide identities 
       for (uint32_t id : {kId, kId + 1, 0u, kMask, kId | 1u << 24})
         for (uint32_t flags : {0u, CtVerdict::kEgress, CtVerdict::kAudit,
                                CtVerdict::kEgress | CtVerdict::kAudit}) {
-          records.push_back(CtVerdict{epoch, ipcache, 3, id | flags});
+          for (uint32_t local : {0u, CtVerdict::Local(5)}) {
+            records.push_back(CtVerdict{epoch, ipcache, 3, id | flags | local});
+          }
         }
   // Packet identities, among them ones with the flag bits' positions set.
   const uint32_t ids[] = {kId,
@@ -494,7 +514,15 @@ TEST_CASE("a burst's verdict test answers as CtVerdict::Stands, wide identities 
                                 kId | CtVerdict::kEgress, false));
   CHECK_FALSE(CtVerdict::Stands(CtVerdict{7, 9, 3, kId}, stamp, kId, true));
   CHECK_FALSE(CtVerdict::Stands(CtVerdict{7, 10, 3, kId}, stamp, kId, false));
-  CHECK(stood == 2 * 5 * 2);  // each of the 5 identities under the stamp, egress or not, audit or not
+  // Each of the 5 identities under the stamp, egress or not, audit or not,
+  // a local endpoint or not.
+  CHECK(stood == 2 * 5 * 2 * 2);
+  // The local endpoint's index + 1 in its bits, for the first 31.
+  CHECK(CtVerdict{0, 0, 0, CtVerdict::Local(0)}.local() == 1);
+  CHECK(CtVerdict{0, 0, 0, CtVerdict::Local(30) | kMask | CtVerdict::kEgress}.local() == 31);
+  CHECK(CtVerdict::Local(31) == 0);
+  CHECK(CtVerdict::Local(kNoEndpoint) == 0);
+  CHECK((CtVerdict::Local(30) & (kMask | CtVerdict::kEgress | CtVerdict::kAudit)) == 0);
 }
 
 TEST_CASE("a cached verdict reads back whole; a new connection caches nothing by itself",

@@ -42,6 +42,16 @@ TEST_CASE("longest prefix, removal, IPv6 copy-on-write", "[ipcache]") {
   CHECK(tab.size() == 2);
 }
 
+TEST_CASE("a table of more routes than an IPv6 LPM next hop can name is refused", "[ipcache]") {
+  auto cell = RcuCell<Snapshot>::Create(1);
+  REQUIRE(cell.ok());
+  auto big = IpcacheTable::Create({IpcacheTable::kMaxRoutes + 1, 64}, (*cell)->qsbr());
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(big.status().message()), Catch::Contains("21 bits"));
+  CHECK_FALSE(IpcacheTable::Create({0, 64}, (*cell)->qsbr()).ok());
+}
+
 TEST_CASE("10,000 in-place updates under a reader: never a torn or foreign route",
           "[ipcache][threads][rcu]") {
   auto cell = RcuCell<Snapshot>::Create(1);

@@ -1,6 +1,7 @@
 // A one-node fixture for pipeline tests: the seed's cluster1 endpoints,
 // policies from YAML, snapshots, and a way to push frames through Process.
 #pragma once
+#include <algorithm>
 
 #include <rte_ether.h>
 #include <rte_ip.h>
@@ -68,7 +69,9 @@ struct Node {
     w.Add("test", {{"app", "test"}});
     w.Add("myapp", {{"app", "myapp"}});
   }
-  std::unique_ptr<Snapshot> Build(uint16_t port_base = 0) {
+  // `rotate`: the snapshot lists its endpoints from the second on, the
+  // first last (each on the same port): every index changes, nothing else.
+  std::unique_ptr<Snapshot> Build(uint16_t port_base = 0, bool rotate = false) {
     if (!table) {
       qcell = std::move(*RcuCell<Snapshot>::Create(4));
       auto t = dataplane::IpcacheTable::Create({1 << 12, 256}, qcell->qsbr());
@@ -94,6 +97,7 @@ struct Node {
       port[e->spec.name] = p++;
       in.endpoints.push_back(se);
     }
+    if (rotate) std::rotate(in.endpoints.begin(), in.endpoints.begin() + 1, in.endpoints.end());
     REQUIRE(dataplane::SyncIpcache(*table, w.ipcache, in.endpoints).ok());
     table->Reclaim();
     auto s = BuildSnapshot(in);
