@@ -100,14 +100,15 @@ struct CtNode {
   void Rebuild() { snap = n.Build(); }
 };
 
-// kTestToMyapp with conntrack, and bursts from test's port.
+// A node under `policy` (none: nullptr) with conntrack and a pipeline,
+// and bursts from test's port.
 struct TestBursts {
   CtNode c;
   std::unique_ptr<Pipeline> pl;
   Run r{{}, nullptr};
   uint16_t te = 0, my = 0;
-  TestBursts() {
-    c.n.w.Apply(kTestToMyapp);
+  explicit TestBursts(const char* policy = kTestToMyapp) {
+    if (policy != nullptr) c.n.w.Apply(policy);
     c.Rebuild();
     pl = std::make_unique<Pipeline>(*c.cell, 0, c.ct.get());
     r.pl = pl.get();
@@ -172,11 +173,11 @@ TEST_CASE("replies bypass policy; without conntrack they would be dropped",
 
 TEST_CASE("a policy tightened under an established flow cuts its forward packets, not replies",
           "[conntrack][cilium:PR 2700 policy consulted for every packet]") {
-  CtNode c;
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  uint16_t te = c.n.port["test"], my = c.n.port["myapp"];
+  TestBursts b(nullptr);
+  CtNode& c = b.c;
+  Pipeline& pl = *b.pl;
+  Run& r = b.r;
+  const uint16_t te = b.te, my = b.my;
   r.Send(*c.snap, te, TcpFrame("10.1.0.11", "10.1.0.20", 80));
   r.Send(*c.snap, my, Reply("10.1.0.20", "10.1.0.11", 80, 40000));
   for (auto* m : r.Take(my)) rte_pktmbuf_free(m);
@@ -199,12 +200,11 @@ TEST_CASE("the TTL's checksum update is valid for every checksum a header can ca
   // The IP id takes every value, so the header checksum does too (the
   // wrap of the RFC 1624 update included); the connection's first packet
   // takes the general stages, the rest the one pass over its cached verdict.
-  CtNode c;
-  c.Rebuild();
-  Pipeline pl(*c.cell, 0, c.ct.get());
-  Run r{{}, &pl};
-  auto& n = c.n;
-  const auto& snap = c.snap;
+  TestBursts b(nullptr);
+  Pipeline& pl = *b.pl;
+  Run& r = b.r;
+  auto& n = b.c.n;
+  const auto& snap = b.c.snap;
   Bytes f = TcpFrame("10.1.0.10", "10.1.0.20", 80, 200);
   uint32_t bad = 0, sent = 0, zeros = 0;
   for (uint32_t id = 0; id <= 0xffff; ++id) {
