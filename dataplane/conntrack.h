@@ -93,7 +93,8 @@ struct CtNat {
 
 // The policy outcome of a connection's forward packets, cached in its entry
 // so that an established packet skips the destination LPM, the class
-// lookups and the ACL while nothing they depend on has changed. Valid only
+// lookups and the ACL (and, to a local endpoint, the route itself) while
+// nothing they depend on has changed. Valid only
 // under the same class-table epoch (the snapshot: policy, endpoints,
 // identity classes) and ipcache version it was decided under, for the same
 // source identity, and the same egress check (docs/design/conntrack.md,
@@ -139,7 +140,8 @@ static_assert(sizeof(CtVerdict) == 16);
 // CtVerdict::Stands for the packets of one burst: the stamp and the egress
 // check set once; each verdict compared with its packet's expected record
 // (epoch, ipcache version, identity and the egress bit) as one 16-byte
-// vector under a mask (the route's slot and kAudit not compared).
+// vector under a mask (the route's slot, its local endpoint and kAudit not
+// compared: they are what the record tells).
 class VerdictTest {
  public:
   VerdictTest(uint64_t stamp, bool egress) : stamp_(stamp), egress_(egress ? CtVerdict::kEgress : 0u) {
