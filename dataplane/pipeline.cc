@@ -406,10 +406,15 @@ template <typename T>
 static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 
 // The conntrack tuple's first 8 bytes as the plain parses build them:
-// family, protocol, `aux` 0, ports (host order) (CtKey).
+// family, protocol, `aux` 0, ports (host order, `ports` = sport | dport <<
+// 16) (CtKey).
+[[gnu::always_inline]] inline uint64_t TupleHeadOfPorts(uint8_t family, uint8_t proto,
+                                                        uint32_t ports) {
+  return family | uint32_t(proto) << 8 | uint64_t(ports) << 32;
+}
 [[gnu::always_inline]] inline uint64_t TupleHead(uint8_t family, uint8_t proto, uint16_t sport,
                                                  uint16_t dport) {
-  return family | uint32_t(proto) << 8 | uint64_t(sport) << 32 | uint64_t(dport) << 48;
+  return TupleHeadOfPorts(family, proto, sport | uint32_t(dport) << 16);
 }
 
 // A TCP or UDP header's ports in host order, sport | dport << 16, from
@@ -418,12 +423,6 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // stack; two 16-bit loads cost 6 more instructions per packet.)
 [[gnu::always_inline]] inline uint32_t PortsAt(const uint8_t* l4) {
   return std::rotr(__builtin_bswap32(LoadAt<uint32_t>(l4)), 16);
-}
-
-// TupleHead from PortsAt's word.
-[[gnu::always_inline]] inline uint64_t TupleHeadOfPorts(uint8_t family, uint8_t proto,
-                                                        uint32_t ports) {
-  return family | uint32_t(proto) << 8 | uint64_t(ports) << 32;
 }
 
 // An IPv4 tuple in five 8-byte stores: its head (TupleHead), then the
