@@ -160,6 +160,43 @@ class VerdictTest {
     return CtVerdict::Stands(v, stamp_, identity, egress_ != 0);
 #endif
   }
+  // The same test for packets that all carry one identity (an endpoint's
+  // leading frames), its comparand built once: a loop keeps it in
+  // registers. REQUIRES: identity <= CtVerdict::kIdentityMask (no record
+  // stands for a wider one: the caller tests that once).
+  class ForIdentity {
+   public:
+    bool operator()(const CtVerdict& v) const {
+#if defined(__AVX__)
+      const __m128i got = _mm_load_si128(reinterpret_cast<const __m128i*>(&v));
+      return _mm_testz_si128(_mm_xor_si128(got, want_), mask_);
+#else
+      return CtVerdict::Stands(v, stamp_, identity_, egress_);
+#endif
+    }
+
+   private:
+    friend class VerdictTest;
+#if defined(__AVX__)
+    __m128i want_, mask_;
+#else
+    uint64_t stamp_ = 0;
+    uint32_t identity_ = 0;
+    bool egress_ = false;
+#endif
+  };
+  ForIdentity For(uint32_t identity) const {
+    ForIdentity f;
+#if defined(__AVX__)
+    f.want_ = _mm_insert_epi32(base_, int32_t(identity | egress_), 3);
+    f.mask_ = mask_;
+#else
+    f.stamp_ = stamp_;
+    f.identity_ = identity;
+    f.egress_ = egress_ != 0;
+#endif
+    return f;
+  }
 
  private:
   uint64_t stamp_;

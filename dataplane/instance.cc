@@ -4,11 +4,14 @@
 
 #include <rte_bus.h>
 #include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+
+#include <string_view>
 
 #include "identity/strutil.h"
 
@@ -32,6 +35,12 @@ absl::StatusOr<std::pair<uint16_t, bool>> OpenPort(const std::string& device) {
 }
 
 }  // namespace
+
+bool RxCopiesData(std::string_view driver, std::string_view devargs) {
+  if (driver == "net_memif") return devargs.find("zero-copy=yes") == std::string_view::npos;
+  return driver == "net_vhost" || driver == "net_tap" || driver == "net_af_packet" ||
+         driver == "net_pcap";
+}
 
 absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig& c) {
   if (auto st = RegisterPacketMeta(); !st.ok()) return st;  // idempotent, per process
@@ -72,6 +81,11 @@ absl::StatusOr<std::unique_ptr<Instance>> Instance::Create(const InstanceConfig&
       conf.txmode.offloads = info.tx_offload_capa & RTE_ETH_TX_OFFLOAD_IPV4_CKSUM;
       if (conf.rxmode.offloads != 0) offloads |= kRxIpv4Cksum;
       if (conf.txmode.offloads != 0) offloads |= kTxIpv4Cksum;
+      const rte_devargs* da = info.device != nullptr ? rte_dev_devargs(info.device) : nullptr;
+      if (RxCopiesData(info.driver_name != nullptr ? info.driver_name : "",
+                       da != nullptr && da->args != nullptr ? da->args : "")) {
+        offloads |= kRxDataCopied;
+      }
     }
     in->offloads_.push_back(offloads);
     int rc = rte_eth_dev_configure(id, nq, nq, &conf);

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,6 +36,16 @@ struct PortSpec {
   std::string device;  // an ethdev name, a PCI address or a vdev string
   PortRole role = PortRole::kEndpoint;
 };
+
+// Whether a port's PMD copies each received frame into its mbuf on the
+// polling core (kRxDataCopied), by the device's driver name and arguments:
+// memif in copy mode (DPDK drivers/net/memif/rte_eth_memif.c, eth_memif_rx:
+// rte_memcpy from the shared region; with zero-copy=yes it hands out the
+// region's buffers, which the peer wrote), vhost (a copy from the guest's
+// buffers in rte_vhost_dequeue_burst), tap (read(2) into the mbuf),
+// af_packet and pcap (memcpy from the kernel's ring or the capture). NICs
+// (DMA), rings and virtio-user (the backend's core wrote the data): no.
+bool RxCopiesData(std::string_view driver, std::string_view devargs);
 
 struct InstanceConfig {
   std::string name = "mg";         // unique per process: names pools and rings

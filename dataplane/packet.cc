@@ -220,7 +220,7 @@ namespace {
   } else {
     return false;
   }
-  if (!ip_cksum_verified && !Ipv4Header20Valid(d + kIp)) return false;
+  if (!ip_cksum_verified && !Ipv4Header20ValidV4(d + kIp)) return false;
   m = PacketMeta();
   m.in_port = in_port & 0x3f;
   m.l3_off = kIp;

@@ -93,21 +93,23 @@ bool NdpReply(rte_mbuf* m, const PacketMeta& meta, const EndpointEntry& ep,
 }
 
 // TTL / hop limit; false when it would reach zero (RFC 1812 5.3.1).
+// An IPv4 packet's, its header at `l3_off`.
+[[gnu::always_inline]] inline bool DecrementTtl4(rte_mbuf* m, uint16_t l3_off) {
+  auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, l3_off);
+  if (ip->time_to_live <= 1) return false;
+  --ip->time_to_live;
+  // RFC 1624 incremental update: TTL is the high byte of its 16-bit
+  // word, so the checksum gains 0x0100 (one's complement). Added to the
+  // field as it lies in memory, byte-swapped: the one's complement sum
+  // does not depend on byte order (RFC 1071 2(B)), so the little-endian
+  // value gains 0x0001.
+  static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
+  const uint32_t sum = uint32_t(ip->hdr_checksum) + 1;
+  ip->hdr_checksum = uint16_t(sum + (sum >> 16));
+  return true;
+}
 [[gnu::always_inline]] inline bool DecrementTtl(rte_mbuf* m, const PacketMeta& meta) {
-  if (meta.family == 4) [[likely]] {
-    auto* ip = rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off);
-    if (ip->time_to_live <= 1) return false;
-    --ip->time_to_live;
-    // RFC 1624 incremental update: TTL is the high byte of its 16-bit
-    // word, so the checksum gains 0x0100 (one's complement). Added to the
-    // field as it lies in memory, byte-swapped: the one's complement sum
-    // does not depend on byte order (RFC 1071 2(B)), so the little-endian
-    // value gains 0x0001.
-    static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
-    const uint32_t sum = uint32_t(ip->hdr_checksum) + 1;
-    ip->hdr_checksum = uint16_t(sum + (sum >> 16));
-    return true;
-  }
+  if (meta.family == 4) [[likely]] return DecrementTtl4(m, meta.l3_off);
   auto* ip6 = rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off);
   if (ip6->hop_limits <= 1) return false;
   --ip6->hop_limits;
@@ -379,7 +381,7 @@ bool PlainOuter(const uint8_t* d, uint32_t len, const FabricConfig& f, uint32_t*
   }
   *vni = uint32_t(t[4]) << 16 | uint32_t(t[5]) << 8 | t[6];
   *outer = kTun + 8 + opts;
-  return !ReservedVni(*vni) && *outer < len && Ipv4Header20Valid(d + kIp);
+  return !ReservedVni(*vni) && *outer < len && Ipv4Header20ValidV4(d + kIp);
 }
 
 // What the fabric's usual frame must carry, in the byte order it lies in:
@@ -528,7 +530,7 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
   } else {
     return false;
   }
-  if (!Ipv4Header20Valid(d + kIp) || !Ipv4Header20Valid(e + 14)) return false;
+  if (!Ipv4Header20ValidV4(d + kIp) || !Ipv4Header20ValidV4(e + 14)) return false;
   // The ports as one word (two movbe loads, as PlainEndpoint's, measured
   // slower here).
   const uint32_t ports = LoadAt<uint32_t>(e + 34);
@@ -552,12 +554,15 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
 // follows, else the tuple is built at once. False for any other frame,
 // good or bad, with nothing written: the general stages decide (and name
 // the drop). `ck`: the port's IPv4 checksum verdict
-// (RTE_MBUF_F_RX_IP_CKSUM_*, 0 when the port gives none).
+// (RTE_MBUF_F_RX_IP_CKSUM_*, 0 when the port gives none). With `meta`
+// null, nothing is written there: the TCP flags go to `*flags` (the
+// leading frames' metadata is written only when needed, LeadingPlain4).
 [[gnu::always_inline]] inline bool PlainEndpoint(const uint8_t* d, uint32_t len, uint64_t ck,
                                                  uint32_t ep_be, uint32_t identity,
                                                  const ServiceTable* services, uint16_t in_port,
-                                                 PacketMeta& meta, uint64_t* head, uint32_t* src,
-                                                 uint32_t* dst, bool* frontend) {
+                                                 PacketMeta* meta, uint64_t* head, uint32_t* src,
+                                                 uint32_t* dst, bool* frontend,
+                                                 uint8_t* flags = nullptr) {
   constexpr uint32_t kIp = 14, kL4 = kIp + 20;
   if (len < kL4 + 8 || (LoadAt<uint32_t>(d + 12) & 0xffffff) != 0x450008u) return false;
   const uint32_t total = __builtin_bswap16(LoadAt<uint16_t>(d + kIp + 2));
@@ -580,17 +585,19 @@ static_assert(RTE_BYTE_ORDER == RTE_LITTLE_ENDIAN);
     return false;
   }
   // 0 (unknown, or a port that gives no verdict) first: the usual case.
-  if (ck == 0 ? !Ipv4Header20Valid(d + kIp)
+  if (ck == 0 ? !Ipv4Header20ValidV4(d + kIp)
               : ck == RTE_MBUF_F_RX_IP_CKSUM_BAD ||
-                    (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !Ipv4Header20Valid(d + kIp))) {
+                    (ck != RTE_MBUF_F_RX_IP_CKSUM_GOOD && !Ipv4Header20ValidV4(d + kIp))) {
     return false;
   }
   const uint32_t d4 = LoadAt<uint32_t>(d + kIp + 16);
-  const uint32_t ports = PortsAt(d + kL4);
-  const uint16_t dport = uint16_t(ports >> 16);
-  *frontend = services != nullptr && services->MayBeFrontend4(d4, dport, proto);
-  *head = TupleHeadOfPorts(4, proto, ports);
-  PlainMeta(meta, *head, kL4, tcp_flags, identity, in_port);
+  *head = TupleHeadOfPorts(4, proto, PortsAt(d + kL4));
+  *frontend = services != nullptr && services->MayBeFrontendOfHead(*head, d4);
+  if (meta != nullptr) {
+    PlainMeta(*meta, *head, kL4, tcp_flags, identity, in_port);
+  } else {
+    *flags = tcp_flags;
+  }
   *src = s4;
   *dst = d4;
   return true;
@@ -980,26 +987,45 @@ inline DropReason Pipeline::Send(const Snapshot& snap, rte_mbuf* m, const Packet
   ct.Prefetch(hash);
 }
 
-uint16_t Pipeline::LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint16_t in_port, uint64_t ck_mask,
-                                 uint32_t ep_be, uint32_t identity, const ServiceTable* services,
-                                 SlotIndex::Hash* ct_h) noexcept {
+template <bool kCk, bool kPrefetch>
+uint16_t Pipeline::LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint64_t ck_mask, uint32_t ep_be,
+                                 const ServiceTable* services, SlotIndex::Hash* ct_h) noexcept {
   const Conntrack& ct = *ct_;
-  const int off = g_packet_meta_offset;
   uint16_t i = 0;
   for (; i < n; ++i) {
     rte_mbuf* m = pkts[i];
-    if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
-    PacketMeta* meta = Meta(m, off);
+    if (kPrefetch && i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
     uint64_t head;
     uint32_t s4, d4;
     bool frontend;
     if (!PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
-                       m->ol_flags & ck_mask, ep_be, identity, services, in_port, *meta, &head,
-                       &s4, &d4, &frontend) ||
+                       kCk ? m->ol_flags & ck_mask : 0, ep_be, 0, services, 0, nullptr, &head,
+                       &s4, &d4, &frontend, &lead_flags_[i]) ||
         frontend) {
-      break;  // (PlainEndpoint wrote the metadata of a frontend's: written again)
+      break;
     }
     TrackPlain4(ct, head, s4, d4, ct_keys_[i], ct_h[i]);
+  }
+  return i;
+}
+
+uint16_t Pipeline::LeadLocal(const EndpointEntry* endpoints, uint16_t lead, const uint32_t* cand,
+                             uint64_t now, uint64_t other_expires, const VerdictTest& stands,
+                             uint32_t identity, rte_mbuf* const* work, TxStage& out) noexcept {
+  if (identity > CtVerdict::kIdentityMask) return 0;  // no verdict stands for it
+  Conntrack* const ct = ct_;
+  const VerdictTest::ForIdentity test = stands.For(identity);
+  uint16_t i = 0;
+  for (; i < lead; ++i) {
+    int32_t pos;
+    CtVerdict v;
+    if (!ct->ForwardCandidate(cand[i], ct_keys_[i], now, &pos, &v) || !test(v)) break;
+    rte_mbuf* m = work[i];
+    const uint32_t local = v.local();
+    if (local == 0 || !DecrementTtl4(m, 14)) break;
+    if (v.bits & CtVerdict::kAudit) [[unlikely]] ++counters_.audited;
+    ct->UpdateForward(pos, lead_flags_[i], now, other_expires);
+    SendLocal(endpoints[local - 1], m, out);
   }
   return i;
 }
@@ -1015,6 +1041,12 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   uint16_t nd = 0;
   counters_.rx += n;
   const PortRole role = in_port < kMaxPorts ? snap.role[in_port] : PortRole::kNone;
+  // The next frame's data fetched while this one is parsed, unless the
+  // port's PMD has just written it (kRxDataCopied).
+  // (The loops below compare with prefetch_n, 0 for no prefetch: no test
+  // added per packet.)
+  const bool prefetch = in_port >= kMaxPorts || (offloads_[in_port] & kRxDataCopied) == 0;
+  const uint16_t prefetch_n = prefetch ? n : 0;
 
   const uint16_t epi = role == PortRole::kEndpoint ? snap.endpoint_of_port[in_port] : kNoEndpoint;
   static const EndpointEntry kNone{};
@@ -1123,7 +1155,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     const FabricWire wire(snap.fabric);
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
-      if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+      if (i + 1 < prefetch_n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
       PacketMeta* meta = meta_of(m);
       uint64_t head;
       uint32_t s4, d4;
@@ -1160,14 +1192,17 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     // in a function of their own (LeadingPlain4); from the first other
     // frame, or a service's, the loop below takes the rest.
     if (plain && ct != nullptr) {
-      i = LeadingPlain4(pkts, n, in_port, rx_ck ? RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
-                        src_ep.identity, services, ct_h);
+      const uint64_t ck = RTE_MBUF_F_RX_IP_CKSUM_MASK;
+      i = rx_ck ? prefetch ? LeadingPlain4<true, true>(pkts, n, ck, ep_be, services, ct_h)
+                           : LeadingPlain4<true, false>(pkts, n, ck, ep_be, services, ct_h)
+          : prefetch ? LeadingPlain4<false, true>(pkts, n, 0, ep_be, services, ct_h)
+                     : LeadingPlain4<false, false>(pkts, n, 0, ep_be, services, ct_h);
       std::copy_n(pkts, i, work);
       nw = lead = i;
     }
     for (; i < n; ++i) {
       rte_mbuf* m = pkts[i];
-      if (i + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
+      if (i + 1 < prefetch_n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 1], void*));
       PacketMeta* meta = meta_of(m);
       bool frontend;
       uint64_t head;
@@ -1175,7 +1210,7 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
         uint32_t s4, d4;
         if (PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
                           rx_ck ? m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK : 0, ep_be,
-                          src_ep.identity, services, in_port, *meta, &head, &s4, &d4,
+                          src_ep.identity, services, in_port, meta, &head, &s4, &d4,
                           &frontend)) {
           if (frontend) {  // perhaps a service's: the general tail translates it
             admit(m, meta);
@@ -1298,17 +1333,33 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
   const VerdictTest stands(stamp, check_egress);
   uint16_t first = 0;  // work[0, first) went the one-pass way
   uint16_t local_sent = 0;  // of them, sent to a local endpoint (SendLocal)
-  for (; ct != nullptr && first < nw; ++first) {
-    const uint16_t i = first;
+  // A leading frame's metadata (LeadingPlain4 left it unwritten): what the
+  // general parse and the endpoint stage would have left.
+  auto lead_meta = [&](uint16_t i) {
+    uint64_t head;
+    std::memcpy(&head, &ct_keys[i], 8);
+    PlainMeta(*meta_of(work[i]), head, 14 + 20, lead_flags_[i], src_ep.identity, in_port);
+  };
+  // work[i] the one-pass way; false: not such (the general stages take it
+  // and the rest). `kLead`: a leading frame (i < lead): TCP or UDP from
+  // this port's endpoint, IPv4 without options, its metadata unwritten.
+  // Those to a local endpoint LeadLocal delivers, their metadata left so
+  // (nothing reads it); for any other route or a drop it is written first.
+  auto one = [&]<bool kLead>(uint16_t i) __attribute__((always_inline)) {
     int32_t pos;
     CtVerdict v;
-    if (!ct->ForwardCandidate(cand[i], ct_keys[i], now, &pos, &v)) break;
+    if (!ct->ForwardCandidate(cand[i], ct_keys[i], now, &pos, &v)) return false;
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
-    // Related: the general stage marks it. (The leading frames are TCP or
-    // UDP: not asked.)
-    if (i >= lead && IsIcmpError(*meta)) break;
-    if (!stands(v, meta->src_identity)) break;
+    if constexpr (kLead) {
+      // (LeadLocal stopped here: not to a local endpoint, or a TTL of 1.)
+      if (!stands(v, src_ep.identity)) return false;
+      lead_meta(i);  // and on as any frame
+    } else {
+      // Related: the general stage marks it.
+      if (IsIcmpError(*meta)) return false;
+      if (!stands(v, meta->src_identity)) return false;
+    }
     meta->aux = v.nh;
     // The route: to the local endpoint cached with the verdict (allowed
     // from any port; Admit checks only the TTL), else the ipcache's.
@@ -1348,6 +1399,20 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
       meta->drop = r;
       drops[nd++] = m;
     }
+    return true;
+  };
+  if (ct != nullptr) {
+    if (lead > 0) {
+      first = LeadLocal(snap.endpoints.data(), lead, cand, now, other_expires, stands,
+                        src_ep.identity, work, out);
+      local_sent = first;
+    }
+    while (first < lead && one.template operator()<true>(first)) ++first;
+    if (first == lead) {
+      while (first < nw && one.template operator()<false>(first)) ++first;
+    }
+    // The leading frames left go on to the general stages.
+    for (uint16_t i = first; i < lead; ++i) lead_meta(i);
   }
   counters_.forwarded += local_sent;
   counters_.verdicts_cached += first;

@@ -86,6 +86,12 @@ struct alignas(RTE_CACHE_LINE_SIZE) PipelineCounters {
 enum PortOffload : uint8_t {
   kRxIpv4Cksum = 1 << 0,  // RTE_ETH_RX_OFFLOAD_IPV4_CKSUM: header checksums checked
   kTxIpv4Cksum = 1 << 1,  // RTE_ETH_TX_OFFLOAD_IPV4_CKSUM: header checksums filled in
+  // Not an offload: the PMD copies each received frame into its mbuf on
+  // the polling core (memif in copy mode, vhost, tap, af_packet, pcap), so
+  // the frame is in this core's L1 when RX returns and the parse fetches no
+  // frame's data ahead. NICs (DMA), rings and virtio-user (another core
+  // wrote the data) leave it off.
+  kRxDataCopied = 1 << 2,
 };
 
 // Packets leaving one burst, staged per output port.
@@ -163,14 +169,31 @@ class Pipeline {
   void ServiceTranslate(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, uint64_t now,
                         SvcWork& sw, CtResult r, int32_t pos) noexcept;
   // An endpoint's leading usual IPv4 frames (PlainEndpoint, not to a
-  // service), their tuples built (ct_keys_) and hashed (`ct_h`), from the
-  // first of `pkts`: returns how many. Conntrack required. `ck_mask`:
+  // service), their tuples built (ct_keys_) and hashed (`ct_h`), their TCP
+  // flags in lead_flags_, their metadata not written (Process writes it
+  // for those the one pass does not deliver), from the first of `pkts`:
+  // returns how many. Conntrack required. `ck_mask`:
   // RTE_MBUF_F_RX_IP_CKSUM_MASK when the port's checksum verdict is taken,
-  // else 0. (Out of line or inlined in Process, callgrind counts the same
-  // instructions; as a function its loop names what it needs.)
-  uint16_t LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint16_t in_port, uint64_t ck_mask,
-                         uint32_t ep_be, uint32_t identity, const ServiceTable* services,
-                         SlotIndex::Hash* ct_h) noexcept;
+  // else 0. `kCk`: whether it may be other than 0 (a port without the
+  // offload tests no flags); `kPrefetch`: whether the next frame's data is
+  // fetched ahead (not on a port whose PMD has just written it,
+  // kRxDataCopied). (Out of line or inlined in Process, callgrind counts
+  // the same instructions; as a function its loop names what it needs.)
+  template <bool kCk, bool kPrefetch>
+  uint16_t LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint64_t ck_mask, uint32_t ep_be,
+                         const ServiceTable* services, SlotIndex::Hash* ct_h) noexcept;
+  // The one pass over the leading frames (LeadingPlain4's, `lead` of
+  // them, in work[] with their first candidates `cand`): from the first,
+  // for as long as each is its candidate's forward tuple, live, with a
+  // cached verdict that stands for the endpoint's `identity` and names a
+  // local endpoint, and a TTL above 1: each delivered there (SendLocal),
+  // its connection refreshed, its metadata left unwritten. Returns how
+  // many; Process takes the rest. (A function of its own: inside
+  // Process's loop every value it needs was reloaded from the stack.)
+  uint16_t LeadLocal(const EndpointEntry* endpoints, uint16_t lead, const uint32_t* cand,
+                     uint64_t now, uint64_t other_expires, const VerdictTest& stands,
+                     uint32_t identity,
+                     rte_mbuf* const* work, TxStage& out) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
   void SendLocal(const EndpointEntry& dst, rte_mbuf* m, TxStage& out) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
@@ -191,6 +214,7 @@ class Pipeline {
   // Per-burst tuples and verdicts: members for the same reason (their
   // types zero-initialize, ~2 KiB per burst otherwise).
   CtKey ct_keys_[kBurst];
+  uint8_t lead_flags_[kBurst];  // the leading frames' TCP flags (LeadingPlain4)
   classifier::PolicyResult res_[kBurst * 2];
   classifier::VerdictCache vcache_;
   std::array<uint8_t, kMaxPorts> offloads_{};  // PortOffload bits by port

@@ -82,6 +82,12 @@ class ServiceTable {
   bool MayBeFrontend4(uint32_t addr_be, uint16_t port, uint8_t proto) const noexcept {
     return Bit(FilterHash4(addr_be, port, proto));
   }
+  // The same from a tuple's head word (TupleHead's layout: protocol and
+  // destination port; family and source port ignored) and the IPv4
+  // destination as it lies in the packet.
+  bool MayBeFrontendOfHead(uint64_t head, uint32_t addr_be) const noexcept {
+    return Bit(FilterHashOfHead(head, addr_be));
+  }
   bool MayBeFrontend6(const uint8_t* addr, uint16_t port, uint8_t proto) const noexcept {
     return Bit(FilterHash6(addr, port, proto));
   }
@@ -130,8 +136,16 @@ class ServiceTable {
     uint32_t seed_v4 = 0, seed_v6 = 0;
   };
   ServiceTable() = default;
+  // The protocol and the port where a conntrack tuple's head word holds
+  // them (TupleHead: proto bits 8-15, dport 48-63), the address as the
+  // CRC's seed: the parse hashes the head it built with one AND
+  // (FilterHashOfHead).
+  static constexpr uint64_t kHeadFilterMask = 0xffff00000000ff00ull;
   static uint32_t FilterHash4(uint32_t addr_be, uint16_t port, uint8_t proto) noexcept {
-    return SlotIndex::Crc8(uint64_t(addr_be) | uint64_t(port) << 32 | uint64_t(proto) << 48, 4);
+    return SlotIndex::Crc8(uint64_t(proto) << 8 | uint64_t(port) << 48, addr_be);
+  }
+  static uint32_t FilterHashOfHead(uint64_t head, uint32_t addr_be) noexcept {
+    return SlotIndex::Crc8(head & kHeadFilterMask, addr_be);
   }
   static uint32_t FilterHash6(const uint8_t* addr, uint16_t port, uint8_t proto) noexcept {
     uint32_t a;

@@ -297,3 +297,28 @@ TEST_CASE("device strings: virtual devices are probed; bad ones are clear errors
   auto again = Instance::Create(cfg);  // and can be opened again
   CHECK(again.ok());
 }
+
+TEST_CASE("ports whose PMD copies each received frame skip the data prefetch; the others keep it",
+          "[instance][ports]") {
+  // (net_tap's flag, set by Instance on a live port: tap_test.cc. memif
+  // needs EAL multi-process support, which this test's --in-memory EAL
+  // lacks: its ports are opened by bench link and the harness test.)
+  CHECK(RxCopiesData("net_memif", "role=client,socket=/run/m.sock"));
+  CHECK(RxCopiesData("net_memif", ""));
+  CHECK_FALSE(RxCopiesData("net_memif", "role=client,zero-copy=yes,socket=/run/m.sock"));
+  CHECK(RxCopiesData("net_vhost", "iface=/tmp/v.sock"));
+  CHECK(RxCopiesData("net_tap", "iface=mg0"));
+  CHECK(RxCopiesData("net_af_packet", "iface=eth0"));
+  CHECK(RxCopiesData("net_pcap", "rx_pcap=in.pcap"));
+  CHECK_FALSE(RxCopiesData("net_virtio_user", "path=/tmp/v.sock"));
+  CHECK_FALSE(RxCopiesData("net_ring", ""));
+  CHECK_FALSE(RxCopiesData("net_ice", ""));
+  CHECK_FALSE(RxCopiesData("", ""));
+  // A port Instance opened: net_null is no copying PMD.
+  InstanceConfig cfg;
+  cfg.name = "inst_m";
+  cfg.ports = {{"net_null_im0,size=64"}};
+  auto in = Instance::Create(cfg);
+  REQUIRE(in.ok());
+  CHECK(((*in)->port_offloads(0) & kRxDataCopied) == 0);
+}

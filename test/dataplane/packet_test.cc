@@ -354,6 +354,25 @@ TEST_CASE("the IPv4 header sum is RFC 1071's over 16-bit words", "[packet][check
         g[11] = uint8_t(g[11] + delta);
         CHECK(Ipv4Header20Valid(g) == (Ipv4HeaderSum(g, 20) == 0xffff));
       }
+      // Ipv4Header20ValidV4 (its caller checked byte 0 == 0x45) answers
+      // the same for such headers: right, and off by one either way.
+      uint8_t v[20];
+      std::memcpy(v, h, 20);
+      v[0] = 0x45;
+      v[10] = v[11] = 0;
+      const uint16_t vck = uint16_t(~Ipv4HeaderSum(v, 20));
+      v[10] = uint8_t(vck);
+      v[11] = uint8_t(vck >> 8);
+      CHECK(Ipv4Header20ValidV4(v));
+      for (int delta : {1, -1, 0x100}) {
+        uint8_t g[20];
+        std::memcpy(g, v, 20);
+        const uint16_t w = uint16_t((g[10] | g[11] << 8) + delta);
+        g[10] = uint8_t(w);
+        g[11] = uint8_t(w >> 8);
+        CHECK(Ipv4Header20ValidV4(g) == Ipv4Header20Valid(g));
+        CHECK(Ipv4Header20ValidV4(g) == (Ipv4HeaderSum(g, 20) == 0xffff));
+      }
     }
   }
 }
