@@ -1352,7 +1352,9 @@ void Pipeline::Process(const Snapshot& snap, rte_mbuf** pkts, uint16_t n, uint16
     rte_mbuf* m = work[i];
     PacketMeta* meta = meta_of(m);
     if constexpr (kLead) {
-      // (LeadLocal stopped here: not to a local endpoint, or a TTL of 1.)
+      // (LeadLocal took the frames before the first one it could not: not
+      // to a local endpoint, a TTL of 1, or not the one pass's at all;
+      // from there on each leading frame comes here.)
       if (!stands(v, src_ep.identity)) return false;
       lead_meta(i);  // and on as any frame
     } else {
