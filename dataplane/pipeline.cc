@@ -998,6 +998,7 @@ uint16_t Pipeline::LeadingPlain4(rte_mbuf** pkts, uint16_t n, uint64_t ck_mask, 
     uint64_t head;
     uint32_t s4, d4;
     bool frontend;
+    // (No metadata: identity and in_port, 0 here, are not read.)
     if (!PlainEndpoint(rte_pktmbuf_mtod(m, const uint8_t*), rte_pktmbuf_data_len(m),
                        kCk ? m->ol_flags & ck_mask : 0, ep_be, 0, services, 0, nullptr, &head,
                        &s4, &d4, &frontend, &lead_flags_[i]) ||

@@ -192,8 +192,7 @@ class Pipeline {
   // Process's loop every value it needs was reloaded from the stack.)
   uint16_t LeadLocal(const EndpointEntry* endpoints, uint16_t lead, const uint32_t* cand,
                      uint64_t now, uint64_t other_expires, const VerdictTest& stands,
-                     uint32_t identity,
-                     rte_mbuf* const* work, TxStage& out) noexcept;
+                     uint32_t identity, rte_mbuf* const* work, TxStage& out) noexcept;
   DropReason Admit(const Snapshot& snap, rte_mbuf* m, PacketMeta& meta, const Route& route) noexcept;
   void SendLocal(const EndpointEntry& dst, rte_mbuf* m, TxStage& out) noexcept;
   DropReason Send(const Snapshot& snap, rte_mbuf* m, const PacketMeta& meta, const Route& route,
