@@ -77,14 +77,10 @@ class ServiceTable {
   // per service, so most destinations that are no frontend are told by one
   // load (a pod's address, every packet from an endpoint).
   bool MayBeFrontend(const ServiceKey& k) const noexcept { return Bit(FilterHash(k)); }
-  // The same for an IPv4 frontend, the address as it lies in the packet,
-  // and for an IPv6 one, read from the packet (16 bytes at `addr`).
-  bool MayBeFrontend4(uint32_t addr_be, uint16_t port, uint8_t proto) const noexcept {
-    return Bit(FilterHash4(addr_be, port, proto));
-  }
-  // The same from a tuple's head word (TupleHead's layout: protocol and
-  // destination port; family and source port ignored) and the IPv4
-  // destination as it lies in the packet.
+  // The same as the parses ask it: for IPv4 from a tuple's head word
+  // (TupleHead's layout: protocol and destination port; family and source
+  // port ignored) and the destination as it lies in the packet; for IPv6
+  // read from the packet (16 bytes at `addr`).
   bool MayBeFrontendOfHead(uint64_t head, uint32_t addr_be) const noexcept {
     return Bit(FilterHashOfHead(head, addr_be));
   }
