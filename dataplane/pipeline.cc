@@ -773,19 +773,21 @@ DropReason Pipeline::ServiceMatch(const Snapshot& snap, rte_mbuf* m, const Packe
   static_assert(offsetof(ServiceKey, addr) == 4 && sizeof(ServiceKey) == 20);
   auto* p = reinterpret_cast<uint8_t*>(&key);
   const uint32_t head = uint32_t(meta.family) | uint32_t(meta.proto) << 8 | uint32_t(meta.dport) << 16;
+  int32_t s;
   if (meta.family == 4) {
     uint32_t a;
     std::memcpy(&a, &rte_pktmbuf_mtod_offset(m, rte_ipv4_hdr*, meta.l3_off)->dst_addr, 4);
     const uint64_t w0 = head | uint64_t(a) << 32, zero8 = 0;
     const uint32_t zero4 = 0;
-    std::memcpy(p, &w0, 8);
+    std::memcpy(p, &w0, 8);  // (for ServiceTranslate, which reads it later)
     std::memcpy(p + 8, &zero8, 8);
     std::memcpy(p + 16, &zero4, 4);
+    s = snap.services->Lookup4(head, a);  // from the registers, not the key
   } else {
     std::memcpy(p, &head, 4);
     std::memcpy(p + 4, rte_pktmbuf_mtod_offset(m, rte_ipv6_hdr*, meta.l3_off)->dst_addr, 16);
+    s = snap.services->Lookup(key);
   }
-  const int32_t s = snap.services->Lookup(key);
   if (s < 0) return DropReason::kNone;  // not a service frontend
   // Translating a fragment would need incremental L4 checksum updates
   // (first fragment) and must not touch a later fragment's payload: not

@@ -89,6 +89,16 @@ Bytes Syn(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint
 
 }  // namespace
 
+// ServiceTable::Lookup4 asked for an IPv4 key, from the words the
+// endpoint's frame gives it (ServiceMatch): the key's first four bytes and
+// the address as it lies in the packet.
+int32_t Lookup4Of(const ServiceTable& t, const ServiceKey& k) {
+  uint32_t head, a;
+  std::memcpy(&head, &k, 4);
+  std::memcpy(&a, k.addr, 4);
+  return t.Lookup4(head, a);
+}
+
 TEST_CASE("a service: DNAT before policy (backend port), reverse NAT on replies",
           "[service][cilium:Documentation/security/policy/layer4.rst after service port mapping]") {
   SvcNode s;
@@ -363,6 +373,7 @@ TEST_CASE("the frontend filter: every frontend passes it; most other destination
     CHECK((*t)->MayBeFrontend(k));
     CHECK((*t)->Lookup(k) == i);  // its own service, in Build's order
     if (k.family == 4) {
+      CHECK(Lookup4Of(**t, k) == i);
       uint32_t a;
       std::memcpy(&a, k.addr, 4);
       // As the endpoint parse asks it: from the tuple's head word (family
@@ -392,6 +403,7 @@ TEST_CASE("the frontend filter: every frontend passes it; most other destination
                           uint64_t(80) << 48;
     CHECK((*t)->MayBeFrontend(k) == (*t)->MayBeFrontendOfHead(head, a));
     CHECK((*t)->Lookup(k) == -1);
+    CHECK(Lookup4Of(**t, k) == -1);
     passed += (*t)->MayBeFrontend(k);
   }
   CHECK(passed < 1000);
@@ -412,11 +424,33 @@ TEST_CASE("the frontend index: each of 50,000 services found as itself; a second
   }
   auto t = ServiceTable::Build(specs);
   REQUIRE(t.ok());
-  uint32_t wrong = 0;
+  uint32_t wrong = 0, wrong4 = 0, v4 = 0;
   for (uint32_t i = 0; i < specs.size(); ++i) {
-    wrong += (*t)->Lookup(MakeServiceKey(specs[i].vip, specs[i].port, specs[i].proto)) != int32_t(i);
+    const ServiceKey k = MakeServiceKey(specs[i].vip, specs[i].port, specs[i].proto);
+    wrong += (*t)->Lookup(k) != int32_t(i);
+    if (k.family == 4) {
+      wrong4 += Lookup4Of(**t, k) != int32_t(i);
+      ++v4;
+    }
   }
   CHECK(wrong == 0);
+  CHECK(wrong4 == 0);
+  CHECK(v4 > 40000);
+  // Lookup4 against Lookup on keys one field or one bit away from a
+  // frontend (the probe runs on past the first slot for many of them).
+  uint32_t differ = 0, probed = 0;
+  for (uint32_t i = 0; i < specs.size(); i += 3) {
+    ServiceKey k = MakeServiceKey(specs[i].vip, specs[i].port, specs[i].proto);
+    if (k.family != 4) continue;
+    for (size_t bit = 8; bit < 64; bit += 5) {  // proto, port, address
+      ServiceKey o = k;
+      reinterpret_cast<uint8_t*>(&o)[bit / 8] ^= uint8_t(1u << (bit % 8));
+      differ += Lookup4Of(**t, o) != (*t)->Lookup(o);
+      ++probed;
+    }
+  }
+  CHECK(differ == 0);
+  CHECK(probed > 100000);
   // The same addresses and ports under the other protocol, and ports no
   // service has: no service.
   uint32_t found = 0;
@@ -440,6 +474,7 @@ TEST_CASE("the frontend index: each of 50,000 services found as itself; a second
   auto none = ServiceTable::Build({});
   REQUIRE(none.ok());
   CHECK((*none)->Lookup(MakeServiceKey(identity::IpAddr::V4(0x0a600000), 80, 6)) == -1);
+  CHECK(Lookup4Of(**none, MakeServiceKey(identity::IpAddr::V4(0x0a600000), 80, 6)) == -1);
 }
 
 TEST_CASE("an endpoint's frame meets the same fate in the one-pass parse and the general one",
