@@ -87,8 +87,6 @@ Bytes Syn(const char* src, uint16_t sport, const char* dst, uint16_t dport, uint
   return Eth(0x0800, Ipv4(V4(src), V4(dst), 6, Tcp(sport, dport, flags)));
 }
 
-}  // namespace
-
 // ServiceTable::Lookup4 asked for an IPv4 key, from the words the
 // endpoint's frame gives it (ServiceMatch): the key's first four bytes and
 // the address as it lies in the packet.
@@ -98,6 +96,8 @@ int32_t Lookup4Of(const ServiceTable& t, const ServiceKey& k) {
   std::memcpy(&a, k.addr, 4);
   return t.Lookup4(head, a);
 }
+
+}  // namespace
 
 TEST_CASE("a service: DNAT before policy (backend port), reverse NAT on replies",
           "[service][cilium:Documentation/security/policy/layer4.rst after service port mapping]") {
