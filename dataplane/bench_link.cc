@@ -59,10 +59,49 @@ bool WaitLinks(uint16_t a, uint16_t b, double seconds) {
   return false;
 }
 
-enum class Profile { kEstablished, kNewConn, kDeny, kService, kIpv6 };
+enum class Profile { kEstablished, kNewConn, kDeny, kService, kIpv6, kFabric };
 
-// One frame of a profile: 60 bytes (IPv6: 78), packet number `i`.
-uint16_t Frame(uint8_t* p, Profile prof, uint64_t i, uint32_t flows) {
+// What the generator sends: the profile, its connections, and (fabric) the
+// VNI, the source identity the peer node's tunnel carries.
+struct Traffic {
+  Profile prof = Profile::kEstablished;
+  uint32_t flows = 0;
+  uint32_t vni = 0;
+};
+
+// The fabric profile's underlay: the peer node sends to this node's VXLAN
+// port (192.168.0.2 -> 192.168.0.1, UDP 8472).
+constexpr uint32_t kFabricNode = 0xC0A80001, kFabricPeer = 0xC0A80002;
+constexpr uint16_t kOuterLen = 14 + 20 + 8 + 8;  // Ethernet, IPv4, UDP, VXLAN
+constexpr uint16_t kMaxFrame = 128;
+
+// One frame of a profile: 60 bytes (IPv6: 78; fabric: the established
+// frame in VXLAN, 110), packet number `i`.
+uint16_t Frame(uint8_t* p, const Traffic& t, uint64_t i) {
+  const Profile prof = t.prof;
+  const uint32_t flows = t.flows;
+  if (prof == Profile::kFabric) {
+    std::memset(p, 0, kOuterLen);
+    p[0] = 0x02, p[5] = 0xaa;  // to this node
+    p[6] = 0x02, p[11] = 0xbb;
+    p[12] = 0x08;
+    auto* oip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
+    const uint16_t inner = Frame(p + kOuterLen, Traffic{Profile::kEstablished, flows, 0}, i);
+    oip->version_ihl = RTE_IPV4_VHL_DEF;
+    oip->total_length = rte_cpu_to_be_16(uint16_t(kOuterLen - 14 + inner));
+    oip->time_to_live = 64;
+    oip->next_proto_id = 17;
+    oip->src_addr = rte_cpu_to_be_32(kFabricPeer);
+    oip->dst_addr = rte_cpu_to_be_32(kFabricNode);
+    oip->hdr_checksum = rte_ipv4_cksum(oip);
+    auto* udp = reinterpret_cast<rte_udp_hdr*>(p + 34);
+    udp->src_port = rte_cpu_to_be_16(uint16_t(49152 + i % flows % 16384));  // entropy, as a node's
+    udp->dst_port = rte_cpu_to_be_16(8472);
+    udp->dgram_len = rte_cpu_to_be_16(uint16_t(kOuterLen - 34 + inner));
+    p[42] = 0x08;  // VNI present
+    p[46] = uint8_t(t.vni >> 16), p[47] = uint8_t(t.vni >> 8), p[48] = uint8_t(t.vni);
+    return uint16_t(kOuterLen + inner);
+  }
   bool v6 = prof == Profile::kIpv6;
   bool tcp = prof == Profile::kNewConn;
   uint16_t len = v6 ? 78 : 60;
@@ -123,8 +162,8 @@ struct Generated {
 
 // Sends on `tx`, counts what arrives on `rx`, for `seconds` or until
 // `done()` (checked every 64 bursts) says the run is over.
-Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, Profile prof,
-                   uint32_t flows, const std::function<bool()>& done = {}) {
+Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, const Traffic& t,
+                   const std::function<bool()>& done = {}) {
   uint64_t sent = 0, received = 0, offered = 0, i = 0, bursts = 0;
   rte_mbuf* pkts[32];
   rte_mbuf* in[64];
@@ -137,8 +176,8 @@ Generated Generate(uint16_t tx, uint16_t rx, rte_mempool* pool, double seconds, 
     }
     if (rte_pktmbuf_alloc_bulk(pool, pkts, 32) == 0) {
       for (auto* m : pkts) {
-        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, 78));
-        if (d != nullptr) rte_pktmbuf_trim(m, uint16_t(78 - Frame(d, prof, i++, flows)));
+        auto* d = reinterpret_cast<uint8_t*>(rte_pktmbuf_append(m, kMaxFrame));
+        if (d != nullptr) rte_pktmbuf_trim(m, uint16_t(kMaxFrame - Frame(d, t, i++)));
       }
       uint16_t n = rte_eth_tx_burst(tx, 0, pkts, 32);
       offered += 32;
@@ -214,6 +253,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   else if (o.profile == "deny") prof = Profile::kDeny;
   else if (o.profile == "service") prof = Profile::kService;
   else if (o.profile == "ipv6") prof = Profile::kIpv6;
+  else if (o.profile == "fabric") prof = Profile::kFabric;
   else if (o.profile != "established") {
     say("unknown profile " + o.profile);
     return out;
@@ -257,7 +297,10 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   identity::Registry reg;
   // frontend is client-0 and myapp svc-0 of the synthetic rules; one more
   // rule allows (or, for deny, does not allow) the profile's traffic.
-  uint32_t fe_id = *reg.Allocate(1, Pod("client-0", 1, 0));
+  // (fabric: frontend is a pod of cluster 2 behind the peer node; its
+  // identity comes in the VNI.)
+  const uint32_t fe_cluster = prof == Profile::kFabric ? 2 : 1;
+  uint32_t fe_id = *reg.Allocate(fe_cluster, Pod("client-0", fe_cluster, 0));
   uint32_t my_id = *reg.Allocate(1, Pod("svc-0", 1, 0));
   auto policies = Policies(o.rules, 1000);
   {
@@ -277,6 +320,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   ci.policies = &policies;
   ci.identities = &reg;
   ci.endpoints = {{fe_id, {}}, {my_id, {}}};
+  if (prof == Profile::kFabric) ci.endpoints.erase(ci.endpoints.begin());  // frontend is remote
   auto cp = classifier::Compile(ci);
   if (!cp.ok()) {
     say(std::string(cp.status().message()));
@@ -298,6 +342,12 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
                    {identity::IpAddr::V4(0x0a01000a), fe_v6}},
                   {(*in)->port_id(1), {{0x02, 0, 0, 0, 0, 0x02}}, my_id,
                    {identity::IpAddr::V4(0x0a010014), my_v6}}};
+  if (prof == Profile::kFabric) {  // client_a is the fabric port; myapp alone is local
+    si.endpoints.erase(si.endpoints.begin());
+    si.fabric.port = (*in)->port_id(0);
+    si.fabric.node_v4 = kFabricNode;
+    si.fabric.node_mac = {{0x02, 0, 0, 0, 0, 0xaa}};
+  }
   if (prof == Profile::kService) {
     ServiceSpec svc;
     svc.vip = identity::IpAddr::V4(0x0a600050);
@@ -307,9 +357,15 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     si.services.push_back(svc);
   }
   identity::IpCache model;
-  if (!SyncIpcache((*in)->ipcache(), model, si.endpoints).ok()) return out;
+  if (absl::Status st = SyncIpcache((*in)->ipcache(), model, si.endpoints); !st.ok()) {
+    say("ipcache: " + std::string(st.message()));
+    return out;
+  }
   auto snap = BuildSnapshot(si);
-  if (!snap.ok()) return out;
+  if (!snap.ok()) {
+    say("snapshot: " + std::string(snap.status().message()));
+    return out;
+  }
   (*in)->snapshots().Publish(std::move(*snap));
   if (!(*in)->Start().ok() || !WaitLinks(sa, sb, 10)) {
     say("meshgate: memif links did not come up");
@@ -361,6 +417,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
   // taken between two neighbouring runs and the median reported.
   // New connections: one round (the table fills within it).
   const uint32_t rounds = prof == Profile::kNewConn ? 1 : std::max<uint32_t>(1, o.rounds);
+  const Traffic traffic{prof, o.flows, fe_id};
   const double seg = o.seconds / rounds;
   Conntrack& ct = (*in)->conntrack();
   // New connections: the run ends when the table is 90% full (every packet
@@ -373,7 +430,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     const PipelineCounters& pc = (*in)->pipeline(0).counters();
     const uint64_t before = pc.rx, busy_before = pc.busy_cycles;
     if (!(*in)->Start().ok()) break;
-    const Generated g = Generate(sa, sb, pool, seg, prof, o.flows,
+    const Generated g = Generate(sa, sb, pool, seg, traffic,
                                  prof == Profile::kNewConn ? std::function<bool()>(full)
                                                            : std::function<bool()>());
     (*in)->Stop();
@@ -404,7 +461,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
       fwd.b = (*in)->port_id(1);
       fwd.rewrite = k == 1;
       if (rte_eal_remote_launch(PlainForwardMain, &fwd, worker) != 0) break;
-      const Generated pg = Generate(sa, sb, pool, seg, prof, o.flows);
+      const Generated pg = Generate(sa, sb, pool, seg, traffic);
       fwd.stop.store(true);
       rte_eal_wait_lcore(worker);
       plain[k] = double(pg.received) / pg.seconds / 1e6;
@@ -425,7 +482,7 @@ std::vector<BenchResult> RunLinkBench(const LinkBenchOptions& o) {
     }
     if (pid > 0) {
       kill(pid, SIGCONT);
-      const Generated tg = Generate(ta, tb, pool, seg, prof, o.flows);
+      const Generated tg = Generate(ta, tb, pool, seg, traffic);
       kill(pid, SIGSTOP);
       tp_refused.push_back(tg.refused());
       tp_sent += tg.sent;

@@ -42,9 +42,14 @@ namespace meshgate::dataplane {
 //                Mpps counts what meshgate processed)
 //   service      UDP to a service frontend, DNAT to myapp, over `flows`
 //   ipv6         UDP over IPv6, over `flows`
+//   fabric       the established frames in VXLAN from a peer node (frontend
+//                a pod of cluster 2, its identity in the VNI): client_a is
+//                meshgate's fabric port, decapsulation, ingress policy,
+//                delivery to myapp
 // `rules` synthetic rules (bench_policy.h) sit in the ACL beside the one that
 // allows the traffic.
-inline constexpr const char* kLinkProfiles[] = {"established", "new-conn", "deny", "service", "ipv6"};
+inline constexpr const char* kLinkProfiles[] = {"established", "new-conn", "deny", "service", "ipv6",
+                                                "fabric"};
 
 struct LinkBenchOptions {
   double seconds = 3;

@@ -12,13 +12,13 @@ trap 'rm -rf "$out"' EXIT
 source "$(dirname "$0")/lib/check.sh"
 log=$("$src/scripts/bench/run" --smoke --no-setup --out "$out" 2>&1); rc=$?
 check "harness rc=$rc: $(tail -5 <<<"$log")" [ $rc -eq 0 ]
-check "progress shown" grep -q "\[10/10\] meshgate bench link" <<<"$log"
+check "progress shown" grep -q "\[11/11\] meshgate bench link" <<<"$log"
 if command -v pktgen >/dev/null; then
   check "pktgen run said" grep -q "pktgen found: running the Lua profiles" <<<"$log"
 else
   check "pktgen absence said" grep -q "pktgen not on PATH" <<<"$log"
 fi
-for p in established new-conn deny service ipv6; do
+for p in established new-conn deny service ipv6 fabric; do
   check "profile $p measured with a testpmd baseline" python3 - "$out/raw.jsonl" "$p" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -56,6 +56,9 @@ for who in ("meshgate", "testpmd"):
     ok = ok and v is not None and 0 <= v < 1
 sys.exit(0 if ok else 1)
 PY
+# Fabric: every tunnel frame decapsulated and delivered (a frame the
+# fabric path refused would be a counted drop: a wrong VNI, port or node).
+check "fabric frames delivered, none dropped" grep -q '"name": "link_meshgate_dropped_fabric_3073flows", "value": 0[,.]' "$out/raw.jsonl"
 check "deny drops counted" grep -q '"name": "link_meshgate_dropped_deny", "value": [1-9]' "$out/raw.jsonl"
 # The new-connection run stops before the table is full: none of its
 # packets is a 155 (CT_MAP_INSERTION_FAILED) drop.
