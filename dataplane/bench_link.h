@@ -5,7 +5,8 @@
 // This process is the generator and the sink: four memif server ports on
 // the main lcore (core 0), two for each forwarder. The forwarders, on core
 // 1, connect to them as clients: meshgate's Instance (two endpoint ports,
-// frontend -> myapp, full pipeline with conntrack and policy) in this
+// frontend -> myapp, full pipeline with conntrack and policy; for the
+// fabric profile the first is its fabric port, frontend remote) in this
 // process, dpdk-testpmd --forward-mode=io as a separate process. They take
 // turns (`rounds`: meshgate, then testpmd, each for seconds / rounds; the
 // one not measured is stopped: Instance::Stop, SIGSTOP), so that the ratio
