@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 
+#include "dataplane/bench_frames.h"
 #include "dataplane/bench_policy.h"
 #include "dataplane/instance.h"
 #include "identity/endpoint.h"
@@ -72,7 +73,6 @@ struct Traffic {
 // The fabric profile's underlay: the peer node sends to this node's VXLAN
 // port (192.168.0.2 -> 192.168.0.1, UDP 8472).
 constexpr uint32_t kFabricNode = 0xC0A80001, kFabricPeer = 0xC0A80002;
-constexpr uint16_t kOuterLen = 14 + 20 + 8 + 8;  // Ethernet, IPv4, UDP, VXLAN
 constexpr uint16_t kMaxFrame = 128;
 
 // One frame of a profile: 60 bytes (IPv6: 78; fabric: the established
@@ -81,26 +81,14 @@ uint16_t Frame(uint8_t* p, const Traffic& t, uint64_t i) {
   const Profile prof = t.prof;
   const uint32_t flows = t.flows;
   if (prof == Profile::kFabric) {
-    std::memset(p, 0, kOuterLen);
+    const uint16_t inner =
+        Frame(p + kVxlanOuterLen, Traffic{Profile::kEstablished, flows, 0}, i);
+    // (UDP source port: per connection, as a node's entropy port.)
+    WriteVxlanOuter(p, kFabricPeer, kFabricNode, inner, uint16_t(49152 + i % flows % 16384),
+                    t.vni);
     p[0] = 0x02, p[5] = 0xaa;  // to this node
     p[6] = 0x02, p[11] = 0xbb;
-    p[12] = 0x08;
-    auto* oip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
-    const uint16_t inner = Frame(p + kOuterLen, Traffic{Profile::kEstablished, flows, 0}, i);
-    oip->version_ihl = RTE_IPV4_VHL_DEF;
-    oip->total_length = rte_cpu_to_be_16(uint16_t(kOuterLen - 14 + inner));
-    oip->time_to_live = 64;
-    oip->next_proto_id = 17;
-    oip->src_addr = rte_cpu_to_be_32(kFabricPeer);
-    oip->dst_addr = rte_cpu_to_be_32(kFabricNode);
-    oip->hdr_checksum = rte_ipv4_cksum(oip);
-    auto* udp = reinterpret_cast<rte_udp_hdr*>(p + 34);
-    udp->src_port = rte_cpu_to_be_16(uint16_t(49152 + i % flows % 16384));  // entropy, as a node's
-    udp->dst_port = rte_cpu_to_be_16(8472);
-    udp->dgram_len = rte_cpu_to_be_16(uint16_t(kOuterLen - 34 + inner));
-    p[42] = 0x08;  // VNI present
-    p[46] = uint8_t(t.vni >> 16), p[47] = uint8_t(t.vni >> 8), p[48] = uint8_t(t.vni);
-    return uint16_t(kOuterLen + inner);
+    return uint16_t(kVxlanOuterLen + inner);
   }
   bool v6 = prof == Profile::kIpv6;
   bool tcp = prof == Profile::kNewConn;

@@ -1,4 +1,5 @@
 #include "dataplane/bench_pipeline.h"
+#include "dataplane/bench_frames.h"
 #include "dataplane/bench_policy.h"
 
 #include <rte_cycles.h>
@@ -7,7 +8,6 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
-#include <rte_udp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -42,24 +42,8 @@ double MsSince(std::chrono::steady_clock::time_point t0) {
 void WriteFrame(uint8_t* p, uint32_t vni, uint32_t src_ip, uint32_t dst_ip, uint16_t sport,
                 uint16_t dport) {
   std::memset(p, 0, kFrameLen);
-  p[12] = 0x08;  // outer Ethernet: IPv4
-  auto* oip = reinterpret_cast<rte_ipv4_hdr*>(p + 14);
-  oip->version_ihl = RTE_IPV4_VHL_DEF;
-  oip->total_length = rte_cpu_to_be_16(kFrameLen - 14);
-  oip->time_to_live = 64;
-  oip->next_proto_id = 17;
-  oip->src_addr = rte_cpu_to_be_32(kPeerIp);
-  oip->dst_addr = rte_cpu_to_be_32(kNodeIp);
-  oip->hdr_checksum = rte_ipv4_cksum(oip);
-  auto* udp = reinterpret_cast<rte_udp_hdr*>(p + 34);
-  udp->src_port = rte_cpu_to_be_16(50000);
-  udp->dst_port = rte_cpu_to_be_16(kVxlanPort);
-  udp->dgram_len = rte_cpu_to_be_16(kFrameLen - 34);
-  p[42] = 0x08;
-  p[46] = uint8_t(vni >> 16);
-  p[47] = uint8_t(vni >> 8);
-  p[48] = uint8_t(vni);
-  uint8_t* in = p + 50;  // inner Ethernet + IPv4 + TCP SYN
+  WriteVxlanOuter(p, kPeerIp, kNodeIp, kFrameLen - kVxlanOuterLen, 50000, vni);
+  uint8_t* in = p + kVxlanOuterLen;  // inner Ethernet + IPv4 + TCP SYN
   in[12] = 0x08;
   auto* iip = reinterpret_cast<rte_ipv4_hdr*>(in + 14);
   iip->version_ihl = RTE_IPV4_VHL_DEF;
