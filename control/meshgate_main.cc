@@ -458,7 +458,11 @@ int BenchLink(const std::vector<std::string>& args) {
   if (o.rules > 200000) return Fail("--rules: want 0..200000");
   bool known = false;
   for (const char* p : dataplane::kLinkProfiles) known = known || o.profile == p;
-  if (!known) return Fail("--profile: established, new-conn, deny, service, ipv6 or fabric");
+  if (!known) {  // the list from kLinkProfiles, so that it cannot fall behind
+    std::string list;
+    for (const char* p : dataplane::kLinkProfiles) list += (list.empty() ? "" : ", ") + std::string(p);
+    return Fail("--profile: one of " + list);
+  }
   std::string base = fmt::format("/tmp/meshgate-link-{}", getpid());
   o.socket_a = base + "-a.sock";
   o.socket_b = base + "-b.sock";
